@@ -1,0 +1,6 @@
+"""The site root sends people to the back office."""
+
+from django.urls import path
+from django.views.generic import RedirectView
+
+urlpatterns = [path("", RedirectView.as_view(url="/admin/", permanent=False), name="home")]

@@ -1,0 +1,62 @@
+"""`Authorization: Device <token>`: how a machine proves which machine it is."""
+
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
+
+from devices.services import identify_device, identity_of
+
+
+class DevicePrincipal:
+    """request.user for a machine: authenticated, but never staff and never a person."""
+
+    is_authenticated = True
+    is_active = True
+    is_staff = False
+    is_superuser = False
+
+    def __init__(self, identity):
+        self.identity = identity
+
+    def __str__(self):
+        return f"device:{self.identity.device_id}"
+
+
+class DeviceTokenAuthentication(BaseAuthentication):
+    keyword = b"device"
+
+    def authenticate(self, request):
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != self.keyword:
+            return self._trusted_path_device(request)
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed(_("Malformed Authorization header; expected 'Device <token>'."))
+        identity = identify_device(parts[1].decode("latin-1"))
+        if identity is None:
+            raise exceptions.AuthenticationFailed(_("Unknown or revoked device token."))
+        return DevicePrincipal(identity), identity
+
+    def authenticate_header(self, request):
+        return "Device"
+
+    @staticmethod
+    def _trusted_path_device(request):
+        if settings.ENABLE_DEVICE_TOKEN:
+            return None
+        device_id = (request.parser_context or {}).get("kwargs", {}).get("device_id", "")
+        identity = identity_of(int(device_id)) if str(device_id).isdigit() else None
+        return (DevicePrincipal(identity), identity) if identity else None
+
+
+class IsTheDeviceInPath(BasePermission):
+    """A token acts only for its own machine: any other device id in the path is 403."""
+
+    message = _("This token belongs to another device.")
+
+    def has_permission(self, request, view):
+        identity = request.auth
+        if not isinstance(request.user, DevicePrincipal):
+            raise exceptions.NotAuthenticated(_("A device token is required: 'Authorization: Device <token>'."))
+        return str(identity.device_id) == str(view.kwargs.get("device_id"))

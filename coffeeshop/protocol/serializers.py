@@ -1,0 +1,89 @@
+"""The shapes of the machine protocol (../shared/protocol.md), field for field.
+
+Validation of shape only; rules (which secret, which material) belong to the services and the view.
+Unknown fields are ignored: a newer machine may send fields this server does not know yet.
+"""
+
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+
+from devices.models import DeviceState
+from devices.services import BinReading, StatusReading
+
+MACHINE_STATES = [DeviceState.IDLE, DeviceState.BREWING, DeviceState.CLEANING, DeviceState.MAINTENANCE,
+                  DeviceState.FAULT]
+
+
+class RegisterSerializer(serializers.Serializer):
+    serial = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", max_length=64)
+    model = serializers.CharField(max_length=64)
+    firmware = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+    alias = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
+    # Not required here: a missing secret is a 403 (the service's answer), not a validation error.
+    provisioning_secret = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+
+
+class BinSerializer(serializers.Serializer):
+    index = serializers.IntegerField(min_value=0, max_value=255)
+    material = serializers.CharField(max_length=64)
+    remaining = serializers.FloatField(min_value=0)
+    capacity = serializers.FloatField(min_value=0.001)
+    unit = serializers.CharField(max_length=16, required=False, default="g")
+    refilled = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, attrs):
+        if attrs["remaining"] > attrs["capacity"]:
+            raise serializers.ValidationError({"remaining": [_("must not exceed capacity")]})
+        return attrs
+
+    @staticmethod
+    def to_reading(attrs) -> BinReading:
+        return BinReading(index=attrs["index"], material_code=attrs["material"], remaining=attrs["remaining"],
+                          capacity=attrs["capacity"], unit=attrs["unit"], refilled=attrs["refilled"])
+
+
+class BinListField(serializers.ListField):
+    child = BinSerializer()
+
+    def to_internal_value(self, data):
+        bins = super().to_internal_value(data)
+        indexes = [b["index"] for b in bins]
+        if len(indexes) != len(set(indexes)):
+            raise serializers.ValidationError(_("each bin index may appear only once"))
+        return bins
+
+
+class WifiSerializer(serializers.Serializer):
+    ssid = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    rssi_dbm = serializers.IntegerField(min_value=-150, max_value=0, required=False)
+
+
+class HeartbeatSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=MACHINE_STATES)
+    temperature_c = serializers.FloatField(min_value=-50, max_value=250, required=False)
+    ip = serializers.IPAddressField(required=False)
+    wifi = WifiSerializer(required=False)
+    firmware = serializers.CharField(max_length=32, required=False)
+    uptime_s = serializers.IntegerField(min_value=0, required=False)
+    package_version = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    sent_at = serializers.DateTimeField(required=False)
+    bins = BinListField(required=False, max_length=64)
+
+    def to_reading(self) -> StatusReading:
+        data = self.validated_data
+        wifi = data.get("wifi", {})
+        bins = data.get("bins")
+        return StatusReading(
+            state=data["state"], temperature_c=data.get("temperature_c"), ip=data.get("ip"),
+            wifi_ssid=wifi.get("ssid"), wifi_rssi_dbm=wifi.get("rssi_dbm"), firmware=data.get("firmware"),
+            uptime_s=data.get("uptime_s"), package_version=data.get("package_version"), sent_at=data.get("sent_at"),
+            bins=tuple(BinSerializer.to_reading(b) for b in bins) if bins else None,
+        )
+
+
+class MaterialsReportSerializer(serializers.Serializer):
+    sent_at = serializers.DateTimeField(required=False)
+    bins = BinListField(min_length=1, max_length=64)
+
+    def to_readings(self) -> tuple[BinReading, ...]:
+        return tuple(BinSerializer.to_reading(b) for b in self.validated_data["bins"])

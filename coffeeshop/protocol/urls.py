@@ -1,0 +1,9 @@
+from django.urls import path
+
+from coffeeshop.protocol import views
+
+urlpatterns = [
+    path("devices/register", views.RegisterView.as_view(), name="device-register"),
+    path("devices/<str:device_id>/status", views.HeartbeatView.as_view(), name="device-heartbeat"),
+    path("devices/<str:device_id>/materials/report", views.MaterialsReportView.as_view(), name="device-materials-report"),
+]

@@ -1,0 +1,97 @@
+"""The machine protocol, version 1 (../shared/protocol.md): every endpoint a machine calls.
+
+This is the edge where a machine meets the back office, the one place that calls several apps'
+services in one request. Read it top to bottom. Views parse, call a service and reply; they decide
+nothing. Machines send no cookies, so none of these views is subject to CSRF, and they are throttled
+per machine (`DeviceRateThrottle`), never per user.
+"""
+
+from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from rest_framework import exceptions, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from coffeeshop.api.throttling import DeviceRateThrottle, RegistrationThrottle
+from coffeeshop.protocol.auth import DeviceTokenAuthentication, IsTheDeviceInPath
+from coffeeshop.protocol.serializers import HeartbeatSerializer, MaterialsReportSerializer, RegisterSerializer
+from devices import services as devices
+from inventory.selectors import unknown_material_codes
+
+
+def server_time() -> str:
+    return timezone.now().isoformat().replace("+00:00", "Z")
+
+
+class MachineView(APIView):
+    """Base of every authenticated machine endpoint."""
+
+    is_machine_endpoint = True
+    authentication_classes = [DeviceTokenAuthentication]
+    permission_classes = [IsTheDeviceInPath]
+    throttle_classes = [DeviceRateThrottle]
+
+    def parse(self, serializer_class):
+        serializer = serializer_class(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer
+
+
+def check_materials_known(bins) -> None:
+    """An unknown material code is a 400 naming the bin: `bins.<position>.material`."""
+    unknown = unknown_material_codes(b.material_code for b in bins)
+    if unknown:
+        raise exceptions.ValidationError({"bins": [
+            {"material": [_("unknown material code %(code)s") % {"code": b.material_code}]}
+            if b.material_code in unknown else {} for b in bins
+        ]})
+
+
+class RegisterView(APIView):
+    """POST /api/v1/devices/register: a machine joins its merchant's fleet (201 new, 200 known serial)."""
+
+    is_machine_endpoint = True
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = [RegistrationThrottle]
+
+    def post(self, request):
+        serializer = RegisterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        registration = devices.register_device(**serializer.validated_data)
+        return Response(
+            {"device_id": str(registration.device.pk), "token": registration.token,
+             "heartbeat_interval_s": settings.HEARTBEAT_INTERVAL_S, "server_time": server_time()},
+            status=status.HTTP_201_CREATED if registration.created else status.HTTP_200_OK,
+        )
+
+
+class HeartbeatView(MachineView):
+    """POST /api/v1/devices/{device_id}/status: the machine's state; the reply carries its work."""
+
+    def post(self, request, device_id):
+        reading = self.parse(HeartbeatSerializer).to_reading()
+        if reading.bins:
+            check_materials_known(reading.bins)
+        devices.record_heartbeat(request.auth, reading)
+        return Response({
+            "server_time": server_time(),
+            "heartbeat_interval_s": settings.HEARTBEAT_INTERVAL_S,
+            "commands": [],
+            "desired_package": None,
+        })
+
+
+class MaterialsReportView(MachineView):
+    """POST /api/v1/devices/{device_id}/materials/report: bin levels and refills."""
+
+    def post(self, request, device_id):
+        readings = self.parse(MaterialsReportSerializer).to_readings()
+        check_materials_known(readings)
+        bins = devices.record_bin_report(request.auth, readings)
+        return Response({"server_time": server_time(), "bins": [
+            {"index": b.index, "material": b.material_code, "remaining": b.remaining, "capacity": b.capacity,
+             "unit": b.unit, "level_pct": b.level_pct} for b in bins
+        ]})

@@ -1,0 +1,47 @@
+"""django-unfold configuration: the admin's title, navigation and the live-update script."""
+
+from django.templatetags.static import static
+from django.urls import reverse_lazy
+from django.utils.translation import gettext_lazy as _
+
+UNFOLD = {
+    "SITE_TITLE": _("coffeeshop"),
+    "SITE_HEADER": _("coffeeshop back office"),
+    "SITE_SYMBOL": "coffee",
+    "SHOW_HISTORY": True,
+    "SHOW_VIEW_ON_SITE": False,
+    "SCRIPTS": [lambda request: static("coffeeshop/live.js")],
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": True,
+        "navigation": [
+            {
+                "title": _("Fleet"),
+                "items": [
+                    {"title": _("Devices"), "icon": "coffee_maker",
+                     "link": reverse_lazy("admin:devices_device_changelist")},
+                    {"title": _("Locations"), "icon": "location_on",
+                     "link": reverse_lazy("admin:devices_location_changelist")},
+                    {"title": _("Materials"), "icon": "inventory_2",
+                     "link": reverse_lazy("admin:inventory_material_changelist")},
+                ],
+            },
+            {
+                "title": _("Accounts"),
+                "items": [
+                    {"title": _("Merchants"), "icon": "storefront",
+                     "link": reverse_lazy("admin:accounts_merchant_changelist")},
+                    {"title": _("Users"), "icon": "person",
+                     "link": reverse_lazy("admin:accounts_user_changelist")},
+                ],
+            },
+            {
+                "title": _("Settings"),
+                "items": [
+                    {"title": _("Periodic tasks"), "icon": "schedule",
+                     "link": reverse_lazy("admin:django_celery_beat_periodictask_changelist")},
+                ],
+            },
+        ],
+    },
+}

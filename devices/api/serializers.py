@@ -1,0 +1,90 @@
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+
+from accounts.tenancy import can_access_merchant
+from devices.models import Device, DeviceBin, DeviceStatusHistory, Location
+
+
+class LocationSerializer(serializers.ModelSerializer):
+    merchant_id = serializers.IntegerField()
+    merchant_name = serializers.CharField(source="merchant.name", read_only=True)
+
+    class Meta:
+        model = Location
+        fields = ["id", "merchant_id", "merchant_name", "name", "address", "city", "latitude", "longitude",
+                  "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+    def validate_merchant_id(self, value):
+        if not can_access_merchant(self.context["request"].user, value):
+            raise serializers.ValidationError(_("unknown merchant"))
+        return value
+
+
+class DeviceBinSerializer(serializers.ModelSerializer):
+    material = serializers.CharField(source="material_code")
+
+    class Meta:
+        model = DeviceBin
+        fields = ["index", "material", "unit", "capacity", "remaining", "level_pct", "low_threshold_pct", "is_low",
+                  "last_refilled_at", "reported_at"]
+
+
+class DeviceSerializer(serializers.ModelSerializer):
+    merchant_id = serializers.IntegerField(read_only=True)
+    merchant_name = serializers.CharField(source="merchant.name", read_only=True)
+    location_id = serializers.IntegerField(read_only=True, allow_null=True)
+    location_name = serializers.CharField(source="location.name", read_only=True, allow_null=True, default=None)
+    wifi = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Device
+        fields = ["id", "serial", "alias", "model", "firmware", "merchant_id", "merchant_name", "location_id",
+                  "location_name", "state", "is_online", "last_seen_at", "status_changed_at", "temperature_c",
+                  "ip_address", "wifi", "uptime_s", "package_version", "device_time", "offline_timeout_s",
+                  "registered_at"]
+
+    def get_wifi(self, device) -> dict:
+        return {"ssid": device.wifi_ssid, "rssi_dbm": device.wifi_rssi_dbm}
+
+
+class DeviceDetailSerializer(DeviceSerializer):
+    bins = DeviceBinSerializer(many=True, read_only=True)
+
+    class Meta(DeviceSerializer.Meta):
+        fields = [*DeviceSerializer.Meta.fields, "bins"]
+
+
+class DeviceUpdateSerializer(serializers.Serializer):
+    alias = serializers.CharField(max_length=120, required=False, allow_blank=True)
+    location_id = serializers.IntegerField(required=False, allow_null=True)
+    offline_timeout_s = serializers.IntegerField(required=False, allow_null=True, min_value=30, max_value=86400)
+
+    def validate_location_id(self, value):
+        if value is None:
+            return None
+        location = Location.objects.for_user(self.context["request"].user).filter(pk=value).first()
+        if location is None:
+            raise serializers.ValidationError(_("unknown location"))
+        return location
+
+
+class StatusHistorySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeviceStatusHistory
+        fields = ["recorded_at", "device_time", "event", "state", "is_online", "temperature_c", "wifi_rssi_dbm"]
+
+
+class DeviceSummarySerializer(serializers.Serializer):
+    device = DeviceDetailSerializer()
+    since = serializers.DateTimeField()
+    avg_temperature_c = serializers.FloatField(allow_null=True)
+    min_temperature_c = serializers.FloatField(allow_null=True)
+    max_temperature_c = serializers.FloatField(allow_null=True)
+    offline_events = serializers.IntegerField()
+    state_changes = serializers.IntegerField()
+    recent_history = StatusHistorySerializer(many=True)
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text=_("Shown once; store it on the machine."))

@@ -1,0 +1,84 @@
+from django.db.models import Prefetch
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from accounts.models import Capability
+from devices import selectors, services
+from devices.api import serializers
+from devices.filters import DeviceFilter, LocationFilter, StatusHistoryFilter
+from devices.models import DeviceBin
+
+
+class LocationViewSet(viewsets.ModelViewSet):
+    serializer_class = serializers.LocationSerializer
+    filterset_class = LocationFilter
+    search_fields = ["name", "address", "city"]
+    ordering_fields = ["name", "city", "created_at"]
+    write_capability = Capability.MANAGE_MERCHANTS
+
+    def get_queryset(self):
+        return selectors.locations_for(self.request.user).order_by("merchant_id", "name")
+
+
+class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The fleet as staff see it. Machines register themselves; staff edit alias, location and timeout."""
+
+    filterset_class = DeviceFilter
+    search_fields = ["serial", "alias", "model"]
+    ordering_fields = ["serial", "alias", "last_seen_at", "status_changed_at", "temperature_c", "registered_at"]
+    write_capability = Capability.OPERATE_DEVICES
+
+    def get_queryset(self):
+        queryset = selectors.devices_for(self.request.user).order_by("merchant_id", "serial")
+        if self.action != "list":
+            queryset = queryset.prefetch_related(Prefetch("bins", queryset=DeviceBin.objects.order_by("index")))
+        return queryset
+
+    def get_serializer_class(self):
+        return serializers.DeviceSerializer if self.action == "list" else serializers.DeviceDetailSerializer
+
+    @extend_schema(request=serializers.DeviceUpdateSerializer, responses=serializers.DeviceDetailSerializer)
+    def partial_update(self, request, pk=None):
+        device = self.get_object()
+        changes = serializers.DeviceUpdateSerializer(data=request.data, context={"request": request})
+        changes.is_valid(raise_exception=True)
+        values = dict(changes.validated_data)
+        if "location_id" in values:
+            values["location"] = values.pop("location_id")
+        services.update_device_settings(device, **values)
+        return Response(serializers.DeviceDetailSerializer(self.get_object()).data)
+
+    @extend_schema(responses=serializers.DeviceSummarySerializer)
+    @action(detail=True)
+    def summary(self, request, pk=None):
+        device = self.get_object()
+        summary = selectors.device_summary(device)
+        recent = selectors.status_history_for(device).order_by("-recorded_at")[:20]
+        return Response(serializers.DeviceSummarySerializer({"device": device, "recent_history": recent,
+                                                             **summary}).data)
+
+    @extend_schema(responses=serializers.DeviceBinSerializer(many=True))
+    @action(detail=True, pagination_class=None, filterset_class=None)
+    def bins(self, request, pk=None):
+        device = self.get_object()
+        return Response(serializers.DeviceBinSerializer(device.bins.all(), many=True).data)
+
+    @extend_schema(responses=serializers.StatusHistorySerializer(many=True))
+    @action(detail=True, filterset_class=StatusHistoryFilter, search_fields=[], ordering_fields=["recorded_at"])
+    def history(self, request, pk=None):
+        device = self.get_object()
+        records = self.filter_queryset(selectors.status_history_for(device).order_by("-recorded_at"))
+        page = self.paginate_queryset(records)
+        return self.get_paginated_response(serializers.StatusHistorySerializer(page, many=True).data)
+
+    @extend_schema(request=None, responses=serializers.TokenSerializer)
+    @action(detail=True, methods=["post"], url_path="rotate-token")
+    def rotate_token(self, request, pk=None):
+        return Response({"token": services.issue_token(self.get_object())})
+
+    @extend_schema(request=None, responses=None)
+    @action(detail=True, methods=["post"], url_path="revoke-token")
+    def revoke_token(self, request, pk=None):
+        return Response({"revoked": services.revoke_tokens(self.get_object())})

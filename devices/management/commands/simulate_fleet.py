@@ -1,0 +1,144 @@
+"""Run a fleet of simulated coffee machines against a coffeeshop server, for demos and load checks.
+
+A thin shell around `devices.simulator.run_fleet`: the only Django it needs is reading a merchant's
+provisioning secret when none is given, so the same simulator can be pointed at any server.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from devices.simulator import (
+    DEFAULT_OFFLINE_PROBABILITY,
+    EventKind,
+    FleetConfigurationError,
+    FleetEvent,
+    FleetStats,
+    run_fleet,
+)
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Failures are already logged as warnings by the simulator; printing them again would double every line.
+LOGGED_EVENTS = frozenset({EventKind.FAILED})
+ALARMING_EVENTS = frozenset({EventKind.REFUSED, EventKind.CRASHED})
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return number
+
+
+def _probability(value: str) -> float:
+    number = float(value)
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return number
+
+
+class Command(BaseCommand):
+    help = (
+        "Simulate N coffee machines speaking the machine protocol against a server: they register, "
+        "heartbeat, report refills, drop offline now and then and re-register when their token is refused."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--devices", type=_positive_int, required=True, help="How many machines.")
+        parser.add_argument("--base-url", required=True, help="The server, e.g. http://localhost:8000")
+        source = parser.add_mutually_exclusive_group()
+        source.add_argument("--secret", help="The merchant's provisioning secret.")
+        source.add_argument(
+            "--merchant", help="Use the provisioning secret of the merchant so named (default: the first).",
+        )
+        parser.add_argument("--duration", type=_positive_float, help="Stop after this many seconds.")
+        parser.add_argument(
+            "--heartbeat-interval", type=_positive_float,
+            help="Heartbeat every S seconds instead of the interval the server asks for (fast demos, tests).",
+        )
+        parser.add_argument(
+            "--offline-probability", type=_probability, default=DEFAULT_OFFLINE_PROBABILITY,
+            help="Chance per heartbeat that a machine drops offline for a while (default %(default)s).",
+        )
+        parser.add_argument("--serial-prefix", default="SIM", help="Serials: PREFIX-000001 (default SIM).")
+        parser.add_argument("--seed", type=int, help="Make the machines' behaviour reproducible.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        secret = options["secret"] or self._provisioning_secret(options["merchant"])
+        self._quiet_logging(options["verbosity"])
+        if options["verbosity"] >= 1:
+            self.stdout.write(f"Simulating {options['devices']} machines against {options['base_url']} "
+                              "(Ctrl-C stops).")
+        try:
+            stats = asyncio.run(self._simulate(secret, options))
+        except FleetConfigurationError as error:
+            raise CommandError(str(error)) from error
+        except KeyboardInterrupt:
+            # Only where the loop cannot take over SIGINT (Windows); the counters are lost with the loop.
+            self.stdout.write("Stopped.")
+            return
+        self._print_stats(stats)
+
+    def _provisioning_secret(self, merchant_name: str | None) -> str:
+        from accounts.models import Merchant
+
+        merchants = Merchant.objects.order_by("id")
+        merchant = merchants.filter(name=merchant_name).first() if merchant_name else merchants.first()
+        if merchant is None:
+            wanted = f"named {merchant_name!r}" if merchant_name else "at all"
+            raise CommandError(f"There is no merchant {wanted}; create one or pass --secret.")
+        if not merchant.provisioning_secret:
+            raise CommandError(f"Merchant {merchant.name!r} has no provisioning secret.")
+        return merchant.provisioning_secret
+
+    def _quiet_logging(self, verbosity: int) -> None:
+        """One line per request (httpx) or per event (the simulator's own log) drowns the event lines."""
+        logging.getLogger("httpx").setLevel(logging.INFO if verbosity >= 3 else logging.WARNING)
+        logging.getLogger("devices.simulator").setLevel(logging.DEBUG if verbosity >= 3 else logging.WARNING)
+
+    async def _simulate(self, secret: str, options: dict[str, Any]) -> FleetStats:
+        """Run the fleet with SIGINT/SIGTERM turned into a clean stop, so the counters survive Ctrl-C."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        installed = []
+        for stop_signal in STOP_SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(stop_signal, stop.set)
+                installed.append(stop_signal)
+        try:
+            return await run_fleet(
+                options["base_url"], secret, options["devices"],
+                duration_s=options["duration"],
+                heartbeat_interval_s=options["heartbeat_interval"],
+                offline_probability=options["offline_probability"],
+                serial_prefix=options["serial_prefix"],
+                seed=options["seed"],
+                on_event=self._print_event if options["verbosity"] >= 1 else None,
+                stop=stop,
+            )
+        finally:
+            for stop_signal in installed:
+                loop.remove_signal_handler(stop_signal)
+
+    def _print_event(self, event: FleetEvent) -> None:
+        if event.kind in LOGGED_EVENTS:
+            return
+        line = f"{event.serial}  {event.kind:<12}  {event.detail}".rstrip()
+        self.stdout.write(self.style.WARNING(line) if event.kind in ALARMING_EVENTS else line)
+
+    def _print_stats(self, stats: FleetStats) -> None:
+        self.stdout.write(self.style.SUCCESS("Fleet stopped."))
+        for name, value in stats.as_dict().items():
+            self.stdout.write(f"  {name.replace('_', ' ')}: {value}")

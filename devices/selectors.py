@@ -1,0 +1,61 @@
+"""Reads worth naming. Every one is scoped to what the user may see."""
+
+from datetime import datetime, timedelta
+
+from django.db.models import Avg, Count, Max, Min, Q
+from django.utils import timezone
+
+from devices.models import Device, DeviceStatusHistory, Location, StatusEvent
+
+
+def devices_for(user):
+    return Device.objects.for_user(user).select_related("merchant", "location")
+
+
+def locations_for(user):
+    return Location.objects.for_user(user).select_related("merchant")
+
+
+def status_history_for(device: Device):
+    return DeviceStatusHistory.objects.filter(device=device)
+
+
+def fleet_counts(user) -> dict:
+    """Online/offline/fault counts over the user's machines (one query)."""
+    return Device.objects.for_user(user).aggregate(
+        total=Count("pk"),
+        online=Count("pk", filter=Q(is_online=True)),
+        offline=Count("pk", filter=Q(is_online=False)),
+        fault=Count("pk", filter=Q(state="fault")),
+    )
+
+
+def device_summary(device: Device, now: datetime | None = None, hours: int = 24) -> dict:
+    """One machine at a glance: its last day of temperature and connectivity."""
+    now = now or timezone.now()
+    since = now - timedelta(hours=hours)
+    history = DeviceStatusHistory.objects.filter(device=device, recorded_at__gte=since)
+    stats = history.aggregate(
+        avg_temperature_c=Avg("temperature_c"),
+        min_temperature_c=Min("temperature_c"),
+        max_temperature_c=Max("temperature_c"),
+        offline_events=Count("pk", filter=Q(event=StatusEvent.OFFLINE)),
+        state_changes=Count("pk", filter=Q(event=StatusEvent.STATE_CHANGED)),
+    )
+    return {"since": since, **stats}
+
+
+def changed_device_payloads(user, since: datetime) -> tuple[list[dict], datetime]:
+    """Live payloads of the user's machines that changed or reported since `since`, and the next `since`.
+
+    The polling fallback of the staff socket when there is no Redis channel layer.
+    """
+    from devices.live import device_payload
+
+    now = timezone.now()
+    changed = (
+        Device.objects.for_user(user)
+        .filter(Q(status_changed_at__gte=since) | Q(last_seen_at__gte=since))
+        .prefetch_related("bins")
+    )
+    return [device_payload(d, list(d.bins.all())) for d in changed], now

@@ -1,0 +1,32 @@
+"""Every write to the fleet that carries a rule. Callers import from here."""
+
+from devices.services.credentials import DeviceIdentity, identify_device, identity_of, issue_token, revoke_tokens
+from devices.services.fleet import update_device_settings
+from devices.services.heartbeat import (
+    BinReading,
+    StatusReading,
+    flush_heartbeats,
+    record_bin_report,
+    record_heartbeat,
+    sample_status_history,
+)
+from devices.services.offline import mark_silent_devices_offline
+from devices.services.registration import Registration, register_device
+
+__all__ = [
+    "BinReading",
+    "DeviceIdentity",
+    "Registration",
+    "StatusReading",
+    "flush_heartbeats",
+    "identify_device",
+    "identity_of",
+    "issue_token",
+    "mark_silent_devices_offline",
+    "record_bin_report",
+    "record_heartbeat",
+    "register_device",
+    "revoke_tokens",
+    "sample_status_history",
+    "update_device_settings",
+]

@@ -1,0 +1,83 @@
+"""Device tokens: issued once, stored as SHA-256, revocable, and cheap to check on every heartbeat.
+
+A token resolves to a `DeviceIdentity`. With Redis the resolution is cached (one GET instead of a
+database query on the hot path) and revoking deletes the cache entry, so a revoked token is refused on
+the very next request. Without Redis nothing is cached: several web processes would not hear of a
+revocation made in another.
+"""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from coffeeshop.redis import get_redis, key
+from devices.models import Device, DeviceCredential
+
+TOKEN_CACHE_TTL_S = 600
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    device_id: int
+    merchant_id: int
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _cache_key(token_hash: str) -> str:
+    return key("devtok", token_hash)
+
+
+def issue_token(device: Device) -> str:
+    """Revoke the machine's current token and return a new one (the only time it is ever readable)."""
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        revoke_tokens(device)
+        DeviceCredential.objects.create(device=device, token_hash=hash_token(token), token_prefix=token[:8])
+    return token
+
+
+@transaction.atomic
+def revoke_tokens(device: Device) -> int:
+    """Revoke every active token of the machine; returns how many were revoked."""
+    active = list(DeviceCredential.objects.select_for_update().filter(device=device, revoked_at__isnull=True))
+    if not active:
+        return 0
+    DeviceCredential.objects.filter(pk__in=[c.pk for c in active]).update(revoked_at=timezone.now())
+    redis = get_redis()
+    if redis is not None:
+        hashes = [_cache_key(c.token_hash) for c in active]
+        transaction.on_commit(lambda: redis.delete(*hashes))
+    return len(active)
+
+
+def identify_device(token: str) -> DeviceIdentity | None:
+    """The machine an active token belongs to, or None for an unknown or revoked token."""
+    token_hash = hash_token(token)
+    redis = get_redis()
+    if redis is not None:
+        cached = redis.get(_cache_key(token_hash))
+        if cached:
+            device_id, merchant_id = cached.split(b":")
+            return DeviceIdentity(int(device_id), int(merchant_id))
+    row = (
+        DeviceCredential.objects.filter(token_hash=token_hash, revoked_at__isnull=True)
+        .values_list("device_id", "device__merchant_id")
+        .first()
+    )
+    if row is None:
+        return None
+    if redis is not None:
+        redis.set(_cache_key(token_hash), f"{row[0]}:{row[1]}", ex=TOKEN_CACHE_TTL_S)
+    return DeviceIdentity(*row)
+
+
+def identity_of(device_id: int) -> DeviceIdentity | None:
+    """Used only when device tokens are disabled (ENABLE_DEVICE_TOKEN=false): trust the path's id."""
+    merchant_id = Device.objects.filter(pk=device_id).values_list("merchant_id", flat=True).first()
+    return None if merchant_id is None else DeviceIdentity(device_id, merchant_id)

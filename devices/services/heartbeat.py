@@ -1,0 +1,266 @@
+"""What a machine reports: heartbeats and bin levels, recorded at the cost the fleet can afford.
+
+Thousands of machines heartbeat every 30 s, and almost every heartbeat says "still fine, a little
+warmer". So the hot path only writes what changed:
+
+- With Redis, an unchanged heartbeat costs one Redis pipeline and no database round trip: the
+  readings (last seen, temperature, signal, uptime) are written behind to Redis and flushed to the
+  database in bulk by `flush_heartbeats` (a periodic job), which also pushes them live.
+- Without Redis, an unchanged heartbeat is one conditional UPDATE.
+- Anything that matters to a person (the machine came back online, changed state or firmware, a bin
+  level moved) takes the full path: one locked transaction, a history row and a live push.
+
+"Changed" is decided by fingerprints of the report, kept in Redis (or in the device row without Redis).
+"""
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from redis.exceptions import ResponseError
+
+from coffeeshop.live import broadcast, broadcast_after_commit
+from coffeeshop.redis import get_redis, key
+from devices.live import bins_payload, device_payload
+from devices.models import Device, DeviceBin, DeviceStatusHistory, StatusEvent
+from devices.services.credentials import DeviceIdentity
+
+FINGERPRINT_TTL_S = 3600
+
+
+@dataclass(frozen=True)
+class BinReading:
+    index: int
+    material_code: str
+    remaining: float
+    capacity: float
+    unit: str = "g"
+    refilled: bool = False
+
+    @property
+    def level_pct(self) -> float:
+        return round(min(100.0, max(0.0, self.remaining / self.capacity * 100)), 1)
+
+
+@dataclass(frozen=True)
+class StatusReading:
+    state: str
+    temperature_c: float | None = None
+    ip: str | None = None
+    wifi_ssid: str | None = None
+    wifi_rssi_dbm: int | None = None
+    firmware: str | None = None
+    uptime_s: int | None = None
+    package_version: str | None = None
+    sent_at: datetime | None = None
+    bins: tuple[BinReading, ...] | None = None
+
+
+def _digest(text: str) -> str:
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+
+def status_fingerprint(reading: StatusReading) -> str:
+    parts = (reading.state, reading.firmware, reading.ip, reading.wifi_ssid, reading.package_version)
+    return _digest("|".join("" if p is None else str(p) for p in parts))
+
+
+def bins_fingerprint(bins) -> str:
+    """Levels count in whole percent: a bin draining by a few grams is not news."""
+    if any(b.refilled for b in bins):
+        return _digest(f"refill:{timezone.now().isoformat()}")
+    return _digest("|".join(f"{b.index}:{b.material_code}:{b.capacity}:{b.unit}:{round(b.level_pct)}"
+                            for b in sorted(bins, key=lambda b: b.index)))
+
+
+def _readings(reading: StatusReading, now: datetime) -> dict:
+    """The fields that drift on every heartbeat and are written behind."""
+    values = {"last_seen_at": now, "temperature_c": reading.temperature_c, "wifi_rssi_dbm": reading.wifi_rssi_dbm,
+              "uptime_s": reading.uptime_s, "device_time": reading.sent_at}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def record_heartbeat(identity: DeviceIdentity, reading: StatusReading, now: datetime | None = None) -> None:
+    """Record one heartbeat; the machine is online from now on."""
+    now = now or timezone.now()
+    redis = get_redis()
+    if redis is None:
+        _record_without_redis(identity, reading, now)
+        return
+    status_fp = status_fingerprint(reading)
+    bins_fp = bins_fingerprint(reading.bins) if reading.bins else None
+    fp_key, bins_key = key("hb", "fp", identity.device_id), key("hb", "bins", identity.device_id)
+    pipe = redis.pipeline(transaction=False)
+    pipe.set(fp_key, status_fp, get=True, ex=FINGERPRINT_TTL_S)
+    if bins_fp:
+        pipe.set(bins_key, bins_fp, get=True, ex=FINGERPRINT_TTL_S)
+    pipe.hset(key("hb", "r", identity.device_id),
+              mapping={name: _encode(value) for name, value in _readings(reading, now).items()})
+    pipe.sadd(key("hb", "dirty"), identity.device_id)
+    results = pipe.execute()
+    status_changed = results[0] != status_fp.encode()
+    bins_changed = bins_fp is not None and results[1] != bins_fp.encode()
+    if status_changed or bins_changed:
+        try:
+            apply_report(identity, reading, now, with_bins=bins_changed)
+        except BaseException:
+            redis.delete(fp_key, bins_key)  # so the next heartbeat takes the full path again
+            raise
+
+
+def _record_without_redis(identity: DeviceIdentity, reading: StatusReading, now: datetime) -> None:
+    unchanged = Device.objects.filter(
+        pk=identity.device_id, is_online=True, report_fingerprint=status_fingerprint(reading)
+    )
+    if reading.bins:
+        unchanged = unchanged.filter(bins_fingerprint=bins_fingerprint(reading.bins))
+    if unchanged.update(**_readings(reading, now)) == 0:
+        apply_report(identity, reading, now, with_bins=bool(reading.bins))
+
+
+@transaction.atomic
+def apply_report(identity: DeviceIdentity, reading: StatusReading, now: datetime, *, with_bins: bool) -> Device:
+    """The full path: the machine's row under a lock, a history row for what changed, a live push."""
+    device = Device.objects.select_for_update().get(pk=identity.device_id)
+    was_online, old_state = device.is_online, device.state
+    device.state = reading.state
+    device.is_online = True
+    for name, value in _readings(reading, now).items():
+        setattr(device, name, value)
+    if device.last_seen_at is None or device.last_seen_at < now:
+        device.last_seen_at = now
+    for field, value in (("ip_address", reading.ip), ("wifi_ssid", reading.wifi_ssid),
+                         ("firmware", reading.firmware), ("package_version", reading.package_version)):
+        if value is not None:
+            setattr(device, field, value)
+    device.report_fingerprint = status_fingerprint(reading)
+    event = StatusEvent.ONLINE if not was_online else StatusEvent.STATE_CHANGED if old_state != reading.state else None
+    if event:
+        device.status_changed_at = now
+        DeviceStatusHistory.objects.create(
+            device=device, recorded_at=now, device_time=reading.sent_at, event=event, state=device.state,
+            is_online=True, temperature_c=device.temperature_c, wifi_rssi_dbm=device.wifi_rssi_dbm,
+        )
+    bins = apply_bin_levels(device, reading.bins, now) if with_bins and reading.bins else None
+    if bins is not None:
+        device.bins_fingerprint = bins_fingerprint(reading.bins)
+    device.save()
+    broadcast_after_commit(device.merchant_id, "device.status", device_payload(device, bins))
+    return device
+
+
+def apply_bin_levels(device: Device, readings, now: datetime) -> list[DeviceBin]:
+    """Replace the reported level of the bins named; the caller holds the device's row lock."""
+    existing = {b.index: b for b in device.bins.all()}
+    to_create, to_update = [], []
+    for reading in readings:
+        current = existing.get(reading.index)
+        if current is None:
+            current = DeviceBin(device=device, index=reading.index)
+            to_create.append(current)
+        else:
+            to_update.append(current)
+        current.material_code = reading.material_code
+        current.unit = reading.unit
+        current.capacity = reading.capacity
+        current.remaining = reading.remaining
+        current.level_pct = reading.level_pct
+        current.reported_at = now
+        if reading.refilled:
+            current.last_refilled_at = now
+        existing[reading.index] = current
+    DeviceBin.objects.bulk_create(to_create)
+    if to_update:
+        DeviceBin.objects.bulk_update(
+            to_update, ["material_code", "unit", "capacity", "remaining", "level_pct", "reported_at", "last_refilled_at"]
+        )
+    return sorted(existing.values(), key=lambda b: b.index)
+
+
+@transaction.atomic
+def record_bin_report(identity: DeviceIdentity, readings, now: datetime | None = None) -> list[DeviceBin]:
+    """A machine's materials report: bin levels, refills flagged by the machine."""
+    now = now or timezone.now()
+    device = Device.objects.select_for_update().get(pk=identity.device_id)
+    bins = apply_bin_levels(device, readings, now)
+    device.bins_fingerprint = bins_fingerprint(readings)
+    device.save(update_fields=["bins_fingerprint"])
+    redis = get_redis()
+    if redis is not None:
+        transaction.on_commit(lambda: redis.delete(key("hb", "bins", identity.device_id)))
+    broadcast_after_commit(device.merchant_id, "device.bins", {"id": device.pk, "bins": bins_payload(bins)})
+    return bins
+
+
+def _encode(value) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+_DECODERS = {"last_seen_at": datetime.fromisoformat, "device_time": datetime.fromisoformat,
+             "temperature_c": float, "wifi_rssi_dbm": int, "uptime_s": int}
+
+
+def flush_heartbeats(now: datetime | None = None) -> int:
+    """Write the Redis write-behind readings to the database in bulk and push them live.
+
+    Safe to run concurrently and twice: the dirty set is taken atomically (RENAME), and a reading
+    never moves `last_seen_at` backwards. Returns the number of machines written.
+    """
+    redis = get_redis()
+    if redis is None:
+        return 0
+    taking = key("hb", "flushing", timezone.now().timestamp())
+    try:
+        redis.rename(key("hb", "dirty"), taking)
+    except ResponseError:  # no dirty set: nothing heartbeated since the last flush
+        return 0
+    device_ids = [int(i) for i in redis.smembers(taking)]
+    pipe = redis.pipeline(transaction=False)
+    for device_id in device_ids:
+        pipe.hgetall(key("hb", "r", device_id))
+    raw_readings = dict(zip(device_ids, pipe.execute(), strict=True))
+    redis.delete(taking)
+
+    fields = list(_DECODERS)
+    devices = list(Device.objects.filter(pk__in=device_ids).only("pk", "merchant_id", *fields))
+    for device in devices:
+        for name, raw in raw_readings[device.pk].items():
+            name = name.decode()
+            value = _DECODERS[name](raw.decode())
+            if name == "last_seen_at" and device.last_seen_at and device.last_seen_at > value:
+                continue
+            setattr(device, name, value)
+    Device.objects.bulk_update(devices, fields, batch_size=500)
+
+    by_merchant = defaultdict(list)
+    for device in devices:
+        by_merchant[device.merchant_id].append(
+            {"id": device.pk, "temperature_c": device.temperature_c, "wifi_rssi_dbm": device.wifi_rssi_dbm,
+             "last_seen_at": device.last_seen_at.isoformat() if device.last_seen_at else None}
+        )
+    for merchant_id, readings in by_merchant.items():
+        broadcast(merchant_id, "device.readings", {"devices": readings})
+    return len(devices)
+
+
+def sample_status_history(now: datetime | None = None) -> int:
+    """Keep the temperature/signal trend: one sample per online machine per STATUS_SAMPLE_INTERVAL_S."""
+    now = now or timezone.now()
+    due = now - timedelta(seconds=settings.STATUS_SAMPLE_INTERVAL_S)
+    devices = list(
+        Device.objects.filter(is_online=True)
+        .exclude(last_sampled_at__gt=due)
+        .only("pk", "state", "temperature_c", "wifi_rssi_dbm", "device_time")
+    )
+    DeviceStatusHistory.objects.bulk_create(
+        [DeviceStatusHistory(device=d, recorded_at=now, device_time=d.device_time, event=StatusEvent.SAMPLE,
+                             state=d.state, is_online=True, temperature_c=d.temperature_c,
+                             wifi_rssi_dbm=d.wifi_rssi_dbm) for d in devices],
+        batch_size=500,
+    )
+    Device.objects.filter(pk__in=[d.pk for d in devices]).update(last_sampled_at=now)
+    return len(devices)

@@ -1,0 +1,769 @@
+"""A fleet of simulated coffee machines that speaks machine protocol v1 over HTTP, and nothing else.
+
+It imports no Django code on purpose: it is a stand-in for real machines, so it must be pointable at
+any server (a dev box, staging, a test's live server) and must only know what a machine knows: the
+base URL, the merchant's provisioning secret and the protocol. Each machine is an asyncio task that
+registers, heartbeats at the interval the server asks for, reports refills, now and then drops
+offline, and re-registers when its token is refused. Later protocol features (orders, commands,
+packages) are meant to be added as further small methods on `SimulatedMachine` and steps of its tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import email.utils
+import enum
+import logging
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+REGISTER_PATH = f"{API_PREFIX}/devices/register"
+
+MACHINE_STATES = ("idle", "brewing", "cleaning", "maintenance", "fault")
+DEFAULT_HEARTBEAT_INTERVAL_S = 30.0
+MIN_SERVER_HEARTBEAT_INTERVAL_S = 1.0
+DEFAULT_OFFLINE_PROBABILITY = 0.01
+MAX_CONNECTIONS = 50
+REQUEST_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+USER_AGENT = "coffeeshop-simulator/1"
+FACTORY_PACKAGE_VERSION = "2026.1.0"
+
+
+@dataclass(frozen=True)
+class BinSpec:
+    """One material bin as built into a machine; the catalogue the server's demo data seeds from."""
+
+    index: int
+    material: str
+    unit: str
+    capacity: int
+
+
+DEFAULT_BINS: tuple[BinSpec, ...] = (
+    BinSpec(1, "BEAN-ARABICA", "g", 1000),
+    BinSpec(2, "MILK-POWDER", "g", 800),
+    BinSpec(3, "SUGAR", "g", 500),
+    BinSpec(4, "CHOCOLATE", "g", 500),
+    BinSpec(5, "WATER", "ml", 5000),
+)
+
+MACHINE_MODELS: tuple[tuple[str, str], ...] = (
+    ("CM-2000", "1.4.2"),
+    ("CM-3000", "2.1.0"),
+    ("EspressoPro", "3.0.7"),
+)
+ALIAS_PLACES = ("Lobby", "Pantry", "Library", "Gym", "Cafeteria", "Reception", "Station", "Campus")
+WIFI_NETWORKS = ("shop-5g", "shop-2g", "coffee-iot", "lobby-staff")
+
+# What one drink takes out of the bins, by material code. A bin holding a material no recipe names
+# still drains slowly (see UNLISTED_MATERIAL_SHARE) so custom catalogues show movement too.
+DRINK_RECIPES: tuple[dict[str, float], ...] = (
+    {"BEAN-ARABICA": 18, "WATER": 40},
+    {"BEAN-ARABICA": 18, "WATER": 200},
+    {"BEAN-ARABICA": 18, "MILK-POWDER": 12, "WATER": 180},
+    {"BEAN-ARABICA": 18, "MILK-POWDER": 10, "CHOCOLATE": 20, "WATER": 180},
+    {"MILK-POWDER": 15, "CHOCOLATE": 25, "WATER": 200},
+)
+SUGAR_MATERIAL = "SUGAR"
+MAX_SUGAR_PER_DRINK_G = 10
+UNLISTED_MATERIAL_SHARE = 0.01
+RINSE_WATER_ML = 300
+
+
+class ProtocolError(Exception):
+    """A call did not get the answer the protocol promises; the machine logs it and carries on."""
+
+
+class Unreachable(ProtocolError):
+    """The server could not be reached (timeouts, connection errors, 5xx, throttling) after retries."""
+
+
+class ProtocolViolation(ProtocolError):
+    """The server answered outside the protocol (not the envelope, a field missing or mistyped)."""
+
+
+class Rejected(ProtocolError):
+    """The server refused the call with an error envelope; retrying the same call will not help."""
+
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None):
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+class Unauthorized(Rejected):
+    """401: the token was revoked or replaced; a machine answers by registering again."""
+
+
+class FleetConfigurationError(ValueError):
+    """`run_fleet` was called with arguments no fleet can run with."""
+
+
+class MachineStopped(Exception):
+    """The server refused this machine's registration for good (wrong secret, serial of another merchant)."""
+
+
+class EventKind(enum.StrEnum):
+    REGISTERED = "registered"
+    REREGISTERED = "reregistered"
+    REFUSED = "refused"
+    OFFLINE = "offline"
+    BACK = "back"
+    REFILLED = "refilled"
+    COMMANDS = "commands"
+    FAILED = "failed"
+    CRASHED = "crashed"
+
+
+@dataclass(frozen=True)
+class FleetEvent:
+    """Something an operator watching the simulation would want a line about."""
+
+    kind: EventKind
+    serial: str
+    detail: str = ""
+
+
+@dataclass
+class FleetStats:
+    """Counters over one `run_fleet` call; `registered` counts machines, the rest count calls or periods."""
+
+    registered: int = 0
+    heartbeats_sent: int = 0
+    heartbeats_failed: int = 0
+    reregistrations: int = 0
+    material_reports_sent: int = 0
+    offline_periods: int = 0
+    machines_refused: int = 0
+    machines_crashed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class FleetSettings:
+    """Knobs shared by every machine of a fleet."""
+
+    heartbeat_interval_s: float | None = None
+    offline_probability: float = DEFAULT_OFFLINE_PROBABILITY
+    offline_intervals: tuple[float, float] = (3.0, 12.0)
+    reboot_probability: float = 0.3
+    max_start_jitter_s: float = 5.0
+
+
+# --- Formats ---------------------------------------------------------------------------------------
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO 8601 with an offset, seconds precision, `Z` for UTC, as the protocol's examples write it."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("protocol timestamps need an offset; got a naive datetime")
+    text = moment.isoformat(timespec="seconds")
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date); None when unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if math.isnan(seconds) or math.isinf(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def fleet_serial(prefix: str, index: int) -> str:
+    """Deterministic serials, so a restarted simulation re-registers the same machines (200, new token)."""
+    return f"{prefix}-{index:06d}"
+
+
+# --- Physics ---------------------------------------------------------------------------------------
+
+@dataclass
+class BoilerTemperature:
+    """The boiler's temperature: a mean-reverting random walk around the setpoint, with rare excursions.
+
+    Excursions model what an operator sees on real machines: a dip after a run of drinks or a cold
+    water refill, a small overshoot when the heater cuts out late, and now and then a slow heater that
+    sags far below the setpoint. The value never leaves [FLOOR_C, CEILING_C].
+    """
+
+    FLOOR_C = 15.0
+    CEILING_C = 99.0
+    REVERSION = 0.2
+    NOISE_C = 0.3
+
+    setpoint_c: float = 92.0
+    current_c: float = 92.0
+    _target_c: float = field(default=92.0, init=False, repr=False)
+    _excursion_steps: int = field(default=0, init=False, repr=False)
+
+    def step(self, rng: random.Random) -> float:
+        if self._excursion_steps > 0:
+            self._excursion_steps -= 1
+        else:
+            self._target_c = self.setpoint_c
+            self._maybe_start_excursion(rng)
+        self.current_c += self.REVERSION * (self._target_c - self.current_c) + rng.gauss(0.0, self.NOISE_C)
+        self.current_c = min(self.CEILING_C, max(self.FLOOR_C, self.current_c))
+        return self.current_c
+
+    def _maybe_start_excursion(self, rng: random.Random) -> None:
+        roll = rng.random()
+        if roll < 0.0005:
+            self._start_excursion(rng.uniform(-30.0, -18.0), rng.randint(10, 30))
+        elif roll < 0.0105:
+            self._start_excursion(rng.uniform(-8.0, -4.0), rng.randint(3, 10))
+        elif roll < 0.0155:
+            self._start_excursion(rng.uniform(2.5, 4.5), rng.randint(2, 6))
+
+    def _start_excursion(self, offset_c: float, steps: int) -> None:
+        self._target_c = self.setpoint_c + offset_c
+        self._excursion_steps = steps
+
+
+@dataclass
+class BinLevel:
+    """A bin's fill level; `remaining` stays within [0, capacity] whatever is drawn or poured in."""
+
+    NEAR_EMPTY_SHARE = 0.1
+
+    spec: BinSpec
+    remaining: float
+
+    @property
+    def is_near_empty(self) -> bool:
+        return self.remaining <= self.spec.capacity * self.NEAR_EMPTY_SHARE
+
+    def draw(self, amount: float) -> None:
+        self.remaining = max(0.0, self.remaining - max(0.0, amount))
+
+    def fill_to(self, level: float) -> None:
+        self.remaining = min(float(self.spec.capacity), max(self.remaining, level))
+
+    def as_protocol(self, refilled: bool | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "index": self.spec.index,
+            "material": self.spec.material,
+            "remaining": round(self.remaining),
+            "capacity": self.spec.capacity,
+            "unit": self.spec.unit,
+        }
+        if refilled is not None:
+            body["refilled"] = refilled
+        return body
+
+
+# --- Transport -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    data: Any
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class ProtocolClient:
+    """HTTP calls in the protocol's envelope, shared by a fleet, with the retries a real machine does.
+
+    Timeouts, connection drops, 502/503/504 and 429 are retried (429 after `Retry-After`), up to
+    `attempts` tries with capped, jittered exponential backoff, then `Unreachable`. Error envelopes
+    become `Rejected` (`Unauthorized` for 401) so a machine can decide; nothing else is caught.
+    """
+
+    RETRYABLE_STATUSES = frozenset({502, 503, 504})
+    MAX_RETRY_AFTER_S = 300.0
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        attempts: int = 3,
+        backoff_base_s: float = 0.5,
+        backoff_cap_s: float = 10.0,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ):
+        self.client = client
+        self.attempts = max(1, attempts)
+        self.backoff_base_s = backoff_base_s
+        self.backoff_cap_s = backoff_cap_s
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    async def request(self, method: str, path: str, *, body: Any = None, token: str | None = None) -> Reply:
+        headers = {"Authorization": f"Device {token}"} if token else {}
+        failure = "no attempt made"
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = await self.client.request(method, path, json=body, headers=headers)
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as error:
+                failure = f"{type(error).__name__}: {error}"
+                delay = self._backoff(attempt)
+            else:
+                if response.status_code == 429:
+                    failure = "429 throttled"
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    delay = min(self.MAX_RETRY_AFTER_S, retry_after) if retry_after is not None else (
+                        self._backoff(attempt))
+                elif response.status_code in self.RETRYABLE_STATUSES:
+                    failure = f"{response.status_code} from server"
+                    delay = self._backoff(attempt)
+                else:
+                    return _unwrap(response)
+            if attempt < self.attempts:
+                logger.debug("%s %s failed (%s), retrying in %.2fs", method, path, failure, delay)
+                await self._sleep(delay)
+        raise Unreachable(f"{method} {path}: {failure} after {self.attempts} attempts")
+
+    def _backoff(self, attempt: int) -> float:
+        return self._rng.uniform(0.0, min(self.backoff_cap_s, self.backoff_base_s * 2 ** (attempt - 1)))
+
+
+def _unwrap(response: httpx.Response) -> Reply:
+    """The envelope's `data` on success; the error envelope as an exception otherwise."""
+    try:
+        envelope = response.json()
+    except ValueError:
+        envelope = None
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("ok"), bool):
+        if response.is_success:
+            raise ProtocolViolation(f"{response.status_code} reply is not the protocol envelope")
+        envelope = {"ok": False, "error": {"code": "UNKNOWN", "message": response.reason_phrase}}
+    if envelope["ok"] and response.is_success:
+        return Reply(response.status_code, envelope.get("data"))
+    error = envelope.get("error") if isinstance(envelope.get("error"), dict) else {}
+    code, message = str(error.get("code", "UNKNOWN")), str(error.get("message", ""))
+    details = error.get("details") if isinstance(error.get("details"), dict) else None
+    exception_class = Unauthorized if response.status_code == 401 else Rejected
+    raise exception_class(response.status_code, code, message, details)
+
+
+def _require(data: Any, name: str, kind: type | tuple[type, ...]) -> Any:
+    if not isinstance(data, dict) or not isinstance(data.get(name), kind) or isinstance(data.get(name), bool):
+        raise ProtocolViolation(f"reply field {name!r} missing or not {kind}")
+    return data[name]
+
+
+# --- Fleet plumbing --------------------------------------------------------------------------------
+
+EventSink = Callable[[FleetEvent], None]
+
+
+@dataclass
+class FleetSession:
+    """What every machine of one fleet run shares: the client, the secret, the knobs and the counters."""
+
+    api: ProtocolClient
+    provisioning_secret: str
+    settings: FleetSettings = field(default_factory=FleetSettings)
+    stats: FleetStats = field(default_factory=FleetStats)
+    on_event: EventSink | None = None
+
+    def emit(self, kind: EventKind, serial: str, detail: str = "") -> None:
+        logger.info("%s %s %s", serial, kind, detail)
+        if self.on_event is not None:
+            self.on_event(FleetEvent(kind, serial, detail))
+
+
+# --- The machine -----------------------------------------------------------------------------------
+
+class SimulatedMachine:
+    """One machine: its simulated physics (pure, steppable in tests) and its protocol calls.
+
+    The life loop is `run`: register, then per tick maybe drop offline, `step` the physics, report
+    refills, heartbeat, sleep for the interval. Each protocol call is one small method so later
+    features (orders, commands) slot in as further methods called from `tick`.
+    """
+
+    def __init__(
+        self,
+        serial: str,
+        model: str,
+        firmware: str,
+        alias: str,
+        *,
+        bins: Sequence[BinSpec] = DEFAULT_BINS,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.serial = serial
+        self.model = model
+        self.firmware = firmware
+        self.alias = alias
+        self.rng = rng or random.Random()
+        self._clock = clock
+        self.bins = [BinLevel(spec, spec.capacity * self.rng.uniform(0.4, 1.0)) for spec in bins]
+        self.temperature = BoilerTemperature()
+        self.state = "idle"
+        self.ip = f"10.{self.rng.randint(0, 255)}.{self.rng.randint(0, 255)}.{self.rng.randint(2, 254)}"
+        self.wifi_ssid = self.rng.choice(WIFI_NETWORKS)
+        self.rssi_dbm = self.rng.randint(-75, -45)
+        self.package_version = FACTORY_PACKAGE_VERSION
+        # A real fleet has been running for a while and its clocks drift; some report local China time.
+        self._uptime_at_boot_s = self.rng.randint(600, 30 * 86400)
+        self._booted_at = clock()
+        self.clock_skew = timedelta(seconds=self.rng.uniform(-20.0, 20.0))
+        self.tz = self.rng.choice((UTC, timezone(timedelta(hours=8))))
+        self.device_id: str | None = None
+        self.token: str | None = None
+        self.server_interval_s = DEFAULT_HEARTBEAT_INTERVAL_S
+        self.desired_package: dict[str, Any] | None = None
+        self.unreported_refills: set[int] = set()
+
+    # Physics ---------------------------------------------------------------------------------------
+
+    def step(self) -> list[int]:
+        """Advance one tick of the machine's life; returns the indexes of bins refilled during it."""
+        self.temperature.step(self.rng)
+        self.rssi_dbm = min(-35, max(-90, self.rssi_dbm + self.rng.randint(-2, 2)))
+        self.state = self.rng.choices(("idle", "brewing", "cleaning"), weights=(82, 15, 3))[0]
+        if self.state == "brewing" or self.rng.random() < 0.25:
+            self._make_drink()
+        if self.state == "cleaning":
+            self._draw("WATER", RINSE_WATER_ML)
+        return self._refill_near_empty_bins()
+
+    def _make_drink(self) -> None:
+        recipe = self.rng.choice(DRINK_RECIPES)
+        for level in self.bins:
+            material = level.spec.material
+            if material in recipe:
+                amount = recipe[material]
+            elif material == SUGAR_MATERIAL:
+                amount = self.rng.choice((0, 0, 5, MAX_SUGAR_PER_DRINK_G))
+            elif not any(material in known for known in DRINK_RECIPES):
+                amount = level.spec.capacity * UNLISTED_MATERIAL_SHARE
+            else:
+                continue
+            level.draw(amount * self.rng.uniform(0.9, 1.1))
+
+    def _draw(self, material: str, amount: float) -> None:
+        for level in self.bins:
+            if level.spec.material == material:
+                level.draw(amount)
+
+    def _refill_near_empty_bins(self) -> list[int]:
+        """Staff notice a near-empty bin only some of the time, so levels sometimes run lower first."""
+        refilled = []
+        for level in self.bins:
+            if level.is_near_empty and self.rng.random() < 0.5:
+                level.fill_to(level.spec.capacity * self.rng.uniform(0.85, 1.0))
+                refilled.append(level.spec.index)
+        return refilled
+
+    @property
+    def uptime_s(self) -> int:
+        return self._uptime_at_boot_s + int(self._clock() - self._booted_at)
+
+    def reboot(self) -> None:
+        self._uptime_at_boot_s = 0
+        self._booted_at = self._clock()
+        self.state = "idle"
+
+    def machine_time(self) -> datetime:
+        """The machine's own clock: skewed, and in its own zone, as real machines send it."""
+        return (datetime.now(UTC) + self.clock_skew).astimezone(self.tz)
+
+    # Protocol bodies (pure) ------------------------------------------------------------------------
+
+    def registration_body(self, provisioning_secret: str) -> dict[str, Any]:
+        return {
+            "serial": self.serial,
+            "model": self.model,
+            "firmware": self.firmware,
+            "provisioning_secret": provisioning_secret,
+            "alias": self.alias,
+        }
+
+    def heartbeat_body(self, now: datetime | None = None) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "temperature_c": round(self.temperature.current_c, 1),
+            "ip": self.ip,
+            "wifi": {"ssid": self.wifi_ssid, "rssi_dbm": self.rssi_dbm},
+            "firmware": self.firmware,
+            "uptime_s": self.uptime_s,
+            "package_version": self.package_version,
+            "sent_at": format_timestamp(now or self.machine_time()),
+            "bins": [level.as_protocol() for level in self.bins],
+        }
+
+    def materials_body(self, refilled: set[int], now: datetime | None = None) -> dict[str, Any]:
+        """The refilled bins only, flagged, so the server books exactly those refills."""
+        return {
+            "sent_at": format_timestamp(now or self.machine_time()),
+            "bins": [level.as_protocol(refilled=True) for level in self.bins if level.spec.index in refilled],
+        }
+
+    # Protocol calls --------------------------------------------------------------------------------
+
+    def path(self, suffix: str) -> str:
+        if self.device_id is None:
+            raise RuntimeError(f"{self.serial} has no device_id: register first")
+        return f"{API_PREFIX}/devices/{quote(self.device_id, safe='')}/{suffix}"
+
+    def interval_s(self, session: FleetSession) -> float:
+        return session.settings.heartbeat_interval_s or self.server_interval_s
+
+    async def register(self, session: FleetSession) -> Reply:
+        """One registration call; keeps the new device_id and token (a known serial gets a new token)."""
+        reply = await session.api.request(
+            "POST", REGISTER_PATH, body=self.registration_body(session.provisioning_secret)
+        )
+        self.device_id = _require(reply.data, "device_id", str)
+        self.token = _require(reply.data, "token", str)
+        self._adopt_interval(reply.data)
+        return reply
+
+    async def heartbeat(self, session: FleetSession) -> None:
+        try:
+            reply = await session.api.request(
+                "POST", self.path("status"), body=self.heartbeat_body(), token=self.token
+            )
+        except ProtocolError:
+            session.stats.heartbeats_failed += 1
+            raise
+        session.stats.heartbeats_sent += 1
+        self._adopt_heartbeat_reply(session, reply.data)
+
+    async def report_materials(self, session: FleetSession) -> None:
+        """Report pending refills; they stay pending through outages but a refusal drops them."""
+        refilled = set(self.unreported_refills)
+        try:
+            await session.api.request(
+                "POST", self.path("materials/report"), body=self.materials_body(refilled), token=self.token
+            )
+        except Rejected as error:
+            if not isinstance(error, Unauthorized):
+                self.unreported_refills -= refilled
+            raise
+        self.unreported_refills -= refilled
+        session.stats.material_reports_sent += 1
+        session.emit(EventKind.REFILLED, self.serial, "bins " + ", ".join(map(str, sorted(refilled))))
+
+    def _adopt_interval(self, data: dict[str, Any]) -> None:
+        interval = data.get("heartbeat_interval_s")
+        if isinstance(interval, int | float) and not isinstance(interval, bool) and interval > 0:
+            self.server_interval_s = max(MIN_SERVER_HEARTBEAT_INTERVAL_S, float(interval))
+
+    def _adopt_heartbeat_reply(self, session: FleetSession, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise ProtocolViolation("heartbeat reply data is not an object")
+        self._adopt_interval(data)
+        commands = data.get("commands") or []
+        package = data.get("desired_package")
+        if not isinstance(commands, list) or not isinstance(package, dict | None):
+            raise ProtocolViolation("heartbeat reply: commands not a list or desired_package not an object")
+        self.desired_package = package
+        if commands:
+            # Executing commands is a later feature; say they arrived so a demo shows the lease happened.
+            session.emit(EventKind.COMMANDS, self.serial, f"{len(commands)} received, not executed")
+
+    # Life loop -------------------------------------------------------------------------------------
+
+    async def run(self, session: FleetSession) -> None:
+        """Live until cancelled, or until the server refuses this machine's registration for good."""
+        jitter = min(session.settings.max_start_jitter_s, self.interval_s(session))
+        await asyncio.sleep(self.rng.uniform(0.0, jitter))
+        try:
+            reply = await self.register_until_accepted(session)
+            session.stats.registered += 1
+            known = "known serial" if reply.status == 200 else "new"
+            session.emit(EventKind.REGISTERED, self.serial, f"device {self.device_id} ({known})")
+            while True:
+                if self.rng.random() < session.settings.offline_probability:
+                    await self.stay_offline(session)
+                await self.tick(session)
+                await asyncio.sleep(self.interval_s(session) * self.rng.uniform(0.95, 1.05))
+        except MachineStopped as error:
+            session.stats.machines_refused += 1
+            session.emit(EventKind.REFUSED, self.serial, str(error))
+
+    async def tick(self, session: FleetSession) -> None:
+        self.unreported_refills.update(self.step())
+        if self.unreported_refills:
+            await self._attempt(session, self.report_materials)
+        await self._attempt(session, self.heartbeat)
+
+    async def _attempt(self, session: FleetSession, call: Callable[[FleetSession], Awaitable[None]]) -> None:
+        """Run one protocol call the way a machine does: re-register on 401, note failures, carry on."""
+        try:
+            await call(session)
+        except Unauthorized:
+            await self.register_until_accepted(session)
+            session.stats.reregistrations += 1
+            session.emit(EventKind.REREGISTERED, self.serial, f"device {self.device_id}")
+        except ProtocolError as error:
+            logger.warning("%s: %s failed: %s", self.serial, call.__name__, error)
+            session.emit(EventKind.FAILED, self.serial, f"{call.__name__}: {error}")
+
+    async def register_until_accepted(self, session: FleetSession) -> Reply:
+        """Register, retrying with backoff while the server is unreachable; a refusal stops the machine."""
+        base_delay = min(5.0, self.interval_s(session))
+        attempt = 0
+        while True:
+            try:
+                return await self.register(session)
+            except Rejected as error:
+                if error.status < 500:
+                    raise MachineStopped(str(error)) from error
+                failure: ProtocolError = error
+            except (Unreachable, ProtocolViolation) as error:
+                failure = error
+            delay = min(60.0, base_delay * 2 ** min(attempt, 6)) * self.rng.uniform(0.5, 1.0)
+            attempt += 1
+            logger.warning("%s: registration failed (%s), retrying in %.1fs", self.serial, failure, delay)
+            await asyncio.sleep(delay)
+
+    async def stay_offline(self, session: FleetSession) -> None:
+        """Go silent for a while (network loss or power cut); the machine keeps living meanwhile."""
+        interval = self.interval_s(session)
+        low, high = session.settings.offline_intervals
+        duration = self.rng.uniform(low, high) * interval
+        session.stats.offline_periods += 1
+        session.emit(EventKind.OFFLINE, self.serial, f"for {duration:.1f}s")
+        await asyncio.sleep(duration)
+        for _ in range(min(int(duration / interval), 500)):
+            self.unreported_refills.update(self.step())
+        rebooted = self.rng.random() < session.settings.reboot_probability
+        if rebooted:
+            self.reboot()
+        session.emit(EventKind.BACK, self.serial, "after a reboot" if rebooted else "")
+
+
+def build_fleet(devices: int, serial_prefix: str = "SIM", seed: int | None = None) -> list[SimulatedMachine]:
+    """The same prefix and seed give the same machines (serials, models, aliases, starting levels)."""
+    machines = []
+    for index in range(1, devices + 1):
+        serial = fleet_serial(serial_prefix, index)
+        model, firmware = MACHINE_MODELS[(index - 1) % len(MACHINE_MODELS)]
+        alias = f"{ALIAS_PLACES[(index - 1) % len(ALIAS_PLACES)]} {(index - 1) // len(ALIAS_PLACES) + 1}"
+        rng = random.Random(f"{seed}:{serial}") if seed is not None else random.Random()
+        machines.append(SimulatedMachine(serial, model, firmware, alias, rng=rng))
+    return machines
+
+
+async def _supervise(machine: SimulatedMachine, session: FleetSession) -> None:
+    """One machine's bug must not take the fleet down, but it must be seen: log it with its traceback."""
+    try:
+        await machine.run(session)
+    except Exception:
+        logger.exception("%s crashed; the rest of the fleet carries on", machine.serial)
+        session.stats.machines_crashed += 1
+        session.emit(EventKind.CRASHED, machine.serial, "see the log for the traceback")
+
+
+def _validate_fleet_arguments(
+    base_url: str, devices: int, duration_s: float | None, heartbeat_interval_s: float | None,
+    offline_probability: float, serial_prefix: str,
+) -> None:
+    try:
+        scheme = httpx.URL(base_url).scheme
+    except httpx.InvalidURL as error:
+        raise FleetConfigurationError(f"base_url is not a URL: {error}") from error
+    if scheme not in {"http", "https"}:
+        raise FleetConfigurationError(f"base_url must be an http(s) URL, got {base_url!r}")
+    if devices < 0:
+        raise FleetConfigurationError("devices must not be negative")
+    if duration_s is not None and duration_s <= 0:
+        raise FleetConfigurationError("duration_s must be positive")
+    if heartbeat_interval_s is not None and heartbeat_interval_s <= 0:
+        raise FleetConfigurationError("heartbeat_interval_s must be positive")
+    if not 0.0 <= offline_probability <= 1.0:
+        raise FleetConfigurationError("offline_probability must be between 0 and 1")
+    if not serial_prefix:
+        raise FleetConfigurationError("serial_prefix must not be empty")
+
+
+async def run_fleet(
+    base_url: str,
+    provisioning_secret: str,
+    devices: int,
+    duration_s: float | None = None,
+    heartbeat_interval_s: float | None = None,
+    offline_probability: float = DEFAULT_OFFLINE_PROBABILITY,
+    serial_prefix: str = "SIM",
+    seed: int | None = None,
+    on_event: EventSink | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> FleetStats:
+    """Run `devices` machines concurrently until `duration_s` passes, `stop` is set or all have stopped.
+
+    `heartbeat_interval_s` overrides the server's interval (fast demos and tests); `offline_probability`
+    is the chance per tick that a machine drops offline for a while. `transport` lets tests run the fleet
+    against an in-process fake. Returns the counters; cancelling the call stops the machines too.
+    """
+    _validate_fleet_arguments(base_url, devices, duration_s, heartbeat_interval_s, offline_probability,
+                              serial_prefix)
+    session_settings = FleetSettings(heartbeat_interval_s=heartbeat_interval_s,
+                                     offline_probability=offline_probability)
+    connections = max(1, min(devices, MAX_CONNECTIONS))
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(
+        base_url=base_url, limits=limits, timeout=REQUEST_TIMEOUT, transport=transport,
+        headers={"User-Agent": USER_AGENT},
+    ) as client:
+        session = FleetSession(ProtocolClient(client, rng=random.Random(seed)), provisioning_secret,
+                               session_settings, FleetStats(), on_event)
+        tasks = [asyncio.create_task(_supervise(machine, session), name=machine.serial)
+                 for machine in build_fleet(devices, serial_prefix, seed)]
+        try:
+            await _wait_for_end(tasks, duration_s, stop)
+        finally:
+            for task in tasks:
+                task.cancel()
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    for task, outcome in zip(tasks, outcomes, strict=True):
+        if isinstance(outcome, Exception):
+            # Only reachable when reporting a crash failed too (a broken on_event); never drop it silently.
+            logger.error("%s ended with an unhandled error", task.get_name(), exc_info=outcome)
+    return session.stats
+
+
+async def _wait_for_end(
+    tasks: list[asyncio.Task[None]], duration_s: float | None, stop: asyncio.Event | None
+) -> None:
+    """Return when every machine has stopped, `duration_s` has passed or `stop` is set, whichever first."""
+    if not tasks:
+        return
+    waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(asyncio.wait(tasks))]
+    if stop is not None:
+        waiters.append(asyncio.ensure_future(stop.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=duration_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        for waiter in waiters:
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter

@@ -1,0 +1,86 @@
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.models import Role
+from devices.services import register_device
+from inventory.selectors import forget_material_codes
+from tests.factories import MaterialFactory, MerchantFactory, UserFactory
+
+DEMO_MATERIALS = ["BEAN-ARABICA", "MILK-POWDER", "SUGAR", "CHOCOLATE", "WATER"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_caches(settings):
+    """Each test starts with an empty cache (throttles, token cache) and a fresh material memo."""
+    from django.core.cache import cache
+
+    from coffeeshop.redis import get_redis
+
+    cache.clear()
+    redis = get_redis()
+    if redis is not None:
+        for key in redis.scan_iter(f"{settings.CACHES['default'].get('KEY_PREFIX', 'coffeeshop')}:*"):
+            redis.delete(key)
+    forget_material_codes()
+    yield
+    forget_material_codes()
+
+
+@pytest.fixture
+def api():
+    """An API client that enforces CSRF like a browser session would."""
+    return APIClient(enforce_csrf_checks=True)
+
+
+@pytest.fixture
+def merchant(db):
+    return MerchantFactory(name="Brew Co")
+
+
+@pytest.fixture
+def other_merchant(db):
+    return MerchantFactory(name="Other Beans")
+
+
+@pytest.fixture
+def materials(db):
+    return [MaterialFactory(code=code) for code in DEMO_MATERIALS]
+
+
+@pytest.fixture
+def make_user(db):
+    def make(role=Role.VIEWER, merchants=(), **extra):
+        return UserFactory(role=role, merchants=list(merchants), **extra)
+
+    return make
+
+
+@pytest.fixture
+def staff_client(make_user):
+    """staff_client(role, merchants) -> an APIClient logged in as a fresh user of that role."""
+
+    def make(role=Role.VIEWER, merchants=(), **extra):
+        client = APIClient(enforce_csrf_checks=True)
+        user = make_user(role=role, merchants=merchants, **extra)
+        client.force_authenticate(user)
+        client.user = user
+        return client
+
+    return make
+
+
+@pytest.fixture
+def registered(merchant, materials):
+    """A machine registered through the service, with its token."""
+    return register_device(serial="CM2K-000123", model="CM-2000", firmware="1.4.2",
+                           provisioning_secret=merchant.provisioning_secret, alias="Lobby A")
+
+
+@pytest.fixture
+def machine(registered):
+    """An API client speaking as the registered machine (Authorization: Device <token>)."""
+    client = APIClient(enforce_csrf_checks=True)
+    client.credentials(HTTP_AUTHORIZATION=f"Device {registered.token}")
+    client.device = registered.device
+    client.token = registered.token
+    return client

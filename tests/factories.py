@@ -1,0 +1,80 @@
+import factory
+from django.utils import timezone
+
+from accounts.models import Merchant, Role, User
+from accounts.services import grant_merchant_access
+from devices.models import Device, DeviceBin, Location
+from inventory.models import Material
+
+
+class MerchantFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Merchant
+
+    name = factory.Sequence(lambda n: f"Merchant {n}")
+    contact_email = factory.LazyAttribute(lambda m: f"ops@{m.name.lower().replace(' ', '')}.example.com")
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    """A back-office user; pass merchants=[...] to grant access, or is_platform_staff=True."""
+
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@example.com")
+    name = factory.Sequence(lambda n: f"User {n}")
+    role = Role.VIEWER
+    is_staff = True
+    password = factory.PostGenerationMethodCall("set_password", "Passw0rd!x")
+
+    @factory.post_generation
+    def merchants(self, create, extracted, **kwargs):
+        self.save()
+        for merchant in extracted or ():
+            grant_merchant_access(self, merchant)
+
+
+class LocationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Location
+
+    merchant = factory.SubFactory(MerchantFactory)
+    name = factory.Sequence(lambda n: f"Location {n}")
+    city = "Shanghai"
+    latitude = "31.230400"
+    longitude = "121.473700"
+
+
+class DeviceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Device
+
+    merchant = factory.SubFactory(MerchantFactory)
+    serial = factory.Sequence(lambda n: f"CM2K-{n:06d}")
+    model = "CM-2000"
+    firmware = "1.4.2"
+    state = "idle"
+    is_online = True
+    last_seen_at = factory.LazyFunction(timezone.now)
+
+
+class DeviceBinFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DeviceBin
+
+    device = factory.SubFactory(DeviceFactory)
+    index = factory.Sequence(lambda n: n + 1)
+    material_code = "BEAN-ARABICA"
+    capacity = 1000
+    remaining = 800
+    level_pct = 80
+
+
+class MaterialFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Material
+        django_get_or_create = ("code",)
+
+    code = factory.Sequence(lambda n: f"MAT-{n}")
+    name = factory.LazyAttribute(lambda m: m.code.title())
