@@ -177,6 +177,8 @@ else:
         "store_processed": False,
     }
     CELERY_RESULT_BACKEND = f"file://{DATA_DIR / 'celery' / 'results'}"
+    for folder in ("queue", "processed", "results"):
+        (DATA_DIR / "celery" / folder).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -308,6 +310,7 @@ LOGGING = {
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
     },
 }
 

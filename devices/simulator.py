@@ -331,8 +331,8 @@ class ProtocolClient:
                 if response.status_code == 429:
                     failure = "429 throttled"
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                    delay = min(self.MAX_RETRY_AFTER_S, retry_after) if retry_after is not None else (
-                        self._backoff(attempt))
+                    delay = self._backoff(attempt) if retry_after is None else min(self.MAX_RETRY_AFTER_S,
+                                                                                    retry_after)
                 elif response.status_code in self.RETRYABLE_STATUSES:
                     failure = f"{response.status_code} from server"
                     delay = self._backoff(attempt)
@@ -367,6 +367,7 @@ def _unwrap(response: httpx.Response) -> Reply:
 
 
 def _require(data: Any, name: str, kind: type | tuple[type, ...]) -> Any:
+    """A reply field the machine cannot work without, checked so a server slip is reported, not a crash."""
     if not isinstance(data, dict) or not isinstance(data.get(name), kind) or isinstance(data.get(name), bool):
         raise ProtocolViolation(f"reply field {name!r} missing or not {kind}")
     return data[name]

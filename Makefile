@@ -1,0 +1,62 @@
+# Everything a developer runs. Only Python 3.11 and make are needed; the virtualenv is .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
+PORT ?= 8000
+FLEET_SIZE ?= 20
+SIMULATOR ?= 1
+PYTEST_ARGS ?=
+
+export PORT FLEET_SIZE
+
+.PHONY: install run run-web run-worker run-beat run-fleet test lint format init-db seed-demo bench clean
+
+$(STAMP):
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	@$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+init-db: install
+	$(BIN)/python manage.py init-db
+
+seed-demo: init-db
+	$(BIN)/python manage.py seed-demo
+
+## make run: everything on the embedded default (SQLite, no servers), or on PostgreSQL/Redis when
+## DATABASE_URL/REDIS_URL are set. SIMULATOR=0 leaves out the simulated fleet.
+run: seed-demo
+	@echo "coffeeshop: http://127.0.0.1:$(PORT)/admin/  (admin@example.com / Admin123!)"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile start web worker beat $(if $(filter 1,$(SIMULATOR)),fleet,)
+
+run-web: install
+	$(BIN)/python manage.py runserver 0.0.0.0:$(PORT)
+
+run-worker: install
+	$(BIN)/celery -A coffeeshop worker --loglevel INFO --concurrency 2
+
+run-beat: install
+	$(BIN)/celery -A coffeeshop beat --loglevel INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler
+
+run-fleet: install
+	$(BIN)/python manage.py simulate_fleet --devices $(FLEET_SIZE) --base-url http://127.0.0.1:$(PORT)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install
+	$(BIN)/python bench/heartbeat.py
+
+clean:
+	rm -rf $(VENV) .data
