@@ -26,7 +26,9 @@ class Capability(models.TextChoices):
 
 ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
     Role.VIEWER: frozenset({Capability.VIEW}),
-    Role.OPS: frozenset({Capability.VIEW, Capability.OPERATE_DEVICES, Capability.REFUND, Capability.MANAGE_MATERIALS}),
+    Role.OPS: frozenset(
+        {Capability.VIEW, Capability.OPERATE_DEVICES, Capability.REFUND, Capability.MANAGE_MATERIALS}
+    ),
     Role.ADMIN: frozenset(Capability.values),
 }
 
@@ -62,7 +64,9 @@ class Merchant(models.Model):
         ordering = ["name"]
         permissions = [("access_merchant", _("Can access the merchant's data"))]
         constraints = [
-            models.CheckConstraint(condition=models.Q(status__in=["active", "suspended"]), name="merchant_status_valid"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["active", "suspended"]), name="merchant_status_valid"
+            ),
         ]
 
     def __str__(self):
@@ -117,7 +121,9 @@ class User(AbstractBaseUser, PermissionsMixin):
         verbose_name_plural = _("users")
         ordering = ["email"]
         constraints = [
-            models.CheckConstraint(condition=models.Q(role__in=["admin", "ops", "viewer"]), name="user_role_valid"),
+            models.CheckConstraint(
+                condition=models.Q(role__in=["admin", "ops", "viewer"]), name="user_role_valid"
+            ),
         ]
 
     def __str__(self):

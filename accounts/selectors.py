@@ -13,10 +13,10 @@ def users_for(user):
     ids = merchant_ids_for(user)
     if ids is None:
         return User.objects.all()
+    from django.contrib.contenttypes.models import ContentType
     from guardian.models import UserObjectPermission
 
     from accounts.models import Merchant
-    from django.contrib.contenttypes.models import ContentType
 
     member_ids = UserObjectPermission.objects.filter(
         content_type=ContentType.objects.get_for_model(Merchant),

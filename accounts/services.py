@@ -9,8 +9,14 @@ from accounts.tenancy import ACCESS_MERCHANT, forget_merchant_ids
 
 @transaction.atomic
 def create_or_update_user(
-    *, email: str, password: str, name: str = "", role: str = Role.VIEWER, is_platform_staff: bool = False,
-    merchants=(), is_superuser: bool = False,
+    *,
+    email: str,
+    password: str,
+    name: str = "",
+    role: str = Role.VIEWER,
+    is_platform_staff: bool = False,
+    merchants=(),
+    is_superuser: bool = False,
 ) -> tuple[User, bool]:
     """Create the user, or update role, name, password and merchants of an existing one (idempotent)."""
     if role not in Role.values:

@@ -12,7 +12,9 @@ _CACHE_ATTR = "_coffeeshop_merchant_ids"
 
 
 def sees_all_merchants(user) -> bool:
-    return bool(user and user.is_authenticated and user.is_active and (user.is_superuser or user.is_platform_staff))
+    return bool(
+        user and user.is_authenticated and user.is_active and (user.is_superuser or user.is_platform_staff)
+    )
 
 
 def merchant_ids_for(user) -> frozenset[int] | None:
@@ -28,9 +30,9 @@ def merchant_ids_for(user) -> frozenset[int] | None:
         from accounts.models import Merchant
 
         cached = frozenset(
-            get_objects_for_user(user, ACCESS_MERCHANT, klass=Merchant, accept_global_perms=False).values_list(
-                "pk", flat=True
-            )
+            get_objects_for_user(
+                user, ACCESS_MERCHANT, klass=Merchant, accept_global_perms=False
+            ).values_list("pk", flat=True)
         )
         setattr(user, _CACHE_ATTR, cached)
     return cached

@@ -8,7 +8,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coffeeshop.settings")
 os.environ.setdefault("DB_CONN_MAX_AGE", "0")
 os.environ.setdefault("DB_POOL", "1")
 
-from django.core.asgi import get_asgi_application  # noqa: E402
+from django.core.asgi import get_asgi_application
 
 django_asgi_app = get_asgi_application()
 

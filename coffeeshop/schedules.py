@@ -9,7 +9,9 @@ def ensure_interval_task(apps, *, name: str, task: str, every_seconds: int, desc
     if PeriodicTask.objects.filter(name=name).exists():
         return
     schedule, _ = IntervalSchedule.objects.get_or_create(every=every_seconds, period="seconds")
-    PeriodicTask.objects.create(name=name, task=task, interval=schedule, enabled=True, description=description)
+    PeriodicTask.objects.create(
+        name=name, task=task, interval=schedule, enabled=True, description=description
+    )
 
 
 def remove_task(apps, *, name: str) -> None:

@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "accounts",
     "devices",
     "inventory",
+    "orders",
 ]
 
 MIDDLEWARE = [
@@ -125,7 +126,9 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'coffeeshop.sqlite3'}"
 # Under WSGI (gunicorn) persistent connections are ~3.5x faster; under ASGI they leak one
 # connection per thread, so the ASGI entry point sets DB_CONN_MAX_AGE=0 (see asgi.py).
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")))}
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")))
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["OPTIONS"] = {
@@ -134,12 +137,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # A file, not memory, so the end-to-end tests' server process sees the test database too.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 if IS_POSTGRES and env_bool("DB_POOL", default=False):
     # psycopg's pool (ASGI): sized well under PostgreSQL's 100 connections across processes.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1, "max_size": int(os.environ.get("DB_POOL_MAX_SIZE", "10")), "timeout": 10,
+        "min_size": 1,
+        "max_size": int(os.environ.get("DB_POOL_MAX_SIZE", "10")),
+        "timeout": 10,
     }
 DATABASES["default"].setdefault("TEST", {})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -231,6 +238,10 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+# In development whitenoise serves straight from the apps' static folders (daphne has no static handler).
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_ROOT = DATA_DIR / "media"
 MEDIA_URL = "media/"
 
@@ -313,6 +324,11 @@ LOGGING = {
         "axes": {"level": "WARNING"},
     },
 }
+
+# --- Sales ---------------------------------------------------------------------------------
+PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "orders.payments.RecordedRefundGateway")
+# The most orders one offline-backlog upload may carry (protocol: at most 500; more is 413).
+ORDER_BACKLOG_LIMIT = 500
 
 # --- Demo ------------------------------------------------------------------------------------
 ADMIN_EMAIL = os.environ.get("ADMIN_EMAIL", "admin@example.com")

@@ -18,28 +18,46 @@ UNFOLD = {
             {
                 "title": _("Fleet"),
                 "items": [
-                    {"title": _("Devices"), "icon": "coffee_maker",
-                     "link": reverse_lazy("admin:devices_device_changelist")},
-                    {"title": _("Locations"), "icon": "location_on",
-                     "link": reverse_lazy("admin:devices_location_changelist")},
-                    {"title": _("Materials"), "icon": "inventory_2",
-                     "link": reverse_lazy("admin:inventory_material_changelist")},
+                    {
+                        "title": _("Devices"),
+                        "icon": "coffee_maker",
+                        "link": reverse_lazy("admin:devices_device_changelist"),
+                    },
+                    {
+                        "title": _("Locations"),
+                        "icon": "location_on",
+                        "link": reverse_lazy("admin:devices_location_changelist"),
+                    },
+                    {
+                        "title": _("Materials"),
+                        "icon": "inventory_2",
+                        "link": reverse_lazy("admin:inventory_material_changelist"),
+                    },
                 ],
             },
             {
                 "title": _("Accounts"),
                 "items": [
-                    {"title": _("Merchants"), "icon": "storefront",
-                     "link": reverse_lazy("admin:accounts_merchant_changelist")},
-                    {"title": _("Users"), "icon": "person",
-                     "link": reverse_lazy("admin:accounts_user_changelist")},
+                    {
+                        "title": _("Merchants"),
+                        "icon": "storefront",
+                        "link": reverse_lazy("admin:accounts_merchant_changelist"),
+                    },
+                    {
+                        "title": _("Users"),
+                        "icon": "person",
+                        "link": reverse_lazy("admin:accounts_user_changelist"),
+                    },
                 ],
             },
             {
                 "title": _("Settings"),
                 "items": [
-                    {"title": _("Periodic tasks"), "icon": "schedule",
-                     "link": reverse_lazy("admin:django_celery_beat_periodictask_changelist")},
+                    {
+                        "title": _("Periodic tasks"),
+                        "icon": "schedule",
+                        "link": reverse_lazy("admin:django_celery_beat_periodictask_changelist"),
+                    },
                 ],
             },
         ],

@@ -25,15 +25,21 @@ UNAUTHORIZED_CLOSE_CODE = 4401
 class StaffLiveConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
-        if not (user and user.is_authenticated and getattr(user, "is_staff", False) and user.can(Capability.VIEW)):
+        if not (
+            user and user.is_authenticated and getattr(user, "is_staff", False) and user.can(Capability.VIEW)
+        ):
             await self.close(code=UNAUTHORIZED_CLOSE_CODE)
             return
         merchant_ids = await database_sync_to_async(merchant_ids_for)(user)
-        self.live_groups = [PLATFORM_GROUP] if merchant_ids is None else [merchant_group(i) for i in merchant_ids]
+        self.live_groups = (
+            [PLATFORM_GROUP] if merchant_ids is None else [merchant_group(i) for i in merchant_ids]
+        )
         for group in self.live_groups:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        await self.send_json({"type": "hello", "merchant_ids": None if merchant_ids is None else sorted(merchant_ids)})
+        await self.send_json(
+            {"type": "hello", "merchant_ids": None if merchant_ids is None else sorted(merchant_ids)}
+        )
         self.poller = asyncio.create_task(self.poll_database()) if not settings.REDIS_URL else None
 
     async def disconnect(self, code):

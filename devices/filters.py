@@ -13,8 +13,9 @@ class DeviceFilter(django_filters.FilterSet):
     merchant_id = django_filters.NumberFilter(field_name="merchant_id")
     location = django_filters.NumberFilter(field_name="location_id")
     model = django_filters.CharFilter(field_name="model")
-    status = django_filters.ChoiceFilter(choices=STATUS_CHOICES, method="filter_status",
-                                         help_text=_("online, offline, or a machine state"))
+    status = django_filters.ChoiceFilter(
+        choices=STATUS_CHOICES, method="filter_status", help_text=_("online, offline, or a machine state")
+    )
 
     class Meta:
         model = Device
@@ -51,4 +52,3 @@ class StatusHistoryFilter(django_filters.FilterSet):
             data = data.copy()
             data["from_"] = data.get("from")
         super().__init__(data, *args, **kwargs)
-

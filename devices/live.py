@@ -3,8 +3,15 @@
 
 def bins_payload(bins) -> list[dict]:
     return [
-        {"index": b.index, "material": b.material_code, "remaining": b.remaining, "capacity": b.capacity,
-         "unit": b.unit, "level_pct": b.level_pct, "is_low": b.is_low}
+        {
+            "index": b.index,
+            "material": b.material_code,
+            "remaining": b.remaining,
+            "capacity": b.capacity,
+            "unit": b.unit,
+            "level_pct": b.level_pct,
+            "is_low": b.is_low,
+        }
         for b in bins
     ]
 

@@ -19,7 +19,9 @@ from accounts.tenancy import TenantQuerySet
 
 
 class Location(models.Model):
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="locations", verbose_name=_("merchant"))
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="locations", verbose_name=_("merchant")
+    )
     name = models.CharField(_("name"), max_length=120)
     address = models.CharField(_("address"), max_length=255, blank=True)
     city = models.CharField(_("city"), max_length=80, blank=True)
@@ -35,10 +37,14 @@ class Location(models.Model):
         ordering = ["merchant_id", "name"]
         constraints = [
             models.UniqueConstraint(fields=["merchant", "name"], name="location_unique_name_per_merchant"),
-            models.CheckConstraint(condition=Q(latitude__gte=-90, latitude__lte=90) | Q(latitude__isnull=True),
-                                   name="location_latitude_range"),
-            models.CheckConstraint(condition=Q(longitude__gte=-180, longitude__lte=180) | Q(longitude__isnull=True),
-                                   name="location_longitude_range"),
+            models.CheckConstraint(
+                condition=Q(latitude__gte=-90, latitude__lte=90) | Q(latitude__isnull=True),
+                name="location_latitude_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(longitude__gte=-180, longitude__lte=180) | Q(longitude__isnull=True),
+                name="location_longitude_range",
+            ),
         ]
 
     def __str__(self):
@@ -61,20 +67,31 @@ class DeviceQuerySet(TenantQuerySet):
 
 
 class Device(models.Model):
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="devices", verbose_name=_("merchant"))
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="devices", verbose_name=_("merchant")
+    )
     location = models.ForeignKey(
-        Location, on_delete=models.SET_NULL, null=True, blank=True, related_name="devices", verbose_name=_("location")
+        Location,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="devices",
+        verbose_name=_("location"),
     )
     serial = models.CharField(_("serial"), max_length=64, unique=True)
     model = models.CharField(_("model"), max_length=64)
     firmware = models.CharField(_("firmware"), max_length=32, blank=True)
     alias = models.CharField(_("alias"), max_length=120, blank=True)
 
-    state = models.CharField(_("state"), max_length=16, choices=DeviceState.choices, default=DeviceState.UNKNOWN)
+    state = models.CharField(
+        _("state"), max_length=16, choices=DeviceState.choices, default=DeviceState.UNKNOWN
+    )
     is_online = models.BooleanField(_("online"), default=False)
     last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True)
     status_changed_at = models.DateTimeField(
-        _("status changed"), default=timezone.now, help_text=_("When online/offline or the state last changed.")
+        _("status changed"),
+        default=timezone.now,
+        help_text=_("When online/offline or the state last changed."),
     )
     temperature_c = models.FloatField(_("temperature (°C)"), null=True, blank=True)
     ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
@@ -84,7 +101,9 @@ class Device(models.Model):
     package_version = models.CharField(_("recipe package"), max_length=32, blank=True)
     device_time = models.DateTimeField(_("machine clock at last report"), null=True, blank=True)
     offline_timeout_s = models.PositiveIntegerField(
-        _("offline timeout (s)"), null=True, blank=True,
+        _("offline timeout (s)"),
+        null=True,
+        blank=True,
         help_text=_("Overrides the fleet default (DEVICE_OFFLINE_TIMEOUT_S) for this machine."),
     )
     registered_at = models.DateTimeField(_("registered"), default=timezone.now)
@@ -106,12 +125,16 @@ class Device(models.Model):
             models.Index(fields=["model"], name="device_model"),
             models.Index(fields=["state"], name="device_state"),
             models.Index(fields=["status_changed_at"], name="device_status_changed"),
-            models.Index(fields=["last_seen_at"], condition=Q(is_online=True), name="device_online_last_seen"),
+            models.Index(
+                fields=["last_seen_at"], condition=Q(is_online=True), name="device_online_last_seen"
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(state__in=DeviceState.values), name="device_state_valid"),
-            models.CheckConstraint(condition=Q(offline_timeout_s__gt=0) | Q(offline_timeout_s__isnull=True),
-                                   name="device_offline_timeout_positive"),
+            models.CheckConstraint(
+                condition=Q(offline_timeout_s__gt=0) | Q(offline_timeout_s__isnull=True),
+                name="device_offline_timeout_positive",
+            ),
         ]
 
     def __str__(self):
@@ -125,9 +148,13 @@ class Device(models.Model):
 class DeviceCredential(models.Model):
     """A machine's token, stored as its SHA-256; the token itself is shown once and never stored."""
 
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="credentials", verbose_name=_("device"))
+    device = models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="credentials", verbose_name=_("device")
+    )
     token_hash = models.CharField(_("token hash"), max_length=64, unique=True)
-    token_prefix = models.CharField(_("token prefix"), max_length=8, help_text=_("To recognise a token, not to use it."))
+    token_prefix = models.CharField(
+        _("token prefix"), max_length=8, help_text=_("To recognise a token, not to use it.")
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
 
@@ -136,8 +163,9 @@ class DeviceCredential(models.Model):
         verbose_name_plural = _("device credentials")
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["device"], condition=Q(revoked_at__isnull=True),
-                                    name="device_one_active_credential"),
+            models.UniqueConstraint(
+                fields=["device"], condition=Q(revoked_at__isnull=True), name="device_one_active_credential"
+            ),
         ]
 
     def __str__(self):
@@ -153,7 +181,9 @@ class DeviceBinQuerySet(TenantQuerySet):
 
 
 class DeviceBin(models.Model):
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="bins", verbose_name=_("device"))
+    device = models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="bins", verbose_name=_("device")
+    )
     index = models.PositiveSmallIntegerField(_("bin"))
     material_code = models.CharField(_("material"), max_length=64)
     unit = models.CharField(_("unit"), max_length=16, default="g")
@@ -170,16 +200,24 @@ class DeviceBin(models.Model):
         verbose_name = _("bin")
         verbose_name_plural = _("bins")
         ordering = ["device_id", "index"]
-        indexes = [models.Index(fields=["material_code"], name="bin_material_code"),
-                   models.Index(fields=["level_pct"], name="bin_level_pct")]
+        indexes = [
+            models.Index(fields=["material_code"], name="bin_material_code"),
+            models.Index(fields=["level_pct"], name="bin_level_pct"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["device", "index"], name="bin_unique_index_per_device"),
             models.CheckConstraint(condition=Q(capacity__gt=0), name="bin_capacity_positive"),
-            models.CheckConstraint(condition=Q(remaining__gte=0) & Q(remaining__lte=models.F("capacity")),
-                                   name="bin_remaining_within_capacity"),
-            models.CheckConstraint(condition=Q(level_pct__gte=0, level_pct__lte=100), name="bin_level_pct_range"),
-            models.CheckConstraint(condition=Q(low_threshold_pct__gte=0, low_threshold_pct__lte=100),
-                                   name="bin_low_threshold_pct_range"),
+            models.CheckConstraint(
+                condition=Q(remaining__gte=0) & Q(remaining__lte=models.F("capacity")),
+                name="bin_remaining_within_capacity",
+            ),
+            models.CheckConstraint(
+                condition=Q(level_pct__gte=0, level_pct__lte=100), name="bin_level_pct_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(low_threshold_pct__gte=0, low_threshold_pct__lte=100),
+                name="bin_low_threshold_pct_range",
+            ),
         ]
 
     def __str__(self):
@@ -205,7 +243,9 @@ class DeviceStatusHistoryQuerySet(TenantQuerySet):
 class DeviceStatusHistory(models.Model):
     """A machine's status over time: every change, plus temperature samples (at most one per flush)."""
 
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="status_history", verbose_name=_("device"))
+    device = models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="status_history", verbose_name=_("device")
+    )
     recorded_at = models.DateTimeField(_("recorded"), default=timezone.now)
     device_time = models.DateTimeField(_("machine clock"), null=True, blank=True)
     event = models.CharField(_("event"), max_length=16, choices=StatusEvent.choices)
@@ -225,3 +265,6 @@ class DeviceStatusHistory(models.Model):
             models.CheckConstraint(condition=Q(state__in=DeviceState.values), name="history_state_valid"),
             models.CheckConstraint(condition=Q(event__in=StatusEvent.values), name="history_event_valid"),
         ]
+
+    def __str__(self):
+        return f"{self.device_id} {self.get_event_display()} {self.recorded_at:%Y-%m-%d %H:%M:%S}"

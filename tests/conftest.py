@@ -72,8 +72,13 @@ def staff_client(make_user):
 @pytest.fixture
 def registered(merchant, materials):
     """A machine registered through the service, with its token."""
-    return register_device(serial="CM2K-000123", model="CM-2000", firmware="1.4.2",
-                           provisioning_secret=merchant.provisioning_secret, alias="Lobby A")
+    return register_device(
+        serial="CM2K-000123",
+        model="CM-2000",
+        firmware="1.4.2",
+        provisioning_secret=merchant.provisioning_secret,
+        alias="Lobby A",
+    )
 
 
 @pytest.fixture
@@ -84,3 +89,37 @@ def machine(registered):
     client.device = registered.device
     client.token = registered.token
     return client
+
+
+@pytest.fixture
+def machine_client(db):
+    """machine_client(device) -> an APIClient speaking as `device` with a freshly issued token."""
+    from devices.services import issue_token
+
+    def make(device):
+        token = issue_token(device)
+        client = APIClient(enforce_csrf_checks=True)
+        client.credentials(HTTP_AUTHORIZATION=f"Device {token}")
+        client.device = device
+        client.token = token
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api_error():
+    """api_error(reply, status, code) -> the reply's `error` after checking it is the protocol's envelope."""
+
+    def check(reply, status, code):
+        assert reply.status_code == status, reply.content
+        assert reply["Content-Type"].startswith("application/json"), reply["Content-Type"]
+        body = reply.json()
+        assert set(body) == {"ok", "error"}, body
+        assert body["ok"] is False
+        assert set(body["error"]) == {"code", "message", "details"}, body
+        assert body["error"]["code"] == code, body
+        assert body["error"]["message"], body
+        return body["error"]
+
+    return check

@@ -3,7 +3,7 @@ from django.utils import timezone
 
 from accounts.models import Merchant, Role, User
 from accounts.services import grant_merchant_access
-from devices.models import Device, DeviceBin, Location
+from devices.models import Device, DeviceBin, DeviceStatusHistory, Location
 from inventory.models import Material
 
 
@@ -78,3 +78,15 @@ class MaterialFactory(factory.django.DjangoModelFactory):
 
     code = factory.Sequence(lambda n: f"MAT-{n}")
     name = factory.LazyAttribute(lambda m: m.code.title())
+
+
+class DeviceStatusHistoryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DeviceStatusHistory
+
+    device = factory.SubFactory(DeviceFactory)
+    recorded_at = factory.LazyFunction(timezone.now)
+    event = "sample"
+    state = "idle"
+    is_online = True
+    temperature_c = 92.0

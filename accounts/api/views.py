@@ -3,7 +3,7 @@ from rest_framework import viewsets
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from accounts.api.serializers import MeSerializer, MerchantSerializer
+from accounts.api.serializers import MerchantSerializer, MeSerializer
 from accounts.models import Capability
 from accounts.selectors import merchants_for
 

@@ -56,7 +56,11 @@ CODES = {
 def error_body(status_code: int, message: str, details: dict | None = None) -> dict:
     return {
         "ok": False,
-        "error": {"code": CODES.get(status_code, "INTERNAL_ERROR"), "message": str(message), "details": details or {}},
+        "error": {
+            "code": CODES.get(status_code, "INTERNAL_ERROR"),
+            "message": str(message),
+            "details": details or {},
+        },
     }
 
 
@@ -68,7 +72,11 @@ def flatten_field_errors(detail, prefix: str = "") -> dict[str, list[str]]:
             name = "" if key == "non_field_errors" and not prefix else str(key)
             path = f"{prefix}.{name}" if prefix and name else (prefix or name)
             flat.update(flatten_field_errors(value, path))
-    elif isinstance(detail, list) and detail and all(isinstance(item, (str, exceptions.ErrorDetail)) for item in detail):
+    elif (
+        isinstance(detail, list)
+        and detail
+        and all(isinstance(item, (str, exceptions.ErrorDetail)) for item in detail)
+    ):
         flat.setdefault(prefix or "non_field_errors", []).extend(str(item) for item in detail)
     elif isinstance(detail, list):
         for index, value in enumerate(detail):
@@ -79,7 +87,7 @@ def flatten_field_errors(detail, prefix: str = "") -> dict[str, list[str]]:
     return flat
 
 
-def _validation_message(fields: dict[str, list[str]]) -> str:
+def validation_message(fields: dict[str, list[str]]) -> str:
     if len(fields) == 1:
         name, messages = next(iter(fields.items()))
         return f"{name}: {messages[0]}" if name != "non_field_errors" else messages[0]
@@ -116,7 +124,7 @@ def exception_handler(exc, context):
         status_code = 401
     if isinstance(exc, exceptions.ValidationError):
         fields = flatten_field_errors(exc.detail)
-        body = error_body(400, _validation_message(fields), {"fields": fields})
+        body = error_body(400, validation_message(fields), {"fields": fields})
     elif isinstance(exc, exceptions.Throttled):
         body = error_body(429, _("Too many requests; retry later."), {"retry_after_s": int(exc.wait or 0)})
     else:

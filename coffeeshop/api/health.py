@@ -26,8 +26,13 @@ def _database():
         cursor.fetchone()
 
 
-@extend_schema(responses={200: inline_serializer("Health", {"database": serializers.DictField(),
-                                                            "redis": serializers.DictField()})})
+@extend_schema(
+    responses={
+        200: inline_serializer(
+            "Health", {"database": serializers.DictField(), "redis": serializers.DictField()}
+        )
+    }
+)
 @api_view(["GET"])
 @authentication_classes([])
 @permission_classes([AllowAny])

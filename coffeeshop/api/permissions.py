@@ -10,8 +10,12 @@ from accounts.models import Capability
 
 
 def is_staff_user(user) -> bool:
-    return bool(user and getattr(user, "is_authenticated", False) and getattr(user, "is_staff", False)
-                and hasattr(user, "can"))
+    return bool(
+        user
+        and getattr(user, "is_authenticated", False)
+        and getattr(user, "is_staff", False)
+        and hasattr(user, "can")
+    )
 
 
 class IsStaffMember(BasePermission):

@@ -32,7 +32,9 @@ class DeviceTokenAuthentication(BaseAuthentication):
         if not parts or parts[0].lower() != self.keyword:
             return self._trusted_path_device(request)
         if len(parts) != 2:
-            raise exceptions.AuthenticationFailed(_("Malformed Authorization header; expected 'Device <token>'."))
+            raise exceptions.AuthenticationFailed(
+                _("Malformed Authorization header; expected 'Device <token>'.")
+            )
         identity = identify_device(parts[1].decode("latin-1"))
         if identity is None:
             raise exceptions.AuthenticationFailed(_("Unknown or revoked device token."))
@@ -58,5 +60,7 @@ class IsTheDeviceInPath(BasePermission):
     def has_permission(self, request, view):
         identity = request.auth
         if not isinstance(request.user, DevicePrincipal):
-            raise exceptions.NotAuthenticated(_("A device token is required: 'Authorization: Device <token>'."))
+            raise exceptions.NotAuthenticated(
+                _("A device token is required: 'Authorization: Device <token>'.")
+            )
         return str(identity.device_id) == str(view.kwargs.get("device_id"))

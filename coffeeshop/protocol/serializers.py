@@ -4,14 +4,21 @@ Validation of shape only; rules (which secret, which material) belong to the ser
 Unknown fields are ignored: a newer machine may send fields this server does not know yet.
 """
 
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from devices.models import DeviceState
 from devices.services import BinReading, StatusReading
+from orders.services import ItemInput, OrderInput
 
-MACHINE_STATES = [DeviceState.IDLE, DeviceState.BREWING, DeviceState.CLEANING, DeviceState.MAINTENANCE,
-                  DeviceState.FAULT]
+MACHINE_STATES = [
+    DeviceState.IDLE,
+    DeviceState.BREWING,
+    DeviceState.CLEANING,
+    DeviceState.MAINTENANCE,
+    DeviceState.FAULT,
+]
 
 
 class RegisterSerializer(serializers.Serializer):
@@ -38,8 +45,14 @@ class BinSerializer(serializers.Serializer):
 
     @staticmethod
     def to_reading(attrs) -> BinReading:
-        return BinReading(index=attrs["index"], material_code=attrs["material"], remaining=attrs["remaining"],
-                          capacity=attrs["capacity"], unit=attrs["unit"], refilled=attrs["refilled"])
+        return BinReading(
+            index=attrs["index"],
+            material_code=attrs["material"],
+            remaining=attrs["remaining"],
+            capacity=attrs["capacity"],
+            unit=attrs["unit"],
+            refilled=attrs["refilled"],
+        )
 
 
 class BinListField(serializers.ListField):
@@ -74,9 +87,15 @@ class HeartbeatSerializer(serializers.Serializer):
         wifi = data.get("wifi", {})
         bins = data.get("bins")
         return StatusReading(
-            state=data["state"], temperature_c=data.get("temperature_c"), ip=data.get("ip"),
-            wifi_ssid=wifi.get("ssid"), wifi_rssi_dbm=wifi.get("rssi_dbm"), firmware=data.get("firmware"),
-            uptime_s=data.get("uptime_s"), package_version=data.get("package_version"), sent_at=data.get("sent_at"),
+            state=data["state"],
+            temperature_c=data.get("temperature_c"),
+            ip=data.get("ip"),
+            wifi_ssid=wifi.get("ssid"),
+            wifi_rssi_dbm=wifi.get("rssi_dbm"),
+            firmware=data.get("firmware"),
+            uptime_s=data.get("uptime_s"),
+            package_version=data.get("package_version"),
+            sent_at=data.get("sent_at"),
             bins=tuple(BinSerializer.to_reading(b) for b in bins) if bins else None,
         )
 
@@ -87,3 +106,75 @@ class MaterialsReportSerializer(serializers.Serializer):
 
     def to_readings(self) -> tuple[BinReading, ...]:
         return tuple(BinSerializer.to_reading(b) for b in self.validated_data["bins"])
+
+
+class MoneyField(serializers.DecimalField):
+    """Money is a decimal string with two places ("18.00"), never a float."""
+
+    default_error_messages = {"not_a_string": _("must be a decimal string such as \"18.00\", not a number")}
+
+    def __init__(self, **kwargs):
+        super().__init__(max_digits=12, decimal_places=2, min_value=0, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
+class OffsetDateTimeField(serializers.DateTimeField):
+    """Protocol times carry an offset; a time without one is ambiguous and refused."""
+
+    default_error_messages = {"no_offset": _("must include a UTC offset, e.g. 2026-11-24T08:14:31+08:00")}
+
+    def to_internal_value(self, value):
+        parsed = super().to_internal_value(value)
+        as_sent = parse_datetime(value) if isinstance(value, str) else None
+        if as_sent is not None and as_sent.tzinfo is None:
+            self.fail("no_offset")
+        return parsed
+
+
+class OrderItemSerializer(serializers.Serializer):
+    product_id = serializers.CharField(max_length=64)
+    name = serializers.CharField(max_length=120)
+    qty = serializers.IntegerField(min_value=1, max_value=1000,
+                                   error_messages={"min_value": _("must be at least 1")})
+    unit_price = MoneyField()
+    recipe_version = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+    options = serializers.DictField(required=False, default=dict)
+
+
+class PaymentSerializer(serializers.Serializer):
+    method = serializers.RegexField(r"^[a-z0-9][a-z0-9_-]{0,31}$", error_messages={
+        "invalid": _("must be a payment method code such as wechat, alipay, card, corp, cash")})
+    status = serializers.ChoiceField(choices=["paid", "unpaid", "failed"])
+    transaction_id = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+
+
+class OrderSerializer(serializers.Serializer):
+    order_id = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", max_length=64)
+    created_at = OffsetDateTimeField()
+    currency = serializers.RegexField(r"^[A-Z]{3}$", error_messages={"invalid": _("must be an ISO 4217 code, e.g. CNY")})
+    total = MoneyField()
+    payment = PaymentSerializer()
+    items = serializers.ListField(child=OrderItemSerializer(), min_length=1, max_length=50)
+    is_test = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, attrs):
+        expected = sum((item["qty"] * item["unit_price"] for item in attrs["items"]), start=0)
+        if attrs["total"] != expected:
+            raise serializers.ValidationError(
+                {"total": [_("must equal the sum of qty × unit_price of the items (%(sum)s)") % {"sum": f"{expected:.2f}"}]})
+        return attrs
+
+    @staticmethod
+    def to_input(attrs) -> OrderInput:
+        payment = attrs["payment"]
+        return OrderInput(
+            order_id=attrs["order_id"], created_at=attrs["created_at"], currency=attrs["currency"], total=attrs["total"],
+            payment_method=payment["method"], payment_status=payment["status"],
+            transaction_id=payment["transaction_id"], is_test=attrs["is_test"],
+            items=tuple(ItemInput(product_id=i["product_id"], name=i["name"], qty=i["qty"], unit_price=i["unit_price"],
+                                  recipe_version=i["recipe_version"], options=i["options"]) for i in attrs["items"]),
+        )

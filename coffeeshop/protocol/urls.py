@@ -5,5 +5,10 @@ from coffeeshop.protocol import views
 urlpatterns = [
     path("devices/register", views.RegisterView.as_view(), name="device-register"),
     path("devices/<str:device_id>/status", views.HeartbeatView.as_view(), name="device-heartbeat"),
-    path("devices/<str:device_id>/materials/report", views.MaterialsReportView.as_view(), name="device-materials-report"),
+    path("devices/<str:device_id>/orders/create", views.OrdersCreateView.as_view(), name="device-orders-create"),
+    path(
+        "devices/<str:device_id>/materials/report",
+        views.MaterialsReportView.as_view(),
+        name="device-materials-report",
+    ),
 ]

@@ -14,11 +14,19 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from coffeeshop.api.errors import PayloadTooLarge, error_body, flatten_field_errors, validation_message
 from coffeeshop.api.throttling import DeviceRateThrottle, RegistrationThrottle
+from coffeeshop.exceptions import Conflict
 from coffeeshop.protocol.auth import DeviceTokenAuthentication, IsTheDeviceInPath
-from coffeeshop.protocol.serializers import HeartbeatSerializer, MaterialsReportSerializer, RegisterSerializer
+from coffeeshop.protocol.serializers import (
+    HeartbeatSerializer,
+    MaterialsReportSerializer,
+    OrderSerializer,
+    RegisterSerializer,
+)
 from devices import services as devices
 from inventory.selectors import unknown_material_codes
+from orders import services as orders
 
 
 def server_time() -> str:
@@ -43,10 +51,16 @@ def check_materials_known(bins) -> None:
     """An unknown material code is a 400 naming the bin: `bins.<position>.material`."""
     unknown = unknown_material_codes(b.material_code for b in bins)
     if unknown:
-        raise exceptions.ValidationError({"bins": [
-            {"material": [_("unknown material code %(code)s") % {"code": b.material_code}]}
-            if b.material_code in unknown else {} for b in bins
-        ]})
+        raise exceptions.ValidationError(
+            {
+                "bins": [
+                    {"material": [_("unknown material code %(code)s") % {"code": b.material_code}]}
+                    if b.material_code in unknown
+                    else {}
+                    for b in bins
+                ]
+            }
+        )
 
 
 class RegisterView(APIView):
@@ -62,8 +76,12 @@ class RegisterView(APIView):
         serializer.is_valid(raise_exception=True)
         registration = devices.register_device(**serializer.validated_data)
         return Response(
-            {"device_id": str(registration.device.pk), "token": registration.token,
-             "heartbeat_interval_s": settings.HEARTBEAT_INTERVAL_S, "server_time": server_time()},
+            {
+                "device_id": str(registration.device.pk),
+                "token": registration.token,
+                "heartbeat_interval_s": settings.HEARTBEAT_INTERVAL_S,
+                "server_time": server_time(),
+            },
             status=status.HTTP_201_CREATED if registration.created else status.HTTP_200_OK,
         )
 
@@ -76,12 +94,14 @@ class HeartbeatView(MachineView):
         if reading.bins:
             check_materials_known(reading.bins)
         devices.record_heartbeat(request.auth, reading)
-        return Response({
-            "server_time": server_time(),
-            "heartbeat_interval_s": settings.HEARTBEAT_INTERVAL_S,
-            "commands": [],
-            "desired_package": None,
-        })
+        return Response(
+            {
+                "server_time": server_time(),
+                "heartbeat_interval_s": settings.HEARTBEAT_INTERVAL_S,
+                "commands": [],
+                "desired_package": None,
+            }
+        )
 
 
 class MaterialsReportView(MachineView):
@@ -91,7 +111,68 @@ class MaterialsReportView(MachineView):
         readings = self.parse(MaterialsReportSerializer).to_readings()
         check_materials_known(readings)
         bins = devices.record_bin_report(request.auth, readings)
-        return Response({"server_time": server_time(), "bins": [
-            {"index": b.index, "material": b.material_code, "remaining": b.remaining, "capacity": b.capacity,
-             "unit": b.unit, "level_pct": b.level_pct} for b in bins
-        ]})
+        return Response(
+            {
+                "server_time": server_time(),
+                "bins": [
+                    {
+                        "index": b.index,
+                        "material": b.material_code,
+                        "remaining": b.remaining,
+                        "capacity": b.capacity,
+                        "unit": b.unit,
+                        "level_pct": b.level_pct,
+                    }
+                    for b in bins
+                ],
+            }
+        )
+
+
+def _rejected(order_id, error: dict) -> dict:
+    return {"order_id": order_id, "result": orders.REJECTED, "error": error}
+
+
+def _validation_error(serializer) -> dict:
+    fields = flatten_field_errors(serializer.errors)
+    return error_body(400, validation_message(fields), {"fields": fields})["error"]
+
+
+class OrdersCreateView(MachineView):
+    """POST /api/v1/devices/{device_id}/orders/create: one order, or {"orders": [...]} (an offline backlog).
+
+    Idempotent on the machine's order_id. A backlog answers one result per order, in order; a bad order
+    is rejected with its reason and never costs the good ones.
+    """
+
+    def post(self, request, device_id):
+        if isinstance(request.data, dict) and "orders" in request.data:
+            return self.backlog(request.data["orders"])
+        order = orders.ingest_orders(request.auth.device_id, [OrderSerializer.to_input(
+            self.parse(OrderSerializer).validated_data)])[0]
+        if order.result == orders.REJECTED:
+            raise Conflict(order.error["message"], details=order.error["details"])
+        return Response({"order_id": order.order_id, "result": order.result},
+                        status=status.HTTP_201_CREATED if order.result == orders.ACCEPTED else status.HTTP_200_OK)
+
+    def backlog(self, raw_orders):
+        if not isinstance(raw_orders, list):
+            raise exceptions.ValidationError({"orders": [_("must be a list of orders")]})
+        if len(raw_orders) > settings.ORDER_BACKLOG_LIMIT:
+            raise PayloadTooLarge(_("A backlog carries at most %(limit)d orders; send the rest in another request.")
+                                  % {"limit": settings.ORDER_BACKLOG_LIMIT})
+        replies: list[dict | None] = [None] * len(raw_orders)
+        valid: list[tuple[int, object]] = []
+        for position, raw in enumerate(raw_orders):
+            serializer = OrderSerializer(data=raw)
+            if serializer.is_valid():
+                valid.append((position, OrderSerializer.to_input(serializer.validated_data)))
+            else:
+                order_id = raw.get("order_id") if isinstance(raw, dict) else None
+                replies[position] = _rejected(order_id, _validation_error(serializer))
+        outcomes = orders.ingest_orders(self.request.auth.device_id, [o for _, o in valid]) if valid else []
+        for (position, _order), outcome in zip(valid, outcomes, strict=True):
+            replies[position] = (_rejected(outcome.order_id, outcome.error) if outcome.result == orders.REJECTED
+                                 else {"order_id": outcome.order_id, "result": outcome.result})
+        return Response({"results": replies})
+

@@ -11,8 +11,17 @@ class LocationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Location
-        fields = ["id", "merchant_id", "merchant_name", "name", "address", "city", "latitude", "longitude",
-                  "created_at"]
+        fields = [
+            "id",
+            "merchant_id",
+            "merchant_name",
+            "name",
+            "address",
+            "city",
+            "latitude",
+            "longitude",
+            "created_at",
+        ]
         read_only_fields = ["id", "created_at"]
 
     def validate_merchant_id(self, value):
@@ -26,23 +35,54 @@ class DeviceBinSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DeviceBin
-        fields = ["index", "material", "unit", "capacity", "remaining", "level_pct", "low_threshold_pct", "is_low",
-                  "last_refilled_at", "reported_at"]
+        fields = [
+            "index",
+            "material",
+            "unit",
+            "capacity",
+            "remaining",
+            "level_pct",
+            "low_threshold_pct",
+            "is_low",
+            "last_refilled_at",
+            "reported_at",
+        ]
 
 
 class DeviceSerializer(serializers.ModelSerializer):
     merchant_id = serializers.IntegerField(read_only=True)
     merchant_name = serializers.CharField(source="merchant.name", read_only=True)
     location_id = serializers.IntegerField(read_only=True, allow_null=True)
-    location_name = serializers.CharField(source="location.name", read_only=True, allow_null=True, default=None)
+    location_name = serializers.CharField(
+        source="location.name", read_only=True, allow_null=True, default=None
+    )
     wifi = serializers.SerializerMethodField()
 
     class Meta:
         model = Device
-        fields = ["id", "serial", "alias", "model", "firmware", "merchant_id", "merchant_name", "location_id",
-                  "location_name", "state", "is_online", "last_seen_at", "status_changed_at", "temperature_c",
-                  "ip_address", "wifi", "uptime_s", "package_version", "device_time", "offline_timeout_s",
-                  "registered_at"]
+        fields = [
+            "id",
+            "serial",
+            "alias",
+            "model",
+            "firmware",
+            "merchant_id",
+            "merchant_name",
+            "location_id",
+            "location_name",
+            "state",
+            "is_online",
+            "last_seen_at",
+            "status_changed_at",
+            "temperature_c",
+            "ip_address",
+            "wifi",
+            "uptime_s",
+            "package_version",
+            "device_time",
+            "offline_timeout_s",
+            "registered_at",
+        ]
 
     def get_wifi(self, device) -> dict:
         return {"ssid": device.wifi_ssid, "rssi_dbm": device.wifi_rssi_dbm}
@@ -58,7 +98,9 @@ class DeviceDetailSerializer(DeviceSerializer):
 class DeviceUpdateSerializer(serializers.Serializer):
     alias = serializers.CharField(max_length=120, required=False, allow_blank=True)
     location_id = serializers.IntegerField(required=False, allow_null=True)
-    offline_timeout_s = serializers.IntegerField(required=False, allow_null=True, min_value=30, max_value=86400)
+    offline_timeout_s = serializers.IntegerField(
+        required=False, allow_null=True, min_value=30, max_value=86400
+    )
 
     def validate_location_id(self, value):
         if value is None:
@@ -72,7 +114,15 @@ class DeviceUpdateSerializer(serializers.Serializer):
 class StatusHistorySerializer(serializers.ModelSerializer):
     class Meta:
         model = DeviceStatusHistory
-        fields = ["recorded_at", "device_time", "event", "state", "is_online", "temperature_c", "wifi_rssi_dbm"]
+        fields = [
+            "recorded_at",
+            "device_time",
+            "event",
+            "state",
+            "is_online",
+            "temperature_c",
+            "wifi_rssi_dbm",
+        ]
 
 
 class DeviceSummarySerializer(serializers.Serializer):

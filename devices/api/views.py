@@ -27,13 +27,22 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     filterset_class = DeviceFilter
     search_fields = ["serial", "alias", "model"]
-    ordering_fields = ["serial", "alias", "last_seen_at", "status_changed_at", "temperature_c", "registered_at"]
+    ordering_fields = [
+        "serial",
+        "alias",
+        "last_seen_at",
+        "status_changed_at",
+        "temperature_c",
+        "registered_at",
+    ]
     write_capability = Capability.OPERATE_DEVICES
 
     def get_queryset(self):
         queryset = selectors.devices_for(self.request.user).order_by("merchant_id", "serial")
         if self.action != "list":
-            queryset = queryset.prefetch_related(Prefetch("bins", queryset=DeviceBin.objects.order_by("index")))
+            queryset = queryset.prefetch_related(
+                Prefetch("bins", queryset=DeviceBin.objects.order_by("index"))
+            )
         return queryset
 
     def get_serializer_class(self):
@@ -56,8 +65,9 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         device = self.get_object()
         summary = selectors.device_summary(device)
         recent = selectors.status_history_for(device).order_by("-recorded_at")[:20]
-        return Response(serializers.DeviceSummarySerializer({"device": device, "recent_history": recent,
-                                                             **summary}).data)
+        return Response(
+            serializers.DeviceSummarySerializer({"device": device, "recent_history": recent, **summary}).data
+        )
 
     @extend_schema(responses=serializers.DeviceBinSerializer(many=True))
     @action(detail=True, pagination_class=None, filterset_class=None)
@@ -66,7 +76,9 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         return Response(serializers.DeviceBinSerializer(device.bins.all(), many=True).data)
 
     @extend_schema(responses=serializers.StatusHistorySerializer(many=True))
-    @action(detail=True, filterset_class=StatusHistoryFilter, search_fields=[], ordering_fields=["recorded_at"])
+    @action(
+        detail=True, filterset_class=StatusHistoryFilter, search_fields=[], ordering_fields=["recorded_at"]
+    )
     def history(self, request, pk=None):
         device = self.get_object()
         records = self.filter_queryset(selectors.status_history_for(device).order_by("-recorded_at"))

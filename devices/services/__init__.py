@@ -1,6 +1,12 @@
 """Every write to the fleet that carries a rule. Callers import from here."""
 
-from devices.services.credentials import DeviceIdentity, identify_device, identity_of, issue_token, revoke_tokens
+from devices.services.credentials import (
+    DeviceIdentity,
+    identify_device,
+    identity_of,
+    issue_token,
+    revoke_tokens,
+)
 from devices.services.fleet import update_device_settings
 from devices.services.heartbeat import (
     BinReading,

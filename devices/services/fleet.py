@@ -17,8 +17,10 @@ def update_device_settings(device: Device, **changes) -> Device:
         raise ValueError(f"not editable: {sorted(unknown)}")
     location = changes.get("location")
     if isinstance(location, Location) and location.merchant_id != device.merchant_id:
-        raise Invalid(_("The location belongs to another merchant."),
-                      details={"fields": {"location": [_("not a location of this machine's merchant")]}})
+        raise Invalid(
+            _("The location belongs to another merchant."),
+            details={"fields": {"location": [_("not a location of this machine's merchant")]}},
+        )
     for field, value in changes.items():
         setattr(device, field, value)
     device.save(update_fields=list(changes))

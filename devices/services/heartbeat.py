@@ -73,14 +73,23 @@ def bins_fingerprint(bins) -> str:
     """Levels count in whole percent: a bin draining by a few grams is not news."""
     if any(b.refilled for b in bins):
         return _digest(f"refill:{timezone.now().isoformat()}")
-    return _digest("|".join(f"{b.index}:{b.material_code}:{b.capacity}:{b.unit}:{round(b.level_pct)}"
-                            for b in sorted(bins, key=lambda b: b.index)))
+    return _digest(
+        "|".join(
+            f"{b.index}:{b.material_code}:{b.capacity}:{b.unit}:{round(b.level_pct)}"
+            for b in sorted(bins, key=lambda b: b.index)
+        )
+    )
 
 
 def _readings(reading: StatusReading, now: datetime) -> dict:
     """The fields that drift on every heartbeat and are written behind."""
-    values = {"last_seen_at": now, "temperature_c": reading.temperature_c, "wifi_rssi_dbm": reading.wifi_rssi_dbm,
-              "uptime_s": reading.uptime_s, "device_time": reading.sent_at}
+    values = {
+        "last_seen_at": now,
+        "temperature_c": reading.temperature_c,
+        "wifi_rssi_dbm": reading.wifi_rssi_dbm,
+        "uptime_s": reading.uptime_s,
+        "device_time": reading.sent_at,
+    }
     return {name: value for name, value in values.items() if value is not None}
 
 
@@ -98,8 +107,10 @@ def record_heartbeat(identity: DeviceIdentity, reading: StatusReading, now: date
     pipe.set(fp_key, status_fp, get=True, ex=FINGERPRINT_TTL_S)
     if bins_fp:
         pipe.set(bins_key, bins_fp, get=True, ex=FINGERPRINT_TTL_S)
-    pipe.hset(key("hb", "r", identity.device_id),
-              mapping={name: _encode(value) for name, value in _readings(reading, now).items()})
+    pipe.hset(
+        key("hb", "r", identity.device_id),
+        mapping={name: _encode(value) for name, value in _readings(reading, now).items()},
+    )
     pipe.sadd(key("hb", "dirty"), identity.device_id)
     results = pipe.execute()
     status_changed = results[0] != status_fp.encode()
@@ -123,7 +134,9 @@ def _record_without_redis(identity: DeviceIdentity, reading: StatusReading, now:
 
 
 @transaction.atomic
-def apply_report(identity: DeviceIdentity, reading: StatusReading, now: datetime, *, with_bins: bool) -> Device:
+def apply_report(
+    identity: DeviceIdentity, reading: StatusReading, now: datetime, *, with_bins: bool
+) -> Device:
     """The full path: the machine's row under a lock, a history row for what changed, a live push."""
     device = Device.objects.select_for_update().get(pk=identity.device_id)
     was_online, old_state = device.is_online, device.state
@@ -133,17 +146,33 @@ def apply_report(identity: DeviceIdentity, reading: StatusReading, now: datetime
         setattr(device, name, value)
     if device.last_seen_at is None or device.last_seen_at < now:
         device.last_seen_at = now
-    for field, value in (("ip_address", reading.ip), ("wifi_ssid", reading.wifi_ssid),
-                         ("firmware", reading.firmware), ("package_version", reading.package_version)):
+    for field, value in (
+        ("ip_address", reading.ip),
+        ("wifi_ssid", reading.wifi_ssid),
+        ("firmware", reading.firmware),
+        ("package_version", reading.package_version),
+    ):
         if value is not None:
             setattr(device, field, value)
     device.report_fingerprint = status_fingerprint(reading)
-    event = StatusEvent.ONLINE if not was_online else StatusEvent.STATE_CHANGED if old_state != reading.state else None
+    event = (
+        StatusEvent.ONLINE
+        if not was_online
+        else StatusEvent.STATE_CHANGED
+        if old_state != reading.state
+        else None
+    )
     if event:
         device.status_changed_at = now
         DeviceStatusHistory.objects.create(
-            device=device, recorded_at=now, device_time=reading.sent_at, event=event, state=device.state,
-            is_online=True, temperature_c=device.temperature_c, wifi_rssi_dbm=device.wifi_rssi_dbm,
+            device=device,
+            recorded_at=now,
+            device_time=reading.sent_at,
+            event=event,
+            state=device.state,
+            is_online=True,
+            temperature_c=device.temperature_c,
+            wifi_rssi_dbm=device.wifi_rssi_dbm,
         )
     bins = apply_bin_levels(device, reading.bins, now) if with_bins and reading.bins else None
     if bins is not None:
@@ -176,7 +205,16 @@ def apply_bin_levels(device: Device, readings, now: datetime) -> list[DeviceBin]
     DeviceBin.objects.bulk_create(to_create)
     if to_update:
         DeviceBin.objects.bulk_update(
-            to_update, ["material_code", "unit", "capacity", "remaining", "level_pct", "reported_at", "last_refilled_at"]
+            to_update,
+            [
+                "material_code",
+                "unit",
+                "capacity",
+                "remaining",
+                "level_pct",
+                "reported_at",
+                "last_refilled_at",
+            ],
         )
     return sorted(existing.values(), key=lambda b: b.index)
 
@@ -200,8 +238,13 @@ def _encode(value) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
-_DECODERS = {"last_seen_at": datetime.fromisoformat, "device_time": datetime.fromisoformat,
-             "temperature_c": float, "wifi_rssi_dbm": int, "uptime_s": int}
+_DECODERS = {
+    "last_seen_at": datetime.fromisoformat,
+    "device_time": datetime.fromisoformat,
+    "temperature_c": float,
+    "wifi_rssi_dbm": int,
+    "uptime_s": int,
+}
 
 
 def flush_heartbeats(now: datetime | None = None) -> int:
@@ -239,8 +282,12 @@ def flush_heartbeats(now: datetime | None = None) -> int:
     by_merchant = defaultdict(list)
     for device in devices:
         by_merchant[device.merchant_id].append(
-            {"id": device.pk, "temperature_c": device.temperature_c, "wifi_rssi_dbm": device.wifi_rssi_dbm,
-             "last_seen_at": device.last_seen_at.isoformat() if device.last_seen_at else None}
+            {
+                "id": device.pk,
+                "temperature_c": device.temperature_c,
+                "wifi_rssi_dbm": device.wifi_rssi_dbm,
+                "last_seen_at": device.last_seen_at.isoformat() if device.last_seen_at else None,
+            }
         )
     for merchant_id, readings in by_merchant.items():
         broadcast(merchant_id, "device.readings", {"devices": readings})
@@ -257,9 +304,19 @@ def sample_status_history(now: datetime | None = None) -> int:
         .only("pk", "state", "temperature_c", "wifi_rssi_dbm", "device_time")
     )
     DeviceStatusHistory.objects.bulk_create(
-        [DeviceStatusHistory(device=d, recorded_at=now, device_time=d.device_time, event=StatusEvent.SAMPLE,
-                             state=d.state, is_online=True, temperature_c=d.temperature_c,
-                             wifi_rssi_dbm=d.wifi_rssi_dbm) for d in devices],
+        [
+            DeviceStatusHistory(
+                device=d,
+                recorded_at=now,
+                device_time=d.device_time,
+                event=StatusEvent.SAMPLE,
+                state=d.state,
+                is_online=True,
+                temperature_c=d.temperature_c,
+                wifi_rssi_dbm=d.wifi_rssi_dbm,
+            )
+            for d in devices
+        ],
         batch_size=500,
     )
     Device.objects.filter(pk__in=[d.pk for d in devices]).update(last_sampled_at=now)

@@ -32,14 +32,22 @@ def mark_silent_devices_offline(now: datetime | None = None) -> list[int]:
     went_offline = []
     with transaction.atomic():
         for device in candidates.select_for_update(skip_locked=True).order_by("pk"):
-            if device.last_seen_at is not None and device.last_seen_at >= now - device.effective_offline_timeout:
+            if (
+                device.last_seen_at is not None
+                and device.last_seen_at >= now - device.effective_offline_timeout
+            ):
                 continue
             device.is_online = False
             device.status_changed_at = now
             device.save(update_fields=["is_online", "status_changed_at"])
             DeviceStatusHistory.objects.create(
-                device=device, recorded_at=now, event=StatusEvent.OFFLINE, state=device.state, is_online=False,
-                temperature_c=device.temperature_c, wifi_rssi_dbm=device.wifi_rssi_dbm,
+                device=device,
+                recorded_at=now,
+                event=StatusEvent.OFFLINE,
+                state=device.state,
+                is_online=False,
+                temperature_c=device.temperature_c,
+                wifi_rssi_dbm=device.wifi_rssi_dbm,
             )
             broadcast_after_commit(device.merchant_id, "device.status", device_payload(device))
             went_offline.append(device.pk)

@@ -31,7 +31,9 @@ def merchant_for_secret(secret: str) -> Merchant | None:
     return merchant
 
 
-def register_device(*, serial: str, model: str, firmware: str, provisioning_secret: str, alias: str = "") -> Registration:
+def register_device(
+    *, serial: str, model: str, firmware: str, provisioning_secret: str, alias: str = ""
+) -> Registration:
     """Register a new machine (created=True) or re-register a known one, keeping all of its data.
 
     Re-registering revokes the old token and issues a new one: a machine that lost its token gets back
@@ -58,11 +60,20 @@ def _register(merchant: Merchant, serial: str, model: str, firmware: str, alias:
     if created:
         with transaction.atomic():
             device = Device.objects.create(
-                merchant=merchant, serial=serial, model=model, firmware=firmware, alias=alias,
-                registered_at=now, status_changed_at=now,
+                merchant=merchant,
+                serial=serial,
+                model=model,
+                firmware=firmware,
+                alias=alias,
+                registered_at=now,
+                status_changed_at=now,
             )
         DeviceStatusHistory.objects.create(
-            device=device, recorded_at=now, event=StatusEvent.REGISTERED, state=DeviceState.UNKNOWN, is_online=False
+            device=device,
+            recorded_at=now,
+            event=StatusEvent.REGISTERED,
+            state=DeviceState.UNKNOWN,
+            is_online=False,
         )
     else:
         device.model = model or device.model

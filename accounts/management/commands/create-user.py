@@ -13,8 +13,13 @@ class Command(BaseCommand):
         parser.add_argument("--password", required=True)
         parser.add_argument("--name", default="")
         parser.add_argument("--role", choices=Role.values, default=Role.ADMIN)
-        parser.add_argument("--merchant", action="append", default=[], metavar="NAME",
-                            help="Merchant the user belongs to (repeatable). Without one the user is platform staff.")
+        parser.add_argument(
+            "--merchant",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="Merchant the user belongs to (repeatable). Without one the user is platform staff.",
+        )
         parser.add_argument("--superuser", action="store_true", help="Also a Django superuser.")
 
     @transaction.atomic
@@ -26,8 +31,13 @@ class Command(BaseCommand):
                 raise CommandError(f"No merchant named {merchant_name!r}.")
             merchants.append(found)
         user, created = create_or_update_user(
-            email=email, password=password, name=name, role=role, merchants=merchants,
-            is_platform_staff=not merchants, is_superuser=superuser,
+            email=email,
+            password=password,
+            name=name,
+            role=role,
+            merchants=merchants,
+            is_platform_staff=not merchants,
+            is_superuser=superuser,
         )
         scope = ", ".join(m.name for m in merchants) or "every merchant (platform staff)"
         verb = "Created" if created else "Updated"

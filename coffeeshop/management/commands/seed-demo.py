@@ -7,11 +7,15 @@ from devices.models import Location
 from inventory.models import Material
 
 MERCHANTS = {
-    "Demo Coffee Co": [("Shanghai Tower Lobby", "Shanghai", "31.233500", "121.505500"),
-                       ("Hongqiao Station Hall B", "Shanghai", "31.194100", "121.320500"),
-                       ("Jing'an Office Park", "Shanghai", "31.228900", "121.448100")],
-    "Bean Machine Ltd": [("Beijing West Station", "Beijing", "39.894900", "116.321600"),
-                         ("Zhongguancun Campus", "Beijing", "39.983300", "116.316700")],
+    "Demo Coffee Co": [
+        ("Shanghai Tower Lobby", "Shanghai", "31.233500", "121.505500"),
+        ("Hongqiao Station Hall B", "Shanghai", "31.194100", "121.320500"),
+        ("Jing'an Office Park", "Shanghai", "31.228900", "121.448100"),
+    ],
+    "Bean Machine Ltd": [
+        ("Beijing West Station", "Beijing", "39.894900", "116.321600"),
+        ("Zhongguancun Campus", "Beijing", "39.983300", "116.316700"),
+    ],
 }
 MATERIALS = [
     ("BEAN-ARABICA", "Arabica beans", "g", "beans"),
@@ -23,8 +27,10 @@ MATERIALS = [
     ("CUP-12OZ", "Paper cup 12 oz", "pcs", "consumable"),
 ]
 ADMIN = ("admin@example.com", "Admin123!", "Admin User")
-DEMO_STAFF = [("ops@example.com", "Ops12345!", "Olivia Ops", Role.OPS),
-              ("viewer@example.com", "Viewer123!", "Victor Viewer", Role.VIEWER)]
+DEMO_STAFF = [
+    ("ops@example.com", "Ops12345!", "Olivia Ops", Role.OPS),
+    ("viewer@example.com", "Viewer123!", "Victor Viewer", Role.VIEWER),
+]
 
 
 class Command(BaseCommand):
@@ -34,20 +40,36 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         merchants = {}
         for name, locations in MERCHANTS.items():
-            merchant, _ = Merchant.objects.get_or_create(name=name, defaults={"contact_email": "ops@example.com"})
+            merchant, _ = Merchant.objects.get_or_create(
+                name=name, defaults={"contact_email": "ops@example.com"}
+            )
             merchants[name] = merchant
             for location_name, city, latitude, longitude in locations:
-                Location.objects.get_or_create(merchant=merchant, name=location_name, defaults={
-                    "city": city, "latitude": latitude, "longitude": longitude})
+                Location.objects.get_or_create(
+                    merchant=merchant,
+                    name=location_name,
+                    defaults={"city": city, "latitude": latitude, "longitude": longitude},
+                )
         for code, name, unit, category in MATERIALS:
-            Material.objects.get_or_create(code=code, defaults={"name": name, "unit": unit, "category": category})
+            Material.objects.get_or_create(
+                code=code, defaults={"name": name, "unit": unit, "category": category}
+            )
         email, password, name = ADMIN
-        create_or_update_user(email=email, password=password, name=name, role=Role.ADMIN, is_platform_staff=True,
-                              is_superuser=True)
+        create_or_update_user(
+            email=email,
+            password=password,
+            name=name,
+            role=Role.ADMIN,
+            is_platform_staff=True,
+            is_superuser=True,
+        )
         demo = merchants["Demo Coffee Co"]
         for email, password, name, role in DEMO_STAFF:
             create_or_update_user(email=email, password=password, name=name, role=role, merchants=[demo])
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo data ready: {len(merchants)} merchants, {len(MATERIALS)} materials; "
-            f"log in as {ADMIN[0]} / {ADMIN[1]}. Demo Coffee Co's provisioning secret: {demo.provisioning_secret}"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo data ready: {len(merchants)} merchants, {len(MATERIALS)} materials; "
+                f"log in as {ADMIN[0]} / {ADMIN[1]}. "
+                f"Demo Coffee Co's provisioning secret: {demo.provisioning_secret}"
+            )
+        )

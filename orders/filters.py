@@ -1,0 +1,31 @@
+"""FilterSets shared by the staff API and the admin. Dates filter on the server's receive time: machine
+clocks drift (protocol: the server reports on its own time)."""
+
+import django_filters
+from django.utils.translation import gettext_lazy as _
+
+from orders.models import Order, PaymentStatus
+
+
+class OrderFilter(django_filters.FilterSet):
+    from_ = django_filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="gte",
+                                             help_text=_("received at or after (ISO 8601)"))
+    to = django_filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="lt",
+                                          help_text=_("received before (ISO 8601)"))
+    device_id = django_filters.NumberFilter(field_name="device_id")
+    merchant_id = django_filters.NumberFilter(field_name="merchant_id")
+    location = django_filters.NumberFilter(field_name="location_id")
+    payment_method = django_filters.CharFilter(field_name="payment_method")
+    payment_status = django_filters.ChoiceFilter(field_name="payment_status", choices=PaymentStatus.choices)
+    exception = django_filters.BooleanFilter(field_name="is_exception")
+    is_test = django_filters.BooleanFilter(field_name="is_test")
+
+    class Meta:
+        model = Order
+        fields = ["device_id", "merchant_id", "location", "payment_method", "payment_status", "exception", "is_test"]
+
+    def __init__(self, data=None, *args, **kwargs):
+        if data is not None and "from" in data:
+            data = data.copy()
+            data["from_"] = data.get("from")
+        super().__init__(data, *args, **kwargs)

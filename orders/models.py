@@ -1,0 +1,184 @@
+"""Sales as the machines report them, and the refunds staff make against them.
+
+Merchant and location are copied onto each order when it arrives: sales reports group and filter by
+them over millions of rows, and a sale belongs to where the machine stood when it sold, not to where
+it stands after being moved.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Merchant
+from accounts.tenancy import TenantQuerySet
+from devices.models import Device, Location
+
+MONEY = {"max_digits": 12, "decimal_places": 2}
+
+
+class PaymentStatus(models.TextChoices):
+    UNPAID = "unpaid", _("Unpaid")
+    PAID = "paid", _("Paid")
+    FAILED = "failed", _("Payment failed")
+    PARTIALLY_REFUNDED = "partially_refunded", _("Partially refunded")
+    REFUNDED = "refunded", _("Refunded")
+    REFUND_FAILED = "refund_failed", _("Refund failed")
+
+
+REFUNDABLE_STATUSES = (PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUND_FAILED)
+
+
+class PaymentMethod(models.Model):
+    """The methods seen so far. A machine may report a method nobody configured: it is added here (the
+    sale is never refused for it), and operators name it in the admin. No code change for a new one."""
+
+    code = models.SlugField(_("code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=80)
+    created_at = models.DateTimeField(_("first seen"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("payment method")
+        verbose_name_plural = _("payment methods")
+        ordering = ["code"]
+
+    def __str__(self):
+        return self.name
+
+
+class OrderQuerySet(TenantQuerySet):
+    merchant_path = "merchant"
+
+
+class Order(models.Model):
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="orders", verbose_name=_("merchant"))
+    location = models.ForeignKey(
+        Location, on_delete=models.SET_NULL, null=True, blank=True, related_name="orders", verbose_name=_("location")
+    )
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="orders", verbose_name=_("device"))
+    machine_order_id = models.CharField(_("machine's order id"), max_length=64)
+    currency = models.CharField(_("currency"), max_length=3)
+    total = models.DecimalField(_("total"), **MONEY)
+    refunded_total = models.DecimalField(_("refunded"), default=Decimal("0.00"), **MONEY)
+    payment_method = models.CharField(_("payment method"), max_length=32)
+    payment_status = models.CharField(_("payment status"), max_length=24, choices=PaymentStatus.choices)
+    transaction_id = models.CharField(_("provider transaction id"), max_length=128, blank=True)
+    device_created_at = models.DateTimeField(_("machine time"))
+    received_at = models.DateTimeField(_("received"), default=timezone.now)
+    is_test = models.BooleanField(_("test order"), default=False)
+    content_hash = models.CharField(max_length=64, editable=False)
+
+    is_exception = models.BooleanField(_("exception"), default=False)
+    exception_reason = models.TextField(_("exception reason"), blank=True)
+    exception_marked_at = models.DateTimeField(_("marked as exception"), null=True, blank=True)
+    exception_marked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("marked by"),
+    )
+    exception_resolution = models.TextField(_("resolution"), blank=True)
+    exception_resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+    exception_resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("resolved by"),
+    )
+
+    objects = OrderQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+        ordering = ["-received_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["device", "machine_order_id"], name="order_unique_machine_order_id"),
+            models.CheckConstraint(condition=Q(total__gte=0), name="order_total_not_negative"),
+            models.CheckConstraint(condition=Q(refunded_total__gte=0) & Q(refunded_total__lte=F("total")),
+                                   name="order_refunds_within_total"),
+            models.CheckConstraint(condition=Q(payment_status__in=PaymentStatus.values), name="order_payment_status_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["merchant", "-received_at"], name="order_merchant_received"),
+            models.Index(fields=["device", "-received_at"], name="order_device_received"),
+            models.Index(fields=["location", "-received_at"], name="order_location_received"),
+            models.Index(fields=["merchant", "payment_status", "-received_at"], name="order_merchant_status"),
+            models.Index(fields=["merchant", "payment_method", "-received_at"], name="order_merchant_method"),
+            models.Index(fields=["-received_at"], name="order_received"),
+            models.Index(fields=["merchant", "-received_at"], condition=Q(is_exception=True),
+                         name="order_open_exceptions"),
+        ]
+
+    def __str__(self):
+        return self.machine_order_id
+
+    @property
+    def refundable_amount(self) -> Decimal:
+        if self.payment_status not in REFUNDABLE_STATUSES:
+            return Decimal("0.00")
+        return self.total - self.refunded_total
+
+
+class OrderItem(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items", verbose_name=_("order"))
+    position = models.PositiveSmallIntegerField(_("position"))
+    product_id = models.CharField(_("product"), max_length=64)
+    name = models.CharField(_("name as sold"), max_length=120)
+    qty = models.PositiveIntegerField(_("quantity"))
+    unit_price = models.DecimalField(_("unit price as sold"), **MONEY)
+    recipe_version = models.CharField(_("recipe version"), max_length=32, blank=True)
+    options = models.JSONField(_("options"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("item")
+        verbose_name_plural = _("items")
+        ordering = ["order_id", "position"]
+        indexes = [models.Index(fields=["product_id"], name="order_item_product")]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "position"], name="order_item_unique_position"),
+            models.CheckConstraint(condition=Q(qty__gte=1), name="order_item_qty_positive"),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="order_item_price_not_negative"),
+        ]
+
+    def __str__(self):
+        return f"{self.qty} × {self.name}"
+
+    @property
+    def line_total(self) -> Decimal:
+        return self.qty * self.unit_price
+
+
+class RefundStatus(models.TextChoices):
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+
+
+class RefundQuerySet(TenantQuerySet):
+    merchant_path = "order__merchant"
+
+
+class Refund(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds", verbose_name=_("order"))
+    amount = models.DecimalField(_("amount"), **MONEY)
+    reason = models.TextField(_("reason"))
+    status = models.CharField(_("status"), max_length=16, choices=RefundStatus.choices)
+    provider_refund_id = models.CharField(_("provider refund id"), max_length=128, blank=True)
+    failure_reason = models.TextField(_("failure"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="refunds", verbose_name=_("by")
+    )
+    created_at = models.DateTimeField(_("when"), default=timezone.now)
+
+    objects = RefundQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+            models.CheckConstraint(condition=Q(status__in=RefundStatus.values), name="refund_status_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.amount} ({self.get_status_display()})"

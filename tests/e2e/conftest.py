@@ -1,0 +1,118 @@
+"""A real server for end-to-end tests: daphne serving coffeeshop.asgi (HTTP and WebSockets) in its
+own process, on the test database, reached over real sockets by real clients."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _database_url_of_test_db() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or "postgres"
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{db['NAME']}"
+
+
+class LiveServer:
+    def __init__(self, url: str, process: subprocess.Popen):
+        self.url = url
+        self.process = process
+
+    @property
+    def ws_url(self) -> str:
+        parsed = urlparse(self.url)
+        return f"ws://{parsed.netloc}"
+
+
+@pytest.fixture(scope="session")
+def live_asgi_server(django_db_setup, django_db_blocker, tmp_path_factory):
+    port = _free_port()
+    with django_db_blocker.unblock():
+        database_url = _database_url_of_test_db()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_SETTINGS_MODULE": "coffeeshop.settings",
+        "LIVE_POLL_INTERVAL_S": "1",
+        "COFFEESHOP_DATA_DIR": str(tmp_path_factory.mktemp("server-data")),
+    }
+    if settings.REDIS_URL:
+        env["REDIS_URL"] = settings.REDIS_URL
+        env["CACHE_KEY_PREFIX"] = settings.CACHES["default"].get("KEY_PREFIX", "coffeeshop")
+    log = open(tmp_path_factory.mktemp("server-log") / "daphne.log", "w+")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "coffeeshop.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            log.seek(0)
+            process.kill()
+            pytest.fail(f"daphne did not start:\n{log.read()[-3000:]}")
+        time.sleep(0.2)
+    yield LiveServer(url, process)
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture
+def session_cookie_for(live_asgi_server):
+    """session_cookie_for(user) -> the `sessionid` cookie value of a logged-in admin session."""
+    from django.test import Client
+
+    def make(user) -> str:
+        client = Client()
+        client.force_login(user)
+        return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+    return make
+
+
+async def in_thread(fn, *args, **kwargs):
+    """Run blocking ORM code from an async test, closing the thread's connection afterwards so the test
+    database can be dropped at the end of the run."""
+    import asyncio
+
+    from django.db import connections
+
+    def run():
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return await asyncio.to_thread(run)
