@@ -16,6 +16,19 @@ def merchant_group(merchant_id: int) -> str:
     return f"live.merchant.{merchant_id}"
 
 
+def user_group(user_id: int) -> str:
+    return f"live.user.{user_id}"
+
+
+def broadcast_to_user(user_id: int, event: str, payload: dict) -> None:
+    """For what belongs to one person (their export's progress), not to a merchant."""
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(
+            user_group(user_id), {"type": "live.event", "event": event, "payload": payload}
+        )
+
+
 def broadcast(merchant_id: int, event: str, payload: dict) -> None:
     layer = get_channel_layer()
     if layer is None:

@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "devices",
     "inventory",
     "orders",
+    "operations",
 ]
 
 MIDDLEWARE = [

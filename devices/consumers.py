@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Capability
 from accounts.tenancy import merchant_ids_for
-from coffeeshop.live import PLATFORM_GROUP, merchant_group
+from coffeeshop.live import PLATFORM_GROUP, merchant_group, user_group
 from devices.selectors import changed_device_payloads
 
 UNAUTHORIZED_CLOSE_CODE = 4401
@@ -33,7 +33,7 @@ class StaffLiveConsumer(AsyncJsonWebsocketConsumer):
         merchant_ids = await database_sync_to_async(merchant_ids_for)(user)
         self.live_groups = (
             [PLATFORM_GROUP] if merchant_ids is None else [merchant_group(i) for i in merchant_ids]
-        )
+        ) + [user_group(user.pk)]
         for group in self.live_groups:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()

@@ -8,10 +8,12 @@ from orders.models import Order, PaymentStatus
 
 
 class OrderFilter(django_filters.FilterSet):
-    from_ = django_filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="gte",
-                                             help_text=_("received at or after (ISO 8601)"))
-    to = django_filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="lt",
-                                          help_text=_("received before (ISO 8601)"))
+    from_ = django_filters.IsoDateTimeFilter(
+        field_name="received_at", lookup_expr="gte", help_text=_("received at or after (ISO 8601)")
+    )
+    to = django_filters.IsoDateTimeFilter(
+        field_name="received_at", lookup_expr="lt", help_text=_("received before (ISO 8601)")
+    )
     device_id = django_filters.NumberFilter(field_name="device_id")
     merchant_id = django_filters.NumberFilter(field_name="merchant_id")
     location = django_filters.NumberFilter(field_name="location_id")
@@ -22,7 +24,15 @@ class OrderFilter(django_filters.FilterSet):
 
     class Meta:
         model = Order
-        fields = ["device_id", "merchant_id", "location", "payment_method", "payment_status", "exception", "is_test"]
+        fields = [
+            "device_id",
+            "merchant_id",
+            "location",
+            "payment_method",
+            "payment_status",
+            "exception",
+            "is_test",
+        ]
 
     def __init__(self, data=None, *args, **kwargs):
         if data is not None and "from" in data:

@@ -54,11 +54,20 @@ class OrderQuerySet(TenantQuerySet):
 
 
 class Order(models.Model):
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="orders", verbose_name=_("merchant"))
-    location = models.ForeignKey(
-        Location, on_delete=models.SET_NULL, null=True, blank=True, related_name="orders", verbose_name=_("location")
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="orders", verbose_name=_("merchant")
     )
-    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="orders", verbose_name=_("device"))
+    location = models.ForeignKey(
+        Location,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="orders",
+        verbose_name=_("location"),
+    )
+    device = models.ForeignKey(
+        Device, on_delete=models.PROTECT, related_name="orders", verbose_name=_("device")
+    )
     machine_order_id = models.CharField(_("machine's order id"), max_length=64)
     currency = models.CharField(_("currency"), max_length=3)
     total = models.DecimalField(_("total"), **MONEY)
@@ -75,13 +84,21 @@ class Order(models.Model):
     exception_reason = models.TextField(_("exception reason"), blank=True)
     exception_marked_at = models.DateTimeField(_("marked as exception"), null=True, blank=True)
     exception_marked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         verbose_name=_("marked by"),
     )
     exception_resolution = models.TextField(_("resolution"), blank=True)
     exception_resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
     exception_resolved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         verbose_name=_("resolved by"),
     )
 
@@ -92,11 +109,17 @@ class Order(models.Model):
         verbose_name_plural = _("orders")
         ordering = ["-received_at", "-pk"]
         constraints = [
-            models.UniqueConstraint(fields=["device", "machine_order_id"], name="order_unique_machine_order_id"),
+            models.UniqueConstraint(
+                fields=["device", "machine_order_id"], name="order_unique_machine_order_id"
+            ),
             models.CheckConstraint(condition=Q(total__gte=0), name="order_total_not_negative"),
-            models.CheckConstraint(condition=Q(refunded_total__gte=0) & Q(refunded_total__lte=F("total")),
-                                   name="order_refunds_within_total"),
-            models.CheckConstraint(condition=Q(payment_status__in=PaymentStatus.values), name="order_payment_status_valid"),
+            models.CheckConstraint(
+                condition=Q(refunded_total__gte=0) & Q(refunded_total__lte=F("total")),
+                name="order_refunds_within_total",
+            ),
+            models.CheckConstraint(
+                condition=Q(payment_status__in=PaymentStatus.values), name="order_payment_status_valid"
+            ),
         ]
         indexes = [
             models.Index(fields=["merchant", "-received_at"], name="order_merchant_received"),
@@ -105,8 +128,11 @@ class Order(models.Model):
             models.Index(fields=["merchant", "payment_status", "-received_at"], name="order_merchant_status"),
             models.Index(fields=["merchant", "payment_method", "-received_at"], name="order_merchant_method"),
             models.Index(fields=["-received_at"], name="order_received"),
-            models.Index(fields=["merchant", "-received_at"], condition=Q(is_exception=True),
-                         name="order_open_exceptions"),
+            models.Index(
+                fields=["merchant", "-received_at"],
+                condition=Q(is_exception=True),
+                name="order_open_exceptions",
+            ),
         ]
 
     def __str__(self):
@@ -158,7 +184,9 @@ class RefundQuerySet(TenantQuerySet):
 
 
 class Refund(models.Model):
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds", verbose_name=_("order"))
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="refunds", verbose_name=_("order")
+    )
     amount = models.DecimalField(_("amount"), **MONEY)
     reason = models.TextField(_("reason"))
     status = models.CharField(_("status"), max_length=16, choices=RefundStatus.choices)

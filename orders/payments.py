@@ -22,7 +22,9 @@ class RefundOutcome:
 
 class RecordedRefundGateway:
     def refund(self, *, order, amount: Decimal, reason: str) -> RefundOutcome:
-        return RefundOutcome(succeeded=True, provider_refund_id=f"recorded-{order.pk}-{order.refunds.count() + 1}")
+        return RefundOutcome(
+            succeeded=True, provider_refund_id=f"recorded-{order.pk}-{order.refunds.count() + 1}"
+        )
 
 
 @lru_cache(maxsize=4)

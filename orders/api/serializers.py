@@ -17,8 +17,16 @@ class RefundSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Refund
-        fields = ["id", "amount", "reason", "status", "provider_refund_id", "failure_reason", "created_by",
-                  "created_at"]
+        fields = [
+            "id",
+            "amount",
+            "reason",
+            "status",
+            "provider_refund_id",
+            "failure_reason",
+            "created_by",
+            "created_at",
+        ]
 
 
 class OrderSerializer(serializers.ModelSerializer):
@@ -30,10 +38,30 @@ class OrderSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Order
-        fields = ["id", "order_id", "device_id", "device_serial", "merchant_id", "merchant_name", "location_id",
-                  "location_name", "currency", "total", "refunded_total", "refundable_amount", "payment_method",
-                  "payment_status", "transaction_id", "device_created_at", "received_at", "is_test", "is_exception",
-                  "exception_reason", "exception_resolution", "exception_resolved_at"]
+        fields = [
+            "id",
+            "order_id",
+            "device_id",
+            "device_serial",
+            "merchant_id",
+            "merchant_name",
+            "location_id",
+            "location_name",
+            "currency",
+            "total",
+            "refunded_total",
+            "refundable_amount",
+            "payment_method",
+            "payment_status",
+            "transaction_id",
+            "device_created_at",
+            "received_at",
+            "is_test",
+            "is_exception",
+            "exception_reason",
+            "exception_resolution",
+            "exception_resolved_at",
+        ]
 
 
 class OrderDetailSerializer(OrderSerializer):
@@ -46,8 +74,13 @@ class OrderDetailSerializer(OrderSerializer):
 
 class ManualRefundSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500)
-    amount = serializers.DecimalField(max_digits=12, decimal_places=2, required=False, allow_null=True,
-                                      help_text=_("Default: everything not yet refunded."))
+    amount = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        required=False,
+        allow_null=True,
+        help_text=_("Default: everything not yet refunded."),
+    )
 
 
 class ExceptionSerializer(serializers.Serializer):

@@ -6,7 +6,9 @@ from rest_framework.response import Response
 from accounts.models import Capability
 from orders import selectors, services
 from orders.api import serializers
+from operations.api.serializers import TaskJobSerializer
 from orders.filters import OrderFilter
+from orders.tasks import export_orders
 
 
 class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -16,6 +18,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     search_fields = ["machine_order_id", "transaction_id", "device__serial"]
     ordering_fields = ["received_at", "device_created_at", "total"]
     write_capability = Capability.REFUND
+    action_capabilities = {"export": Capability.VIEW}
 
     def get_queryset(self):
         if self.action == "list":
@@ -34,7 +37,18 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
-    @extend_schema(request=serializers.ManualRefundSerializer, responses={201: serializers.OrderDetailSerializer})
+    @extend_schema(request=None, responses={202: TaskJobSerializer})
+    @action(detail=False, methods=["post"], url_path="export")
+    def export(self, request):
+        """Export the orders matching the same filters as the list (query string) to CSV, in the background."""
+        job = services.start_orders_export(
+            request.user, request.query_params.dict(), enqueue=export_orders.delay
+        )
+        return Response(TaskJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=serializers.ManualRefundSerializer, responses={201: serializers.OrderDetailSerializer}
+    )
     @action(detail=True, methods=["post"])
     def manual_refund(self, request, pk=None):
         order = self.get_object()
@@ -46,7 +60,9 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @action(detail=True, methods=["post"])
     def mark_exception(self, request, pk=None):
         order = self.get_object()
-        services.mark_exception(order.pk, user=request.user, reason=self._validated(serializers.ExceptionSerializer)["reason"])
+        services.mark_exception(
+            order.pk, user=request.user, reason=self._validated(serializers.ExceptionSerializer)["reason"]
+        )
         return self._detail(order.pk)
 
     @extend_schema(request=serializers.ResolutionSerializer, responses=serializers.OrderDetailSerializer)

@@ -36,8 +36,10 @@ def resolve_exception(order_id: int, *, user, resolution: str) -> Order:
     resolution = _required("resolution", resolution)
     order = Order.objects.select_for_update().get(pk=order_id)
     if not order.is_exception:
-        raise Invalid(_("This order is not an open exception."),
-                      details={"fields": {"order": [_("not an open exception")]}})
+        raise Invalid(
+            _("This order is not an open exception."),
+            details={"fields": {"order": [_("not an open exception")]}},
+        )
     order.is_exception = False
     order.exception_resolution = resolution
     order.exception_resolved_at = timezone.now()

@@ -49,12 +49,19 @@ class OrderInput:
     def content_hash(self) -> str:
         """The order's content, independent of key order and formatting: what "the same order" means."""
         canonical = {
-            "created_at": self.created_at.isoformat(), "currency": self.currency, "total": str(self.total),
-            "payment": [self.payment_method, self.payment_status, self.transaction_id], "is_test": self.is_test,
-            "items": [[i.product_id, i.name, i.qty, str(i.unit_price), i.recipe_version, i.options]
-                      for i in self.items],
+            "created_at": self.created_at.isoformat(),
+            "currency": self.currency,
+            "total": str(self.total),
+            "payment": [self.payment_method, self.payment_status, self.transaction_id],
+            "is_test": self.is_test,
+            "items": [
+                [i.product_id, i.name, i.qty, str(i.unit_price), i.recipe_version, i.options]
+                for i in self.items
+            ],
         }
-        return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        return hashlib.sha256(
+            json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -70,11 +77,16 @@ class IngestResult:
 
 
 def conflict_error(order_id: str) -> dict:
-    return {"code": "CONFLICT", "message": _("Order %(id)s was already received with different content.")
-            % {"id": order_id}, "details": {"fields": {"order_id": [_("already used for another order")]}}}
+    return {
+        "code": "CONFLICT",
+        "message": _("Order %(id)s was already received with different content.") % {"id": order_id},
+        "details": {"fields": {"order_id": [_("already used for another order")]}},
+    }
 
 
-def ingest_orders(device_id: int, orders: list[OrderInput], now: datetime | None = None) -> list[IngestResult]:
+def ingest_orders(
+    device_id: int, orders: list[OrderInput], now: datetime | None = None
+) -> list[IngestResult]:
     """Record a machine's orders; one result per order, in order. Safe to call again with the same orders."""
     now = now or timezone.now()
     device = Device.objects.only("pk", "merchant_id", "location_id").get(pk=device_id)
@@ -92,8 +104,11 @@ def ingest_orders(device_id: int, orders: list[OrderInput], now: datetime | None
             results[position] = _against_existing(order, known)
         elif twin is not None:
             same = twin.content_hash() == order.content_hash()
-            results[position] = IngestResult(order.order_id, DUPLICATE) if same else IngestResult(
-                order.order_id, REJECTED, conflict_error(order.order_id))
+            results[position] = (
+                IngestResult(order.order_id, DUPLICATE)
+                if same
+                else IngestResult(order.order_id, REJECTED, conflict_error(order.order_id))
+            )
         else:
             seen_in_request[order.order_id] = order
             fresh.append((position, order))
@@ -101,8 +116,12 @@ def ingest_orders(device_id: int, orders: list[OrderInput], now: datetime | None
         try:
             with transaction.atomic():
                 created = _insert(device, [o for _, o in fresh], now)
-            results.update({pos: IngestResult(o.order_id, ACCEPTED, order=row)
-                            for (pos, o), row in zip(fresh, created, strict=True)})
+            results.update(
+                {
+                    pos: IngestResult(o.order_id, ACCEPTED, order=row)
+                    for (pos, o), row in zip(fresh, created, strict=True)
+                }
+            )
         except IntegrityError:
             # A concurrent request inserted one of them first: take them one at a time.
             results.update({pos: _ingest_one(device, o, now) for pos, o in fresh})
@@ -127,28 +146,68 @@ def _ingest_one(device: Device, order: OrderInput, now: datetime) -> IngestResul
 
 def _insert(device: Device, orders: list[OrderInput], now: datetime) -> list[Order]:
     _remember_payment_methods({o.payment_method for o in orders})
-    rows = Order.objects.bulk_create([
-        Order(merchant_id=device.merchant_id, location_id=device.location_id, device_id=device.pk,
-              machine_order_id=o.order_id, currency=o.currency, total=o.total, payment_method=o.payment_method,
-              payment_status=o.payment_status, transaction_id=o.transaction_id, device_created_at=o.created_at,
-              received_at=now, is_test=o.is_test, content_hash=o.content_hash())
-        for o in orders
-    ])
+    rows = Order.objects.bulk_create(
+        [
+            Order(
+                merchant_id=device.merchant_id,
+                location_id=device.location_id,
+                device_id=device.pk,
+                machine_order_id=o.order_id,
+                currency=o.currency,
+                total=o.total,
+                payment_method=o.payment_method,
+                payment_status=o.payment_status,
+                transaction_id=o.transaction_id,
+                device_created_at=o.created_at,
+                received_at=now,
+                is_test=o.is_test,
+                content_hash=o.content_hash(),
+            )
+            for o in orders
+        ]
+    )
     if rows and rows[0].pk is None:  # backends that cannot return ids from a bulk insert
-        by_id = {o.machine_order_id: o for o in Order.objects.filter(
-            device_id=device.pk, machine_order_id__in=[o.order_id for o in orders])}
+        by_id = {
+            o.machine_order_id: o
+            for o in Order.objects.filter(
+                device_id=device.pk, machine_order_id__in=[o.order_id for o in orders]
+            )
+        }
         rows = [by_id[o.order_id] for o in orders]
-    OrderItem.objects.bulk_create([
-        OrderItem(order=row, position=position, product_id=item.product_id, name=item.name, qty=item.qty,
-                  unit_price=item.unit_price, recipe_version=item.recipe_version, options=item.options)
-        for row, order in zip(rows, orders, strict=True)
-        for position, item in enumerate(order.items)
-    ])
-    broadcast_after_commit(device.merchant_id, "orders.created", {"device_id": device.pk, "orders": [
-        {"id": row.pk, "order_id": row.machine_order_id, "total": str(row.total), "currency": row.currency,
-         "payment_method": row.payment_method, "payment_status": row.payment_status}
-        for row in rows
-    ]})
+    OrderItem.objects.bulk_create(
+        [
+            OrderItem(
+                order=row,
+                position=position,
+                product_id=item.product_id,
+                name=item.name,
+                qty=item.qty,
+                unit_price=item.unit_price,
+                recipe_version=item.recipe_version,
+                options=item.options,
+            )
+            for row, order in zip(rows, orders, strict=True)
+            for position, item in enumerate(order.items)
+        ]
+    )
+    broadcast_after_commit(
+        device.merchant_id,
+        "orders.created",
+        {
+            "device_id": device.pk,
+            "orders": [
+                {
+                    "id": row.pk,
+                    "order_id": row.machine_order_id,
+                    "total": str(row.total),
+                    "currency": row.currency,
+                    "payment_method": row.payment_method,
+                    "payment_status": row.payment_status,
+                }
+                for row in rows
+            ],
+        },
+    )
     return rows
 
 

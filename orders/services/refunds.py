@@ -35,8 +35,11 @@ def refund_order(order_id: int, *, user, reason: str, amount: Decimal | None = N
     if not reason:
         raise _invalid("reason", _("A reason is required."))
     if order.payment_status not in REFUNDABLE_STATUSES:
-        raise _invalid("order", _("Only a paid order can be refunded (this one is %(status)s).")
-                       % {"status": order.get_payment_status_display()})
+        raise _invalid(
+            "order",
+            _("Only a paid order can be refunded (this one is %(status)s).")
+            % {"status": order.get_payment_status_display()},
+        )
     left = order.total - order.refunded_total
     amount = left if amount is None else Decimal(amount).quantize(CENT)
     if amount <= 0:
@@ -46,9 +49,13 @@ def refund_order(order_id: int, *, user, reason: str, amount: Decimal | None = N
 
     outcome = payment_gateway().refund(order=order, amount=amount, reason=reason)
     refund = Refund.objects.create(
-        order=order, amount=amount, reason=reason, created_by=user,
+        order=order,
+        amount=amount,
+        reason=reason,
+        created_by=user,
         status=RefundStatus.SUCCEEDED if outcome.succeeded else RefundStatus.FAILED,
-        provider_refund_id=outcome.provider_refund_id, failure_reason=outcome.failure_reason,
+        provider_refund_id=outcome.provider_refund_id,
+        failure_reason=outcome.failure_reason,
     )
     if outcome.succeeded:
         order.refunded_total += amount
@@ -57,8 +64,17 @@ def refund_order(order_id: int, *, user, reason: str, amount: Decimal | None = N
     else:
         order.payment_status = PaymentStatus.REFUND_FAILED
     order.save(update_fields=["refunded_total", "payment_status"])
-    broadcast_after_commit(order.merchant_id, "order.refunded", {
-        "id": order.pk, "order_id": order.machine_order_id, "refund_id": refund.pk, "amount": str(amount),
-        "status": refund.status, "payment_status": order.payment_status,
-        "refunded_total": str(order.refunded_total)})
+    broadcast_after_commit(
+        order.merchant_id,
+        "order.refunded",
+        {
+            "id": order.pk,
+            "order_id": order.machine_order_id,
+            "refund_id": refund.pk,
+            "amount": str(amount),
+            "status": refund.status,
+            "payment_status": order.payment_status,
+            "refunded_total": str(order.refunded_total),
+        },
+    )
     return refund

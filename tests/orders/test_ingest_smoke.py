@@ -52,3 +52,4 @@ def test_refund_flow(machine, staff_client, merchant):
     rest = ops.post(f"/api/v1/orders/{order_pk}/manual_refund", {"reason": "rest"}, format="json")
     assert rest.json()["data"]["payment_status"] == "refunded"
     assert rest.json()["data"]["refunded_total"] == "36.00"
+

@@ -1,0 +1,81 @@
+"""Background jobs: created in a request, run by a Celery worker, watched live, cancellable.
+
+A job is claimed with a conditional UPDATE (pending → running), so a task delivered twice (late
+acknowledgement after a worker died) runs the job once; a job still `running` after its worker died is
+re-claimable when the delivery comes again.
+"""
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from coffeeshop.live import broadcast_to_user
+from operations.models import TaskJob
+
+
+def job_payload(job: TaskJob) -> dict:
+    return {
+        "id": job.pk,
+        "kind": job.kind,
+        "status": job.status,
+        "progress": job.progress,
+        "result_rows": job.result_rows,
+        "error": job.error,
+        "download_url": f"/api/v1/jobs/{job.pk}/download" if job.status == TaskJob.Status.SUCCEEDED else None,
+    }
+
+
+def create_job(*, kind: str, user, params: dict, enqueue) -> TaskJob:
+    """Record the job and queue it once the transaction commits (`enqueue(job_id)`)."""
+    job = TaskJob.objects.create(kind=kind, created_by=user, params=params)
+    transaction.on_commit(lambda: enqueue(job.pk))
+    return job
+
+
+def claim_job(job_id: int) -> TaskJob | None:
+    """Move a pending (or orphaned running) job to running; None when it is finished or was canceled."""
+    claimed = (
+        TaskJob.objects.filter(pk=job_id)
+        .filter(Q(status=TaskJob.Status.PENDING) | Q(status=TaskJob.Status.RUNNING))
+        .update(status=TaskJob.Status.RUNNING, started_at=timezone.now(), progress=0)
+    )
+    if not claimed:
+        return None
+    job = TaskJob.objects.get(pk=job_id)
+    if job.cancel_requested:
+        finish_job(job, TaskJob.Status.CANCELED)
+        return None
+    return job
+
+
+def report_progress(job: TaskJob, progress: int) -> bool:
+    """Save progress (0–100) and push it; returns False when someone asked to cancel the job."""
+    job.progress = max(0, min(100, progress))
+    TaskJob.objects.filter(pk=job.pk).update(progress=job.progress)
+    broadcast_to_user(job.created_by_id, "job.progress", job_payload(job))
+    return not TaskJob.objects.filter(pk=job.pk, cancel_requested=True).exists()
+
+
+def finish_job(job: TaskJob, status: str, *, error: str = "", rows: int | None = None) -> TaskJob:
+    job.status = status
+    job.error = error
+    job.finished_at = timezone.now()
+    if rows is not None:
+        job.result_rows = rows
+    if status == TaskJob.Status.SUCCEEDED:
+        job.progress = 100
+    job.save()
+    broadcast_to_user(job.created_by_id, "job.progress", job_payload(job))
+    return job
+
+
+def cancel_job(job: TaskJob) -> TaskJob:
+    """Ask a job to stop; a pending one stops at once, a running one at its next progress report."""
+    TaskJob.objects.filter(pk=job.pk).update(cancel_requested=True)
+    updated = TaskJob.objects.filter(pk=job.pk, status=TaskJob.Status.PENDING).update(
+        status=TaskJob.Status.CANCELED, finished_at=timezone.now()
+    )
+    job.refresh_from_db()
+    if updated:
+        broadcast_to_user(job.created_by_id, "job.progress", job_payload(job))
+    return job
