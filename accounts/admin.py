@@ -17,7 +17,7 @@ from unfold.decorators import action, display
 from unfold.forms import AdminPasswordChangeForm
 from unfold.forms import UserChangeForm as UnfoldUserChangeForm
 from unfold.forms import UserCreationForm as UnfoldUserCreationForm
-from unfold.widgets import UnfoldAdminCheckboxSelectMultiple
+from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
 from accounts import services
 from accounts.models import Capability, Merchant, User
@@ -134,7 +134,7 @@ class MembershipFormMixin(forms.ModelForm):
         label=_("merchants"),
         queryset=Merchant.objects.none(),
         required=False,
-        widget=UnfoldAdminCheckboxSelectMultiple,
+        widget=UnfoldAdminCheckboxSelectMultipleWidget,
         help_text=_("The merchants whose machines and data this user sees."),
     )
 
@@ -145,7 +145,9 @@ class MembershipFormMixin(forms.ModelForm):
         if field is not None:
             field.queryset = self.visible_merchants
             if self.instance.pk:
-                field.initial = list((memberships_of(self.instance) & self.visible_merchants).values_list("pk", flat=True))
+                field.initial = list(
+                    (memberships_of(self.instance) & self.visible_merchants).values_list("pk", flat=True)
+                )
 
     def clean(self):
         cleaned = super().clean()
@@ -168,7 +170,7 @@ class MembershipFormMixin(forms.ModelForm):
 class UserChangeForm(MembershipFormMixin, UnfoldUserChangeForm):
     class Meta(UnfoldUserChangeForm.Meta):
         model = User
-        fields = "__all__"
+        fields = ["email", "name", "password", "role", "is_platform_staff", "is_active", "is_superuser"]
         field_classes = {}
 
 
@@ -197,7 +199,9 @@ class MerchantMembershipFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() is None:
             return queryset
-        merchant = merchants_for(request.user).filter(pk=self.value()).first() if self.value().isdigit() else None
+        merchant = (
+            merchants_for(request.user).filter(pk=self.value()).first() if self.value().isdigit() else None
+        )
         if merchant is None:
             return queryset.none()
         members = get_users_with_perms(
@@ -222,16 +226,18 @@ class UserAdmin(BaseUserAdmin, ScopedModelAdmin):
     readonly_fields = ["last_login", "date_joined"]
 
     def get_fieldsets(self, request, obj=None):
-        access = ["role", "merchants", "is_platform_staff", "is_active"]
-        if request.user.is_superuser:
-            access.append("is_superuser")
         if obj is None:
             return [
                 (None, {"fields": ["email", "name", "password1", "password2"]}),
-                (_("Access"), {"fields": access[:3]}),
+                (_("Access"), {"fields": ["role", "merchants", "is_platform_staff"]}),
             ]
+        editable = self.has_change_permission(request, obj)
+        # Read-only pages show memberships as text and never the password hash.
+        access = ["role", "merchants" if editable else "memberships", "is_platform_staff", "is_active"]
+        if request.user.is_superuser:
+            access.append("is_superuser")
         return [
-            (None, {"fields": ["email", "name", "password"]}),
+            (None, {"fields": ["email", "name", "password"] if editable else ["email", "name"]}),
             (_("Access"), {"fields": access}),
             (_("Important dates"), {"fields": ["last_login", "date_joined"]}),
         ]
@@ -262,8 +268,12 @@ class UserAdmin(BaseUserAdmin, ScopedModelAdmin):
         super().save_related(request, form, formsets, change)
         form.save_memberships(form.instance)
 
+    def get_object(self, request, object_id, from_field=None):
+        user = super().get_object(request, object_id, from_field)
+        if user is not None:
+            user.visible_memberships = list(memberships_of(user) & merchants_for(request.user))
+        return user
+
     @display(description=_("merchants"))
-    def merchants(self, user):
-        """The read-only view of the memberships (for Viewers), limited to merchants they can see."""
-        visible = memberships_of(user) & merchants_for(self.actor_of(user))
-        return ", ".join(m.name for m in visible) or "–"
+    def memberships(self, user):
+        return ", ".join(m.name for m in getattr(user, "visible_memberships", ())) or "\u2013"

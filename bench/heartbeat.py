@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import secrets
 import shutil
 import signal
@@ -62,6 +63,7 @@ MERCHANT_NAME = "Bench Coffee Co"
 SERIAL_PREFIX = "BENCH-"
 GOAL_SHARE = 0.5
 RSS_SAMPLE_INTERVAL_S = 0.1
+NOISE_CORES = 0.1  # CPU used by processes that are not part of the bench, above which a run is flagged
 
 # The materials the simulated machines carry: (index, code, unit, capacity, whole percent drained per step).
 BINS = (
@@ -324,6 +326,72 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+SERVICE_COMMS = {"postgres", "redis-server"}
+
+
+def _proc_ticks(pid: int) -> tuple[str, int] | None:
+    """(command name, user+system clock ticks) of a process, from /proc/<pid>/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            text = stat.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    comm = text[text.index("(") + 1 : text.rindex(")")]
+    fields = text[text.rindex(")") + 2 :].split()
+    return comm, int(fields[11]) + int(fields[12])
+
+
+@dataclass
+class CpuSnapshot:
+    at: float
+    machine_busy: int
+    server: int
+    services: int
+    reaped_children_s: float
+
+
+def cpu_snapshot(server_pid: int) -> CpuSnapshot:
+    """CPU used so far by the machine, the gunicorn tree, PostgreSQL + Redis, and our reaped children."""
+    with open("/proc/stat") as stat:
+        ticks = [int(v) for v in stat.readline().split()[1:]]
+    busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
+    tree = {server_pid, *_children(server_pid)}
+    server = services = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        found = _proc_ticks(int(entry))
+        if found is None:
+            continue
+        if int(entry) in tree:
+            server += found[1]
+        elif found[0] in SERVICE_COMMS:
+            services += found[1]
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return CpuSnapshot(time.monotonic(), busy, server, services, usage.ru_utime + usage.ru_stime)
+
+
+def cpu_between(before: CpuSnapshot, after: CpuSnapshot, requests: int) -> dict:
+    """Cores used on average during a run, by whom; `other_cores` is everything not part of the bench."""
+    elapsed = after.at - before.at
+    cores = {
+        "machine_cores": (after.machine_busy - before.machine_busy) / CLK_TCK / elapsed,
+        "gunicorn_cores": (after.server - before.server) / CLK_TCK / elapsed,
+        "postgres_redis_cores": (after.services - before.services) / CLK_TCK / elapsed,
+        "wrk_cores": (after.reaped_children_s - before.reaped_children_s) / elapsed,
+    }
+    cores["other_cores"] = max(
+        0.0,
+        cores["machine_cores"] - cores["gunicorn_cores"] - cores["postgres_redis_cores"] - cores["wrk_cores"],
+    )
+    result = {name: round(value, 2) for name, value in cores.items()}
+    result["gunicorn_cpu_ms_per_request"] = (
+        round((after.server - before.server) / CLK_TCK * 1000 / requests, 3) if requests else None
+    )
+    return result
+
+
 class RssSampler:
     """VmRSS of the gunicorn master and its workers every 100 ms, in a thread, while `with`-ed."""
 
@@ -504,6 +572,7 @@ class RunResult:
     non_2xx: int
     socket_errors: dict
     full_path_sent: int
+    cpu: dict = field(default_factory=dict)
     memory: dict = field(default_factory=dict)
     first_bad: str = ""
 
@@ -519,6 +588,7 @@ def run_wrk(
     duration_s: int,
     start_cycle: int,
     log_path: Path,
+    server_pid: int,
 ) -> tuple[RunResult, int]:
     """One bounded wrk run at 127.0.0.1; returns its result and the cycles per machine it went through."""
     args = [
@@ -535,12 +605,14 @@ def run_wrk(
         "--",
         str(start_cycle),
     ]
+    before = cpu_snapshot(server_pid)
     proc = children.start(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         out, _ = proc.communicate(timeout=duration_s + 60)
     finally:
         children.stop(proc, grace_s=1)
         children.procs.remove(proc)
+    after = cpu_snapshot(server_pid)
     with log_path.open("a") as log:
         log.write(f"===== {name}: {' '.join(args)}\n{out}\n")
     if proc.returncode != 0:
@@ -566,6 +638,7 @@ def run_wrk(
         socket_errors=data["errors"],
         full_path_sent=data["full_path_sent"],
         first_bad=first_bad,
+        cpu=cpu_between(before, after, data["requests"]),
     )
     return result, data["cycles"]
 
@@ -611,9 +684,9 @@ def markdown_table(report: dict) -> str:
     ceiling, heartbeat = report["runs"]["ceiling"], report["runs"]["heartbeat"]
     cfg = report["config"]
     rows = [
-        "| run | req/s | p50 | p99 | non-2xx | share of ceiling | RSS peak, workers (sum) "
-        "| RSS peak, largest process |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| run | req/s | p50 | p99 | non-2xx | share of ceiling | gunicorn CPU per request "
+        "| RSS peak, workers (sum) | RSS peak, largest process |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, run in (
         ("bare Django JSON view (ceiling)", ceiling),
@@ -623,10 +696,19 @@ def markdown_table(report: dict) -> str:
         mem = run["memory"]
         rows.append(
             f"| {label} | {fmt_int(run['rps'])} | {run['p50_ms']:.1f} ms | {run['p99_ms']:.1f} ms | "
-            f"{run['non_2xx']} | {share:.0%} | {mem['workers_peak_sum_mib']:.0f} MiB | "
-            f"{mem['max_process_peak_mib']:.0f} MiB |"
+            f"{run['non_2xx']} | {share:.0%} | {run['cpu']['gunicorn_cpu_ms_per_request']:.2f} ms | "
+            f"{mem['workers_peak_sum_mib']:.0f} MiB | {mem['max_process_peak_mib']:.0f} MiB |"
         )
     return "\n".join(rows)
+
+
+def cpu_line(name: str, cpu: dict) -> str:
+    return (
+        f"{name}: cores busy {cpu['machine_cores']:.2f} of {os.cpu_count()}"
+        f" = gunicorn {cpu['gunicorn_cores']:.2f}"
+        f" + PostgreSQL/Redis {cpu['postgres_redis_cores']:.2f} + wrk {cpu['wrk_cores']:.2f}"
+        f" + other processes {cpu['other_cores']:.2f}"
+    )
 
 
 # --- Main ------------------------------------------------------------------------------------------
@@ -739,6 +821,7 @@ def main(argv=None) -> int:
             "threads": args.threads,
             "connections": args.connections,
             "log_path": log_path,
+            "server_pid": server.pid,
         }
         runs: dict[str, RunResult] = {}
         started: dict[str, datetime] = {}
@@ -817,6 +900,7 @@ def main(argv=None) -> int:
             if got != want:
                 problems.append(f"database check: {what}: {got}, expected {want}")
 
+        noisy = [name for name, run in runs.items() if run.cpu["other_cores"] > NOISE_CORES]
         report = {
             "benchmark": "heartbeat",
             "timestamp": stamp,
@@ -844,6 +928,7 @@ def main(argv=None) -> int:
             "goal_share": GOAL_SHARE,
             "goal_met": share >= GOAL_SHARE,
             "database_check": check,
+            "shared_machine_runs": noisy,
             "problems": problems,
         }
         out_path = RESULTS_DIR / f"heartbeat-{stamp}.json"
@@ -867,6 +952,14 @@ def main(argv=None) -> int:
             f"database: {check['seen_during_run']}/{n} machines seen during the run, "
             f"{check['flushed']} flushed from the write-behind, {check['bins']} bins"
         )
+        for name, run in runs.items():
+            print(cpu_line(name, run.cpu))
+        if noisy:
+            print(
+                f"WARNING: other processes used more than {NOISE_CORES} core during a run "
+                f"({', '.join(noisy)}): the machine was shared, so the figures are low and noisy; run again "
+                "on an idle machine before quoting them"
+            )
         print(f"results: {out_path.relative_to(ROOT)}")
         if problems:
             print("\nFAILED: the run cannot be trusted:\n  - " + "\n  - ".join(problems), file=sys.stderr)

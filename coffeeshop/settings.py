@@ -6,6 +6,7 @@ DJANGO_ENV=production refuses to start without SECRET_KEY and ALLOWED_HOSTS and 
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -52,6 +53,11 @@ HEARTBEAT_INTERVAL_S = int(os.environ.get("HEARTBEAT_INTERVAL_S", "30"))
 DEVICE_OFFLINE_TIMEOUT_S = int(os.environ.get("DEVICE_OFFLINE_TIMEOUT_S", "600"))
 # How often the heartbeat write-behind (Redis only) is flushed to the database.
 HEARTBEAT_FLUSH_INTERVAL_S = int(os.environ.get("HEARTBEAT_FLUSH_INTERVAL_S", "15"))
+# A machine's boiler outside this range (°C) brews a wrong drink: a temperature alarm.
+BREW_TEMPERATURE_RANGE_C = (
+    float(os.environ.get("BREW_TEMPERATURE_MIN_C", "80")),
+    float(os.environ.get("BREW_TEMPERATURE_MAX_C", "98")),
+)
 # One temperature/signal sample per online machine per this interval goes to the status history.
 STATUS_SAMPLE_INTERVAL_S = int(os.environ.get("STATUS_SAMPLE_INTERVAL_S", "300"))
 # Without Redis there is no cross-process channel layer: staff sockets poll the database this often.
@@ -139,7 +145,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # A file, not memory, so the end-to-end tests' server process sees the test database too.
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+    # One file per test run, so concurrent runs never share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"coffeeshop-test-{os.getpid()}.sqlite3")}
 IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 if IS_POSTGRES and env_bool("DB_POOL", default=False):
     # psycopg's pool (ASGI): sized well under PostgreSQL's 100 connections across processes.
@@ -330,6 +337,10 @@ LOGGING = {
 PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "orders.payments.RecordedRefundGateway")
 # The most orders one offline-backlog upload may carry (protocol: at most 500; more is 413).
 ORDER_BACKLOG_LIMIT = 500
+
+# --- Alarms --------------------------------------------------------------------------------
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "alarms@coffeeshop.local")
 
 # --- Demo ------------------------------------------------------------------------------------
 ADMIN_EMAIL = os.environ.get("ADMIN_EMAIL", "admin@example.com")

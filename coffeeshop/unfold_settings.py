@@ -11,6 +11,9 @@ UNFOLD = {
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
     "SCRIPTS": [lambda request: static("coffeeshop/live.js")],
+    "STYLES": [lambda request: static("coffeeshop/admin.css")],
+    # The header's live fleet counter ("3 / 5 online"), kept current by live.js.
+    "ENVIRONMENT": "devices.admin.fleet_counter",
     "SIDEBAR": {
         "show_search": True,
         "show_all_applications": True,
@@ -57,6 +60,7 @@ UNFOLD = {
                         "title": _("Periodic tasks"),
                         "icon": "schedule",
                         "link": reverse_lazy("admin:django_celery_beat_periodictask_changelist"),
+                        "permission": "coffeeshop.admin_base.can_manage_settings",
                     },
                 ],
             },

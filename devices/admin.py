@@ -28,24 +28,36 @@ from devices.models import Device, DeviceBin, DeviceState, Location, StatusEvent
 
 HISTORY_ROWS = 20
 CHART_HOURS = 24
-EMPTY = "–"
+EMPTY = "\u2013"
 
 
 # --- Live status elements (the same markup on the changelist and the change page) -----------------
 
 
 def live_element(device_id: int, field: str, content, tag: str = "span", **attrs) -> str:
-    extra = format_html_join("", ' data-{}="{}"', ((name.replace("_", "-"), value) for name, value in attrs.items()))
+    extra = format_html_join(
+        "", ' data-{}="{}"', ((name.replace("_", "-"), value) for name, value in attrs.items())
+    )
     return format_html(
         '<{} class="cs-live cs-{}" data-device-id="{}" data-live="{}"{}>{}</{}>',
-        tag, field.replace("_", "-"), device_id, field, extra, content, tag,
+        tag,
+        field.replace("_", "-"),
+        device_id,
+        field,
+        extra,
+        content,
+        tag,
     )
 
 
 def online_element(device: Device) -> str:
     return live_element(
-        device.pk, "online", _("Online") if device.is_online else _("Offline"),
-        online="true" if device.is_online else "false", label_online=_("Online"), label_offline=_("Offline"),
+        device.pk,
+        "online",
+        _("Online") if device.is_online else _("Offline"),
+        online="true" if device.is_online else "false",
+        label_online=_("Online"),
+        label_offline=_("Offline"),
     )
 
 
@@ -65,23 +77,28 @@ def last_seen_element(device: Device) -> str:
     if device.last_seen_at is None:
         return live_element(device.pk, "last_seen", _("never"), tag="time")
     return format_html(
-        '<time class="cs-live cs-last-seen" data-device-id="{}" data-live="last_seen" datetime="{}" title="{}">{}</time>',
-        device.pk, device.last_seen_at.isoformat(), date_format(timezone.localtime(device.last_seen_at),
-                                                                "DATETIME_FORMAT"),
+        '<time class="cs-live cs-last-seen" data-device-id="{}" data-live="last_seen" datetime="{}" '
+        'title="{}">{}</time>',
+        device.pk,
+        device.last_seen_at.isoformat(),
+        date_format(timezone.localtime(device.last_seen_at), "DATETIME_FORMAT"),
         naturaltime(device.last_seen_at),
     )
 
 
 def bin_title(bin_: DeviceBin) -> str:
     """Language-neutral on purpose: live.js writes the same text when a report arrives."""
-    return (f"#{bin_.index} {bin_.material_code} {round(bin_.level_pct)}% "
-            f"({bin_.remaining:g}/{bin_.capacity:g} {bin_.unit})")
+    return (
+        f"#{bin_.index} {bin_.material_code} {round(bin_.level_pct)}% "
+        f"({bin_.remaining:g}/{bin_.capacity:g} {bin_.unit})"
+    )
 
 
 def bins_element(device: Device, bins) -> str:
     bars = format_html_join(
         "",
-        '<span class="cs-bin" data-low="{}" title="{}"><span class="cs-bin-fill" style="height: {}%"></span></span>',
+        '<span class="cs-bin" data-low="{}" title="{}">'
+        '<span class="cs-bin-fill" style="height: {}%"></span></span>',
         (("true" if b.is_low else "false", bin_title(b), round(b.level_pct)) for b in bins),
     )
     return live_element(device.pk, "bins", bars or EMPTY)
@@ -100,7 +117,8 @@ def fleet_counter(request):
     template = str(_("%(online)s / %(total)s online"))
     text = format_html(
         '<span data-live="fleet" data-url="{}" data-template="{}">{}</span>',
-        reverse("admin:devices_device_fleet_counts"), template,
+        reverse("admin:devices_device_fleet_counts"),
+        template,
         template % {"online": counts["online"], "total": counts["total"]},
     )
     return [text, "success" if counts["online"] == counts["total"] else "warning"]
@@ -119,17 +137,21 @@ def temperature_chart(device: Device, now) -> str | None:
     )
     if not readings:
         return None
-    return json.dumps({
-        "labels": [date_format(timezone.localtime(at), "H:i") for at, _value in readings],
-        "datasets": [{
-            "label": str(_("Temperature (°C)")),
-            "data": [round(value, 1) for _at, value in readings],
-            "borderColor": "var(--color-primary-600)",
-            "displayYAxis": True,
-            "suffixYAxis": "°C",
-            "maxTicksXLimit": 8,
-        }],
-    })
+    return json.dumps(
+        {
+            "labels": [date_format(timezone.localtime(at), "H:i") for at, _value in readings],
+            "datasets": [
+                {
+                    "label": str(_("Temperature (°C)")),
+                    "data": [round(value, 1) for _at, value in readings],
+                    "borderColor": "var(--color-primary-600)",
+                    "displayYAxis": True,
+                    "suffixYAxis": "°C",
+                    "maxTicksXLimit": 8,
+                }
+            ],
+        }
+    )
 
 
 def history_table(device: Device) -> dict:
@@ -182,7 +204,9 @@ class LocationAdmin(ScopedModelAdmin):
         return format_html(
             '<a href="https://www.openstreetmap.org/?mlat={0}&amp;mlon={1}#map=17/{0}/{1}" target="_blank" '
             'rel="noopener noreferrer" class="text-primary-600">{2}</a>',
-            location.latitude, location.longitude, _("Open map"),
+            location.latitude,
+            location.longitude,
+            _("Open map"),
         )
 
 
@@ -207,17 +231,36 @@ class DeviceBinInline(ScopedTabularInline):
     can_delete = False
     extra = 0
     ordering = ["index"]
-    fields = ["index", "material_code", "level", "remaining", "capacity", "unit", "low_threshold_pct",
-              "last_refilled_at", "reported_at"]
-    readonly_fields = ["index", "material_code", "level", "remaining", "capacity", "unit", "last_refilled_at",
-                       "reported_at"]
+    fields = [
+        "index",
+        "material_code",
+        "level",
+        "remaining",
+        "capacity",
+        "unit",
+        "low_threshold_pct",
+        "last_refilled_at",
+        "reported_at",
+    ]
+    readonly_fields = [
+        "index",
+        "material_code",
+        "level",
+        "remaining",
+        "capacity",
+        "unit",
+        "last_refilled_at",
+        "reported_at",
+    ]
 
     @display(description=_("level"))
     def level(self, bin_):
         return format_html(
-            '<span class="cs-bin-row" data-low="{}"><span class="cs-bin-bar"><span style="width: {}%"></span></span>'
-            " {}%</span>",
-            "true" if bin_.is_low else "false", round(bin_.level_pct), round(bin_.level_pct),
+            '<span class="cs-bin-row" data-low="{}">'
+            '<span class="cs-bin-bar"><span style="width: {}%"></span></span> {}%</span>',
+            "true" if bin_.is_low else "false",
+            round(bin_.level_pct),
+            round(bin_.level_pct),
         )
 
 
@@ -229,11 +272,24 @@ class DeviceAdmin(ScopedModelAdmin):
     add_capability = None
     delete_capability = Capability.MANAGE_MERCHANTS
     form = DeviceForm
-    list_display = ["device", "merchant", "location", "online", "state_label", "temperature", "last_seen",
-                    "bins"]
+    list_display = [
+        "device",
+        "merchant",
+        "location",
+        "online",
+        "state_label",
+        "temperature",
+        "last_seen",
+        "bins",
+    ]
     list_select_related = ["merchant", "location"]
-    list_filter = [("merchant", ScopedRelatedFilter), ("location", ScopedRelatedFilter), "is_online", "state",
-                   "model"]
+    list_filter = [
+        ("merchant", ScopedRelatedFilter),
+        ("location", ScopedRelatedFilter),
+        "is_online",
+        "state",
+        "model",
+    ]
     list_filter_submit = True
     search_fields = ["serial", "alias"]
     list_before_template = "admin/devices/device/live_labels.html"
@@ -241,12 +297,38 @@ class DeviceAdmin(ScopedModelAdmin):
     change_form_outer_after_template = "admin/devices/device/status_history.html"
     fieldsets = [
         (_("Settings"), {"fields": ["alias", "location", "offline_timeout_s"]}),
-        (_("Machine"), {"fields": ["serial", "merchant", "model", "firmware", "package_version", "registered_at"]}),
-        (_("Connectivity"), {"fields": ["ip_address", "wifi_ssid", "wifi_rssi_dbm", "uptime_s", "device_time",
-                                        "status_changed_at"]}),
+        (
+            _("Machine"),
+            {"fields": ["serial", "merchant", "model", "firmware", "package_version", "registered_at"]},
+        ),
+        (
+            _("Connectivity"),
+            {
+                "fields": [
+                    "ip_address",
+                    "wifi_ssid",
+                    "wifi_rssi_dbm",
+                    "uptime_s",
+                    "device_time",
+                    "status_changed_at",
+                ]
+            },
+        ),
     ]
-    readonly_fields = ["serial", "merchant", "model", "firmware", "package_version", "registered_at", "ip_address",
-                       "wifi_ssid", "wifi_rssi_dbm", "uptime_s", "device_time", "status_changed_at"]
+    readonly_fields = [
+        "serial",
+        "merchant",
+        "model",
+        "firmware",
+        "package_version",
+        "registered_at",
+        "ip_address",
+        "wifi_ssid",
+        "wifi_rssi_dbm",
+        "uptime_s",
+        "device_time",
+        "status_changed_at",
+    ]
     inlines = [DeviceBinInline]
     actions_detail = ["rotate_token", "revoke_token"]
 
@@ -254,8 +336,11 @@ class DeviceAdmin(ScopedModelAdmin):
         return super().get_queryset(request).prefetch_related("bins")
 
     def get_urls(self):
-        counts = path("fleet-counts/", self.admin_site.admin_view(self.fleet_counts_view),
-                      name="devices_device_fleet_counts")
+        counts = path(
+            "fleet-counts/",
+            self.admin_site.admin_view(self.fleet_counts_view),
+            name="devices_device_fleet_counts",
+        )
         return [counts, *super().get_urls()]
 
     def fleet_counts_view(self, request):
@@ -277,8 +362,10 @@ class DeviceAdmin(ScopedModelAdmin):
         return {
             "live_labels": live_labels(),
             "live": {
-                "online": online_element(device), "state": state_element(device),
-                "temperature": temperature_element(device), "last_seen": last_seen_element(device),
+                "online": online_element(device),
+                "state": state_element(device),
+                "temperature": temperature_element(device),
+                "last_seen": last_seen_element(device),
                 "bins": bins_element(device, device.bins.all()),
             },
             "summary": selectors.device_summary(device, now, hours=CHART_HOURS),
@@ -326,25 +413,34 @@ class DeviceAdmin(ScopedModelAdmin):
         return bins_element(device, device.bins.all())
 
     @action(
-        description=_("Rotate token"), icon="key", permissions=["operate"],
+        description=_("Rotate token"),
+        icon="key",
+        permissions=["operate"],
         dialog={
             "title": _("Rotate this machine's token?"),
-            "description": _("The current token stops working at once. The new one is shown once: "
-                             "enter it on the machine."),
+            "description": _(
+                "The current token stops working at once. The new one is shown once: enter it on the machine."
+            ),
             "form_submit_text": _("Rotate token"),
         },
     )
     def rotate_token(self, request, form, object_id):
         device = self.object_for_action(request, object_id)
         token = services.issue_token(device)
-        messages.success(request, format_html(
-            _("New token for {device}: {token} — it is shown only this once."),
-            device=device, token=format_html('<code class="cs-secret">{}</code>', token),
-        ))
+        messages.success(
+            request,
+            format_html(
+                _("New token for {device}: {token} — it is shown only this once."),
+                device=device,
+                token=format_html('<code class="cs-secret">{}</code>', token),
+            ),
+        )
         return self.back_to_change_page(request, device)
 
     @action(
-        description=_("Revoke token"), icon="key_off", permissions=["operate"],
+        description=_("Revoke token"),
+        icon="key_off",
+        permissions=["operate"],
         dialog={
             "title": _("Revoke this machine's token?"),
             "description": _("The machine can no longer call in until it registers again."),
@@ -354,7 +450,13 @@ class DeviceAdmin(ScopedModelAdmin):
     def revoke_token(self, request, form, object_id):
         device = self.object_for_action(request, object_id)
         revoked = services.revoke_tokens(device)
-        messages.success(request, ngettext(
-            "Revoked %(count)d token of %(device)s.", "Revoked %(count)d tokens of %(device)s.", revoked,
-        ) % {"count": revoked, "device": device})
+        messages.success(
+            request,
+            ngettext(
+                "Revoked %(count)d token of %(device)s.",
+                "Revoked %(count)d tokens of %(device)s.",
+                revoked,
+            )
+            % {"count": revoked, "device": device},
+        )
         return self.back_to_change_page(request, device)

@@ -39,16 +39,16 @@ class LocationFilter(django_filters.FilterSet):
 
 
 class StatusHistoryFilter(django_filters.FilterSet):
-    from_ = django_filters.IsoDateTimeFilter(field_name="recorded_at", lookup_expr="gte", label="from")
     to = django_filters.IsoDateTimeFilter(field_name="recorded_at", lookup_expr="lt")
     event = django_filters.CharFilter(field_name="event")
+    ordering = django_filters.OrderingFilter(fields=["recorded_at"])
 
     class Meta:
         model = DeviceStatusHistory
         fields = ["event"]
 
-    def __init__(self, data=None, *args, **kwargs):
-        if data is not None and "from" in data:
-            data = data.copy()
-            data["from_"] = data.get("from")
-        super().__init__(data, *args, **kwargs)
+
+# `from` is a Python keyword: added by name, so the query parameter and its errors are called `from`.
+StatusHistoryFilter.base_filters["from"] = django_filters.IsoDateTimeFilter(
+    field_name="recorded_at", lookup_expr="gte"
+)

@@ -4,8 +4,13 @@ It imports no Django code on purpose: it is a stand-in for real machines, so it 
 any server (a dev box, staging, a test's live server) and must only know what a machine knows: the
 base URL, the merchant's provisioning secret and the protocol. Each machine is an asyncio task that
 registers, heartbeats at the interval the server asks for, reports refills, now and then drops
-offline, and re-registers when its token is refused. Later protocol features (orders, commands,
-packages) are meant to be added as further small methods on `SimulatedMachine` and steps of its tick.
+offline, and re-registers when its token is refused. Between heartbeats it sells drinks: a weighted
+menu and payment mix, more customers at breakfast and lunch than at night. A sale goes up at once;
+while the machine is offline it is buffered and the backlog goes up when the machine is back. A sale
+without an answer is kept and sent again later (the server may have stored it: "duplicate"), and now
+and then a machine re-sends an answered order on purpose (a lost reply), so duplicates really happen.
+Later protocol features (commands, packages) are meant to be added as further small methods on
+`SimulatedMachine` and steps of its tick.
 """
 
 from __future__ import annotations
@@ -16,13 +21,17 @@ import dataclasses
 import email.utils
 import enum
 import logging
+import json
 import math
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -40,6 +49,9 @@ MAX_CONNECTIONS = 50
 REQUEST_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 USER_AGENT = "coffeeshop-simulator/1"
 FACTORY_PACKAGE_VERSION = "2026.1.0"
+# How long run_fleet lets machines finish the call they are in once told to stop: an order whose
+# request is cut off may be stored without the machine knowing, and then the books disagree.
+STOP_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -126,6 +138,11 @@ class EventKind(enum.StrEnum):
     BACK = "back"
     REFILLED = "refilled"
     COMMANDS = "commands"
+    SOLD = "sold"
+    BACKLOG = "backlog"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    CONFLICT = "conflict"
     FAILED = "failed"
     CRASHED = "crashed"
 
@@ -139,9 +156,24 @@ class FleetEvent:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class OrderRecord:
+    """One order as the simulator books it: which machine, the machine's order id, the total."""
+
+    serial: str
+    order_id: str
+    total: Decimal
+
+
 @dataclass
 class FleetStats:
-    """Counters over one `run_fleet` call; `registered` counts machines, the rest count calls or periods."""
+    """Counters over one `run_fleet` call; `registered` counts machines, the rest count calls or periods.
+
+    Order answers are counted per answer: an order re-sent after a lost reply counts once as accepted
+    and once as duplicate. `delivered` lists each order the server confirmed having (its first answer
+    was accepted or duplicate), once; `unsent` the orders still waiting in a machine when the fleet
+    stopped. Together with the rejected ones they account for every order sold.
+    """
 
     registered: int = 0
     heartbeats_sent: int = 0
@@ -151,20 +183,28 @@ class FleetStats:
     offline_periods: int = 0
     machines_refused: int = 0
     machines_crashed: int = 0
+    orders_sold: int = 0
+    orders_accepted: int = 0
+    orders_duplicate: int = 0
+    orders_rejected: int = 0
+    orders_conflict: int = 0
+    orders_resent: int = 0
+    order_uploads_failed: int = 0
+    orders_buffered_max: int = 0
+    backlogs_uploaded: int = 0
+    orders_unsent: int = 0
+    delivered: list[OrderRecord] = field(default_factory=list, repr=False)
+    unsent: list[OrderRecord] = field(default_factory=list, repr=False)
+
+    LEDGERS = frozenset({"delivered", "unsent"})
 
     def as_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
+        """The counters only (the ledgers are lists of orders)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in self.LEDGERS}
 
-
-@dataclass(frozen=True)
-class FleetSettings:
-    """Knobs shared by every machine of a fleet."""
-
-    heartbeat_interval_s: float | None = None
-    offline_probability: float = DEFAULT_OFFLINE_PROBABILITY
-    offline_intervals: tuple[float, float] = (3.0, 12.0)
-    reboot_probability: float = 0.3
-    max_start_jitter_s: float = 5.0
+    @property
+    def delivered_total(self) -> Decimal:
+        return sum((record.total for record in self.delivered), Decimal("0.00"))
 
 
 # --- Formats ---------------------------------------------------------------------------------------
@@ -277,6 +317,194 @@ class BinLevel:
         if refilled is not None:
             body["refilled"] = refilled
         return body
+
+
+# --- Sales -----------------------------------------------------------------------------------------
+
+CURRENCY = "CNY"
+CENTS = Decimal("0.01")
+# The shops are in China, and China keeps UTC+8 all year: the daily curve runs on that clock, whatever
+# zone a machine writes its timestamps in.
+SHOP_TIMEZONE = timezone(timedelta(hours=8))
+BACKLOG_LIMIT = 500
+DEFAULT_SALES_PER_HOUR = 12.0
+DEFAULT_DUPLICATE_PROBABILITY = 0.02
+# A serial must leave room for "-YYYYMMDD-NNNNNN" within the protocol's 64-character order id.
+MAX_SERIAL_PREFIX_FOR_SALES = 40
+
+
+@dataclass(frozen=True)
+class Product:
+    """A drink on the machine's menu, with its share of sales and what one regular cup takes from the bins."""
+
+    product_id: str
+    name: str
+    price: Decimal
+    weight: float
+    recipe_version: str
+    materials: dict[str, float]
+
+
+MENU: tuple[Product, ...] = (
+    Product("americano", "Americano", Decimal("12.00"), 22, "2", {"BEAN-ARABICA": 18, "WATER": 200}),
+    Product("latte", "Latte", Decimal("18.00"), 24, "3", {"BEAN-ARABICA": 18, "MILK-POWDER": 12, "WATER": 180}),
+    Product("cappuccino", "Cappuccino", Decimal("18.00"), 16, "2",
+            {"BEAN-ARABICA": 18, "MILK-POWDER": 10, "WATER": 150}),
+    Product("flat_white", "Flat White", Decimal("20.00"), 9, "1",
+            {"BEAN-ARABICA": 20, "MILK-POWDER": 10, "WATER": 150}),
+    Product("mocha", "Mocha", Decimal("22.00"), 7, "1",
+            {"BEAN-ARABICA": 18, "MILK-POWDER": 10, "CHOCOLATE": 20, "WATER": 180}),
+    Product("hot_chocolate", "Hot Chocolate", Decimal("15.00"), 8, "1",
+            {"MILK-POWDER": 15, "CHOCOLATE": 25, "WATER": 200}),
+    Product("espresso", "Espresso", Decimal("10.00"), 14, "4", {"BEAN-ARABICA": 18, "WATER": 40}),
+)
+MENU_BY_ID = {product.product_id: product for product in MENU}
+# (value, weight) pairs: how often each choice is made.
+LINES_PER_ORDER = ((1, 90), (2, 10))
+QUANTITIES = ((1, 85), (2, 15))
+SIZES = (("regular", 70), ("large", 30))
+SUGAR_LEVELS = ((0, 50), (1, 30), (2, 20))
+PAYMENT_METHODS = (("wechat", 55), ("alipay", 30), ("card", 10), ("corp", 3), ("cash", 2))
+PAYMENT_STATUSES = (("paid", 95), ("unpaid", 3), ("failed", 2))
+# Cash has no provider, so no transaction id; a cash sale only happens once the coins are in.
+TRANSACTION_PREFIXES = {"wechat": "wx", "alipay": "ali", "card": "card", "corp": "corp"}
+LARGE_CUP_SCALE = 1.4
+SUGAR_PER_LEVEL_G = 5
+BREW_SECONDS_PER_CUP = 35.0
+
+# Customers per hour of the shop's day, relative: a breakfast peak (7-9), lunch (12-13), an afternoon
+# coffee (15-16), quiet nights that never quite stop (stations, hospitals). Normalised by its mean, so
+# `sales_per_hour` is a machine's average over the day, and 24 x it is its daily sales.
+DAILY_SALES_CURVE: tuple[float, ...] = (
+    0.3, 0.2, 0.2, 0.2, 0.2, 0.3, 0.6, 2.0, 2.5, 1.8, 1.0, 1.1,
+    1.8, 1.6, 1.0, 1.4, 1.3, 0.9, 0.7, 0.6, 0.5, 0.4, 0.3, 0.3,
+)
+FLAT_SALES_CURVE: tuple[float, ...] = (1.0,) * 24
+
+T = TypeVar("T")
+
+
+def weighted_choice(rng: random.Random, choices: Sequence[tuple[T, float]]) -> T:
+    values, weights = zip(*choices, strict=True)
+    return rng.choices(values, weights=weights)[0]
+
+
+def format_money(amount: Decimal) -> str:
+    """The protocol's money: a decimal string with exactly two places ("18.00")."""
+    return f"{amount.quantize(CENTS):.2f}"
+
+
+def sales_rate_per_hour(
+    local_time: datetime, sales_per_hour: float, curve: Sequence[float] = DAILY_SALES_CURVE
+) -> float:
+    """A machine's expected sales per hour at `local_time` (shop time): the base rate shaped by the curve."""
+    mean = sum(curve) / len(curve)
+    return sales_per_hour * curve[local_time.hour] / mean
+
+
+def peak_sales_per_hour(sales_per_hour: float, curve: Sequence[float] = DAILY_SALES_CURVE) -> float:
+    return sales_per_hour * max(curve) / (sum(curve) / len(curve))
+
+
+def backlog_chunks(orders: Sequence[T], size: int = BACKLOG_LIMIT) -> list[list[T]]:
+    """The backlog in upload order, in requests the server takes (at most `size` orders each)."""
+    if size < 1:
+        raise ValueError("a backlog chunk holds at least one order")
+    return [list(orders[start:start + size]) for start in range(0, len(orders), size)]
+
+
+def machine_order_id(serial: str, day: datetime, number: int) -> str:
+    """`<serial>-<YYYYMMDD>-<NNNN>`: the number never repeats on a machine, so neither does the id."""
+    return f"{serial}-{day:%Y%m%d}-{number:04d}"
+
+
+@dataclass(frozen=True)
+class SaleOrder:
+    """A sale as the machine keeps it until the server has answered for it: the protocol body, ready to send."""
+
+    order_id: str
+    total: Decimal
+    body: dict[str, Any]
+
+    def describe(self) -> str:
+        items = ", ".join(f"{item['product_id']} x{item['qty']}" for item in self.body["items"])
+        payment = self.body["payment"]
+        return (f"{self.order_id} {items} {self.body['total']} {self.body['currency']} "
+                f"{payment['method']}/{payment['status']}")
+
+
+class OrderNumbers:
+    """Each machine's next order number, kept in a JSON file so a restarted fleet never reuses an order id.
+
+    Reusing one would be a different order under a known id, which the server refuses (409). Numbers
+    are reserved a block at a time (one write per `RESERVE_BLOCK` sales of a machine), so a killed
+    simulator skips at most a block and never reuses a number; a clean stop writes the exact next
+    number. Without a path the numbers only live as long as the process (tests, one-off runs).
+    """
+
+    RESERVE_BLOCK = 100
+
+    def __init__(self, path: str | os.PathLike[str] | None = None):
+        self.path = Path(path) if path else None
+        self._reserved: dict[str, int] = self._read()
+
+    def first_free(self, serial: str) -> int:
+        return self._reserved.get(serial, 1)
+
+    def note_used(self, serial: str, next_free: int) -> None:
+        """Called after each sale with the machine's next number; writes only when a block runs out."""
+        if self.path is None or next_free <= self._reserved.get(serial, 1):
+            return
+        self._reserved[serial] = next_free + self.RESERVE_BLOCK
+        self._write({serial: self._reserved[serial]}, exact=False)
+
+    def settle(self, next_free: dict[str, int]) -> None:
+        """A clean stop: remember exactly where each machine is, so its numbering goes on without a gap."""
+        if self.path is not None and next_free:
+            self._write(next_free, exact=True)
+
+    def _read(self) -> dict[str, int]:
+        if self.path is None or not self.path.exists():
+            return {}
+        try:
+            numbers = json.loads(self.path.read_text(encoding="utf-8"))["next_order_number"]
+            if not all(isinstance(k, str) and type(v) is int and v >= 1 for k, v in numbers.items()):
+                raise ValueError("numbers must be positive integers by serial")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise FleetConfigurationError(f"{self.path} is not a readable simulator state file: {error}") from error
+        return numbers
+
+    def _write(self, numbers: dict[str, int], *, exact: bool) -> None:
+        """Merge into the file (another fleet may keep its serials there too) and replace it atomically."""
+        assert self.path is not None
+        stored = {} if not self.path.exists() else self._read()
+        for serial, number in numbers.items():
+            stored[serial] = number if exact else max(number, stored.get(serial, 1))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps({"next_order_number": stored}, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(temporary, self.path)
+
+
+@dataclass(frozen=True)
+class FleetSettings:
+    """Knobs shared by every machine of a fleet."""
+
+    heartbeat_interval_s: float | None = None
+    offline_probability: float = DEFAULT_OFFLINE_PROBABILITY
+    offline_intervals: tuple[float, float] = (3.0, 12.0)
+    reboot_probability: float = 0.3
+    max_start_jitter_s: float = 5.0
+    sales_per_hour: float = DEFAULT_SALES_PER_HOUR
+    sales_curve: tuple[float, ...] = DAILY_SALES_CURVE
+    duplicate_probability: float = DEFAULT_DUPLICATE_PROBABILITY
+
+    def sales_rate_per_hour(self, local_time: datetime) -> float:
+        return sales_rate_per_hour(local_time, self.sales_per_hour, self.sales_curve)
+
+    @property
+    def peak_sales_per_hour(self) -> float:
+        return peak_sales_per_hour(self.sales_per_hour, self.sales_curve)
 
 
 # --- Transport -------------------------------------------------------------------------------------

@@ -123,3 +123,36 @@ def api_error():
         return body["error"]
 
     return check
+
+
+# --- Sales (orders) ------------------------------------------------------------------------------
+
+
+def protocol_order(order_id="CM2K-000123-20261124-0042", **overrides):
+    """The protocol's example order (../shared/protocol.md, Orders); keyword arguments replace fields."""
+    body = {
+        "order_id": order_id,
+        "created_at": "2026-11-24T08:14:31+08:00",
+        "currency": "CNY",
+        "total": "36.00",
+        "payment": {"method": "wechat", "status": "paid", "transaction_id": "wx-4200001234"},
+        "items": [
+            {
+                "product_id": "latte",
+                "name": "Latte",
+                "qty": 2,
+                "unit_price": "18.00",
+                "recipe_version": "3",
+                "options": {"size": "large", "sugar": 1},
+            }
+        ],
+        "is_test": False,
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+def order_body():
+    """order_body(order_id, **overrides) -> a valid protocol order (the protocol's example by default)."""
+    return protocol_order

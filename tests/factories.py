@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 import factory
 from django.utils import timezone
 
@@ -90,3 +92,52 @@ class DeviceStatusHistoryFactory(factory.django.DjangoModelFactory):
     state = "idle"
     is_online = True
     temperature_c = 92.0
+
+
+# --- Sales (orders) ------------------------------------------------------------------------------
+
+
+class OrderFactory(factory.django.DjangoModelFactory):
+    """A sale as if a machine had reported it: merchant and location copied from the machine, and one
+    item (qty 1 at the order's total) unless items=[{...}, ...] is given (qty × unit_price per item)."""
+
+    class Meta:
+        model = "orders.Order"
+        skip_postgeneration_save = True
+
+    device = factory.SubFactory(DeviceFactory)
+    merchant = factory.SelfAttribute("device.merchant")
+    location = factory.SelfAttribute("device.location")
+    machine_order_id = factory.Sequence(lambda n: f"ORD-{n:08d}")
+    currency = "CNY"
+    total = factory.LazyFunction(lambda: Decimal("18.00"))
+    payment_method = "wechat"
+    payment_status = "paid"
+    transaction_id = factory.Sequence(lambda n: f"wx-{n:010d}")
+    device_created_at = factory.LazyFunction(timezone.now)
+    received_at = factory.LazyFunction(timezone.now)
+    content_hash = factory.Sequence(lambda n: f"{n:064x}")
+
+    @factory.post_generation
+    def items(self, create, extracted, **kwargs):
+        from orders.models import OrderItem
+
+        if not create:
+            return
+        specs = extracted if extracted is not None else [
+            {"product_id": "latte", "name": "Latte", "qty": 1, "unit_price": self.total}
+        ]
+        OrderItem.objects.bulk_create(
+            [OrderItem(order=self, position=position, **spec) for position, spec in enumerate(specs)]
+        )
+
+
+class RefundFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "orders.Refund"
+
+    order = factory.SubFactory(OrderFactory)
+    amount = factory.LazyFunction(lambda: Decimal("1.00"))
+    reason = "customer complaint"
+    status = "succeeded"
+    created_by = factory.SubFactory(UserFactory)

@@ -2,6 +2,8 @@
 
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
@@ -50,6 +52,16 @@ class DeviceTokenAuthentication(BaseAuthentication):
         device_id = (request.parser_context or {}).get("kwargs", {}).get("device_id", "")
         identity = identity_of(int(device_id)) if str(device_id).isdigit() else None
         return (DevicePrincipal(identity), identity) if identity else None
+
+
+class DeviceTokenScheme(OpenApiAuthenticationExtension):
+    """`Authorization: Device <token>` in the OpenAPI schema (drf-spectacular finds it by subclassing)."""
+
+    target_class = DeviceTokenAuthentication
+    name = "deviceToken"
+
+    def get_security_definition(self, auto_schema):
+        return build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Device")
 
 
 class IsTheDeviceInPath(BasePermission):

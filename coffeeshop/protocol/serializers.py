@@ -111,7 +111,7 @@ class MaterialsReportSerializer(serializers.Serializer):
 class MoneyField(serializers.DecimalField):
     """Money is a decimal string with two places ("18.00"), never a float."""
 
-    default_error_messages = {"not_a_string": _("must be a decimal string such as \"18.00\", not a number")}
+    default_error_messages = {"not_a_string": _('must be a decimal string such as "18.00", not a number')}
 
     def __init__(self, **kwargs):
         super().__init__(max_digits=12, decimal_places=2, min_value=0, **kwargs)
@@ -138,16 +138,21 @@ class OffsetDateTimeField(serializers.DateTimeField):
 class OrderItemSerializer(serializers.Serializer):
     product_id = serializers.CharField(max_length=64)
     name = serializers.CharField(max_length=120)
-    qty = serializers.IntegerField(min_value=1, max_value=1000,
-                                   error_messages={"min_value": _("must be at least 1")})
+    qty = serializers.IntegerField(
+        min_value=1, max_value=1000, error_messages={"min_value": _("must be at least 1")}
+    )
     unit_price = MoneyField()
     recipe_version = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
     options = serializers.DictField(required=False, default=dict)
 
 
 class PaymentSerializer(serializers.Serializer):
-    method = serializers.RegexField(r"^[a-z0-9][a-z0-9_-]{0,31}$", error_messages={
-        "invalid": _("must be a payment method code such as wechat, alipay, card, corp, cash")})
+    method = serializers.RegexField(
+        r"^[a-z0-9][a-z0-9_-]{0,31}$",
+        error_messages={
+            "invalid": _("must be a payment method code such as wechat, alipay, card, corp, cash")
+        },
+    )
     status = serializers.ChoiceField(choices=["paid", "unpaid", "failed"])
     transaction_id = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
 
@@ -155,7 +160,9 @@ class PaymentSerializer(serializers.Serializer):
 class OrderSerializer(serializers.Serializer):
     order_id = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", max_length=64)
     created_at = OffsetDateTimeField()
-    currency = serializers.RegexField(r"^[A-Z]{3}$", error_messages={"invalid": _("must be an ISO 4217 code, e.g. CNY")})
+    currency = serializers.RegexField(
+        r"^[A-Z]{3}$", error_messages={"invalid": _("must be an ISO 4217 code, e.g. CNY")}
+    )
     total = MoneyField()
     payment = PaymentSerializer()
     items = serializers.ListField(child=OrderItemSerializer(), min_length=1, max_length=50)
@@ -165,16 +172,43 @@ class OrderSerializer(serializers.Serializer):
         expected = sum((item["qty"] * item["unit_price"] for item in attrs["items"]), start=0)
         if attrs["total"] != expected:
             raise serializers.ValidationError(
-                {"total": [_("must equal the sum of qty × unit_price of the items (%(sum)s)") % {"sum": f"{expected:.2f}"}]})
+                {
+                    "total": [
+                        _("must equal the sum of qty × unit_price of the items (%(sum)s)")
+                        % {"sum": f"{expected:.2f}"}
+                    ]
+                }
+            )
         return attrs
 
     @staticmethod
     def to_input(attrs) -> OrderInput:
         payment = attrs["payment"]
         return OrderInput(
-            order_id=attrs["order_id"], created_at=attrs["created_at"], currency=attrs["currency"], total=attrs["total"],
-            payment_method=payment["method"], payment_status=payment["status"],
-            transaction_id=payment["transaction_id"], is_test=attrs["is_test"],
-            items=tuple(ItemInput(product_id=i["product_id"], name=i["name"], qty=i["qty"], unit_price=i["unit_price"],
-                                  recipe_version=i["recipe_version"], options=i["options"]) for i in attrs["items"]),
+            order_id=attrs["order_id"],
+            created_at=attrs["created_at"],
+            currency=attrs["currency"],
+            total=attrs["total"],
+            payment_method=payment["method"],
+            payment_status=payment["status"],
+            transaction_id=payment["transaction_id"],
+            is_test=attrs["is_test"],
+            items=tuple(
+                ItemInput(
+                    product_id=i["product_id"],
+                    name=i["name"],
+                    qty=i["qty"],
+                    unit_price=i["unit_price"],
+                    recipe_version=i["recipe_version"],
+                    options=i["options"],
+                )
+                for i in attrs["items"]
+            ),
         )
+
+
+class CommandResultSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["accepted", "succeeded", "failed", "rejected", "busy"])
+    result = serializers.DictField(required=False, default=dict)
+    error = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    finished_at = OffsetDateTimeField(required=False)

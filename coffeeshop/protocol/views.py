@@ -9,7 +9,9 @@ per machine (`DeviceRateThrottle`), never per user.
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from rest_framework import exceptions, status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,13 +21,16 @@ from coffeeshop.api.throttling import DeviceRateThrottle, RegistrationThrottle
 from coffeeshop.exceptions import Conflict
 from coffeeshop.protocol.auth import DeviceTokenAuthentication, IsTheDeviceInPath
 from coffeeshop.protocol.serializers import (
+    CommandResultSerializer,
     HeartbeatSerializer,
     MaterialsReportSerializer,
     OrderSerializer,
     RegisterSerializer,
 )
 from devices import services as devices
+from devices.models import Device
 from inventory.selectors import unknown_material_codes
+from operations.services import alarms, commands
 from orders import services as orders
 
 
@@ -45,6 +50,11 @@ class MachineView(APIView):
         serializer = serializer_class(data=self.request.data)
         serializer.is_valid(raise_exception=True)
         return serializer
+
+
+def machine_ref(identity) -> Device:
+    """The calling machine as a model instance without a query (its id and merchant are known)."""
+    return Device(pk=identity.device_id, merchant_id=identity.merchant_id)
 
 
 def check_materials_known(bins) -> None:
@@ -71,6 +81,18 @@ class RegisterView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [RegistrationThrottle]
 
+    @extend_schema(
+        request=RegisterSerializer,
+        responses=inline_serializer(
+            "Registration",
+            {
+                "device_id": serializers.CharField(),
+                "token": serializers.CharField(),
+                "heartbeat_interval_s": serializers.IntegerField(),
+                "server_time": serializers.DateTimeField(),
+            },
+        ),
+    )
     def post(self, request):
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -89,6 +111,18 @@ class RegisterView(APIView):
 class HeartbeatView(MachineView):
     """POST /api/v1/devices/{device_id}/status: the machine's state; the reply carries its work."""
 
+    @extend_schema(
+        request=HeartbeatSerializer,
+        responses=inline_serializer(
+            "HeartbeatReply",
+            {
+                "server_time": serializers.DateTimeField(),
+                "heartbeat_interval_s": serializers.IntegerField(),
+                "commands": serializers.ListField(child=serializers.DictField()),
+                "desired_package": serializers.DictField(allow_null=True),
+            },
+        ),
+    )
     def post(self, request, device_id):
         reading = self.parse(HeartbeatSerializer).to_reading()
         if reading.bins:
@@ -107,10 +141,21 @@ class HeartbeatView(MachineView):
 class MaterialsReportView(MachineView):
     """POST /api/v1/devices/{device_id}/materials/report: bin levels and refills."""
 
+    @extend_schema(
+        request=MaterialsReportSerializer,
+        responses=inline_serializer(
+            "MaterialsReportReply",
+            {
+                "server_time": serializers.DateTimeField(),
+                "bins": serializers.ListField(child=serializers.DictField()),
+            },
+        ),
+    )
     def post(self, request, device_id):
         readings = self.parse(MaterialsReportSerializer).to_readings()
         check_materials_known(readings)
         bins = devices.record_bin_report(request.auth, readings)
+        alarms.bins_reported(machine_ref(request.auth), bins)
         return Response(
             {
                 "server_time": server_time(),
@@ -145,22 +190,28 @@ class OrdersCreateView(MachineView):
     is rejected with its reason and never costs the good ones.
     """
 
+    @extend_schema(request=OrderSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request, device_id):
         if isinstance(request.data, dict) and "orders" in request.data:
             return self.backlog(request.data["orders"])
-        order = orders.ingest_orders(request.auth.device_id, [OrderSerializer.to_input(
-            self.parse(OrderSerializer).validated_data)])[0]
+        order = orders.ingest_orders(
+            request.auth.device_id, [OrderSerializer.to_input(self.parse(OrderSerializer).validated_data)]
+        )[0]
         if order.result == orders.REJECTED:
             raise Conflict(order.error["message"], details=order.error["details"])
-        return Response({"order_id": order.order_id, "result": order.result},
-                        status=status.HTTP_201_CREATED if order.result == orders.ACCEPTED else status.HTTP_200_OK)
+        return Response(
+            {"order_id": order.order_id, "result": order.result},
+            status=status.HTTP_201_CREATED if order.result == orders.ACCEPTED else status.HTTP_200_OK,
+        )
 
     def backlog(self, raw_orders):
         if not isinstance(raw_orders, list):
             raise exceptions.ValidationError({"orders": [_("must be a list of orders")]})
         if len(raw_orders) > settings.ORDER_BACKLOG_LIMIT:
-            raise PayloadTooLarge(_("A backlog carries at most %(limit)d orders; send the rest in another request.")
-                                  % {"limit": settings.ORDER_BACKLOG_LIMIT})
+            raise PayloadTooLarge(
+                _("A backlog carries at most %(limit)d orders; send the rest in another request.")
+                % {"limit": settings.ORDER_BACKLOG_LIMIT}
+            )
         replies: list[dict | None] = [None] * len(raw_orders)
         valid: list[tuple[int, object]] = []
         for position, raw in enumerate(raw_orders):
@@ -172,7 +223,39 @@ class OrdersCreateView(MachineView):
                 replies[position] = _rejected(order_id, _validation_error(serializer))
         outcomes = orders.ingest_orders(self.request.auth.device_id, [o for _, o in valid]) if valid else []
         for (position, _order), outcome in zip(valid, outcomes, strict=True):
-            replies[position] = (_rejected(outcome.order_id, outcome.error) if outcome.result == orders.REJECTED
-                                 else {"order_id": outcome.order_id, "result": outcome.result})
+            replies[position] = (
+                _rejected(outcome.order_id, outcome.error)
+                if outcome.result == orders.REJECTED
+                else {"order_id": outcome.order_id, "result": outcome.result}
+            )
         return Response({"results": replies})
 
+
+class PendingCommandsView(MachineView):
+    """GET /api/v1/devices/{device_id}/commands/pending: pull deliverable commands (each leased)."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, device_id):
+        return Response(
+            {
+                "commands": commands.lease_deliverable_commands(
+                    request.auth.device_id, state=None, channel="pull"
+                )
+            }
+        )
+
+
+class CommandResultView(MachineView):
+    """POST /api/v1/devices/{device_id}/commands/{command_id}/result: how a command went."""
+
+    @extend_schema(request=CommandResultSerializer, responses=OpenApiTypes.OBJECT)
+    def post(self, request, device_id, command_id):
+        data = self.parse(CommandResultSerializer).validated_data
+        command, _changed = commands.record_command_result(
+            request.auth.device_id,
+            command_id,
+            status=data["status"],
+            result=data["result"],
+            error=data["error"],
+        )
+        return Response({"command_id": str(command.pk), "status": command.status})

@@ -1,14 +1,16 @@
 from django.db.models import Prefetch
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from accounts.models import Capability
 from devices import selectors, services
 from devices.api import serializers
 from devices.filters import DeviceFilter, LocationFilter, StatusHistoryFilter
-from devices.models import DeviceBin
+from devices.models import DeviceBin, StatusEvent
 
 
 class LocationViewSet(viewsets.ModelViewSet):
@@ -75,14 +77,26 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         device = self.get_object()
         return Response(serializers.DeviceBinSerializer(device.bins.all(), many=True).data)
 
-    @extend_schema(responses=serializers.StatusHistorySerializer(many=True))
-    @action(
-        detail=True, filterset_class=StatusHistoryFilter, search_fields=[], ordering_fields=["recorded_at"]
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.DATETIME, description="Records at or after this time."),
+            OpenApiParameter("to", OpenApiTypes.DATETIME, description="Records before this time."),
+            OpenApiParameter("event", str, enum=StatusEvent.values),
+            OpenApiParameter("ordering", str, enum=["recorded_at", "-recorded_at"]),
+        ],
+        responses=serializers.StatusHistorySerializer(many=True),
     )
+    @action(detail=True, filter_backends=[])
     def history(self, request, pk=None):
+        # Filtered here, not by the view's filter backends: those filter the devices that `get_object`
+        # looks the machine up in, and a FilterSet of history records cannot filter devices.
         device = self.get_object()
-        records = self.filter_queryset(selectors.status_history_for(device).order_by("-recorded_at"))
-        page = self.paginate_queryset(records)
+        records = StatusHistoryFilter(
+            request.query_params, selectors.status_history_for(device).order_by("-recorded_at")
+        )
+        if not records.is_valid():
+            raise ValidationError(records.errors)
+        page = self.paginate_queryset(records.qs)
         return self.get_paginated_response(serializers.StatusHistorySerializer(page, many=True).data)
 
     @extend_schema(request=None, responses=serializers.TokenSerializer)

@@ -10,6 +10,7 @@ from devices.services.credentials import (
 from devices.services.fleet import update_device_settings
 from devices.services.heartbeat import (
     BinReading,
+    ReportOutcome,
     StatusReading,
     flush_heartbeats,
     record_bin_report,
@@ -23,6 +24,7 @@ __all__ = [
     "BinReading",
     "DeviceIdentity",
     "Registration",
+    "ReportOutcome",
     "StatusReading",
     "flush_heartbeats",
     "identify_device",

@@ -64,8 +64,21 @@ def _digest(text: str) -> str:
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
+def temperature_in_range(temperature_c: float | None) -> bool:
+    low, high = settings.BREW_TEMPERATURE_RANGE_C
+    return temperature_c is None or low <= temperature_c <= high
+
+
 def status_fingerprint(reading: StatusReading) -> str:
-    parts = (reading.state, reading.firmware, reading.ip, reading.wifi_ssid, reading.package_version)
+    """What makes a heartbeat news. Temperature counts only by whether it is in the brewing range."""
+    parts = (
+        reading.state,
+        reading.firmware,
+        reading.ip,
+        reading.wifi_ssid,
+        reading.package_version,
+        temperature_in_range(reading.temperature_c),
+    )
     return _digest("|".join("" if p is None else str(p) for p in parts))
 
 
@@ -93,13 +106,23 @@ def _readings(reading: StatusReading, now: datetime) -> dict:
     return {name: value for name, value in values.items() if value is not None}
 
 
-def record_heartbeat(identity: DeviceIdentity, reading: StatusReading, now: datetime | None = None) -> None:
-    """Record one heartbeat; the machine is online from now on."""
+@dataclass(frozen=True)
+class ReportOutcome:
+    """What a heartbeat that took the full path changed (None for an unchanged heartbeat)."""
+
+    device: Device
+    came_online: bool
+    bins: list | None
+
+
+def record_heartbeat(
+    identity: DeviceIdentity, reading: StatusReading, now: datetime | None = None
+) -> ReportOutcome | None:
+    """Record one heartbeat; the machine is online from now on. Returns what changed, if anything."""
     now = now or timezone.now()
     redis = get_redis()
     if redis is None:
-        _record_without_redis(identity, reading, now)
-        return
+        return _record_without_redis(identity, reading, now)
     status_fp = status_fingerprint(reading)
     bins_fp = bins_fingerprint(reading.bins) if reading.bins else None
     fp_key, bins_key = key("hb", "fp", identity.device_id), key("hb", "bins", identity.device_id)
@@ -115,28 +138,32 @@ def record_heartbeat(identity: DeviceIdentity, reading: StatusReading, now: date
     results = pipe.execute()
     status_changed = results[0] != status_fp.encode()
     bins_changed = bins_fp is not None and results[1] != bins_fp.encode()
-    if status_changed or bins_changed:
-        try:
-            apply_report(identity, reading, now, with_bins=bins_changed)
-        except BaseException:
-            redis.delete(fp_key, bins_key)  # so the next heartbeat takes the full path again
-            raise
+    if not (status_changed or bins_changed):
+        return None
+    try:
+        return apply_report(identity, reading, now, with_bins=bins_changed)
+    except BaseException:
+        redis.delete(fp_key, bins_key)  # so the next heartbeat takes the full path again
+        raise
 
 
-def _record_without_redis(identity: DeviceIdentity, reading: StatusReading, now: datetime) -> None:
+def _record_without_redis(
+    identity: DeviceIdentity, reading: StatusReading, now: datetime
+) -> ReportOutcome | None:
     unchanged = Device.objects.filter(
         pk=identity.device_id, is_online=True, report_fingerprint=status_fingerprint(reading)
     )
     if reading.bins:
         unchanged = unchanged.filter(bins_fingerprint=bins_fingerprint(reading.bins))
     if unchanged.update(**_readings(reading, now)) == 0:
-        apply_report(identity, reading, now, with_bins=bool(reading.bins))
+        return apply_report(identity, reading, now, with_bins=bool(reading.bins))
+    return None
 
 
 @transaction.atomic
 def apply_report(
     identity: DeviceIdentity, reading: StatusReading, now: datetime, *, with_bins: bool
-) -> Device:
+) -> ReportOutcome:
     """The full path: the machine's row under a lock, a history row for what changed, a live push."""
     device = Device.objects.select_for_update().get(pk=identity.device_id)
     was_online, old_state = device.is_online, device.state
@@ -179,7 +206,7 @@ def apply_report(
         device.bins_fingerprint = bins_fingerprint(reading.bins)
     device.save()
     broadcast_after_commit(device.merchant_id, "device.status", device_payload(device, bins))
-    return device
+    return ReportOutcome(device=device, came_online=not was_online, bins=bins)
 
 
 def apply_bin_levels(device: Device, readings, now: datetime) -> list[DeviceBin]:

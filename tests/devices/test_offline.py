@@ -119,7 +119,7 @@ def test_the_offline_and_flush_schedules_are_in_the_database_after_migrations():
     flush = PeriodicTask.objects.get(name="Flush heartbeats")
 
     assert (offline.task, offline.enabled, offline.interval.every, offline.interval.period) == (
-        "devices.mark_silent_devices_offline", True, 30, "seconds")
+        "operations.mark_silent_devices_offline", True, 30, "seconds")
     assert (flush.task, flush.enabled, flush.interval.every, flush.interval.period) == (
         "devices.flush_heartbeats", True, 15, "seconds")
 

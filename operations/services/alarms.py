@@ -1,0 +1,224 @@
+"""Alarms: one per real problem, bumped while it lasts, cleared when it is gone."""
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from coffeeshop.exceptions import Conflict
+from coffeeshop.live import broadcast_after_commit
+from operations.models import NO_BIN, Alarm, AlarmType, Severity
+
+LOW_SEVERITY = {AlarmType.MATERIAL_EMPTY: Severity.CRITICAL, AlarmType.MATERIAL_LOW: Severity.WARNING}
+
+
+def alarm_payload(alarm: Alarm) -> dict:
+    return {
+        "id": alarm.pk,
+        "device_id": alarm.device_id,
+        "type": alarm.type,
+        "severity": alarm.severity,
+        "bin_index": None if alarm.bin_index == NO_BIN else alarm.bin_index,
+        "message": alarm.message,
+        "is_active": alarm.is_active,
+        "count": alarm.count,
+        "acknowledged": alarm.acknowledged_at is not None,
+        "last_seen_at": alarm.last_seen_at.isoformat(),
+    }
+
+
+def open_or_bump_alarm(
+    device,
+    alarm_type: str,
+    severity: str,
+    *,
+    bin_index: int | None = None,
+    message: str = "",
+    now: datetime | None = None,
+) -> tuple[Alarm, bool]:
+    """The active alarm of this kind for the machine, created or bumped; returns (alarm, created).
+
+    Concurrent triggers converge on one row: the partial unique index admits one active alarm, and a
+    losing insert turns into a bump.
+    """
+    now = now or timezone.now()
+    bin_key = NO_BIN if bin_index is None else bin_index
+    active = Alarm.objects.filter(device=device, type=alarm_type, bin_index=bin_key, is_active=True)
+    for _attempt in range(3):
+        with transaction.atomic():
+            if active.update(count=F("count") + 1, last_seen_at=now, message=message or F("message")):
+                return active.get(), False
+            try:
+                with transaction.atomic():
+                    alarm = Alarm.objects.create(
+                        merchant_id=device.merchant_id,
+                        device=device,
+                        type=alarm_type,
+                        severity=severity,
+                        bin_index=bin_key,
+                        message=message,
+                        first_seen_at=now,
+                        last_seen_at=now,
+                    )
+            except IntegrityError:
+                continue
+            broadcast_after_commit(device.merchant_id, "alarm.opened", alarm_payload(alarm))
+            _notify_after_commit(alarm)
+            return alarm, True
+    raise RuntimeError("could not open or bump the alarm")
+
+
+def clear_alarms(
+    device,
+    alarm_type: str,
+    *,
+    bin_index: int | None = None,
+    reason: str,
+    user=None,
+    now: datetime | None = None,
+) -> int:
+    """Clear the machine's active alarm(s) of a type (all bins when bin_index is None)."""
+    now = now or timezone.now()
+    active = Alarm.objects.filter(device=device, type=alarm_type, is_active=True)
+    if bin_index is not None:
+        active = active.filter(bin_index=bin_index)
+    cleared = list(active.values_list("pk", flat=True))
+    if cleared:
+        Alarm.objects.filter(pk__in=cleared).update(
+            is_active=False, cleared_at=now, cleared_by=user, clear_reason=reason
+        )
+        for alarm in Alarm.objects.filter(pk__in=cleared):
+            broadcast_after_commit(alarm.merchant_id, "alarm.cleared", alarm_payload(alarm))
+    return len(cleared)
+
+
+@transaction.atomic
+def acknowledge_alarm(alarm: Alarm, *, user, now: datetime | None = None) -> Alarm:
+    alarm = Alarm.objects.select_for_update().get(pk=alarm.pk)
+    if not alarm.is_active:
+        raise Conflict(_("The alarm is already cleared."))
+    if alarm.acknowledged_at is None:
+        alarm.acknowledged_at, alarm.acknowledged_by = now or timezone.now(), user
+        alarm.save(update_fields=["acknowledged_at", "acknowledged_by"])
+        broadcast_after_commit(alarm.merchant_id, "alarm.acknowledged", alarm_payload(alarm))
+    return alarm
+
+
+@transaction.atomic
+def clear_alarm_by_hand(alarm: Alarm, *, user, reason: str = "", now: datetime | None = None) -> Alarm:
+    alarm = Alarm.objects.select_for_update().get(pk=alarm.pk)
+    if not alarm.is_active:
+        raise Conflict(_("The alarm is already cleared."))
+    clear_alarms(
+        alarm.device,
+        alarm.type,
+        bin_index=alarm.bin_index,
+        reason=reason or _("cleared by hand"),
+        user=user,
+        now=now,
+    )
+    alarm.refresh_from_db()
+    return alarm
+
+
+# --- conditions, evaluated where the facts arrive ------------------------------------------------
+
+
+def machines_went_offline(devices, now: datetime | None = None) -> None:
+    for device in devices:
+        open_or_bump_alarm(
+            device,
+            AlarmType.OFFLINE,
+            Severity.CRITICAL,
+            now=now,
+            message=_("No heartbeat for longer than the offline timeout."),
+        )
+
+
+def machine_came_online(device, now: datetime | None = None) -> None:
+    clear_alarms(device, AlarmType.OFFLINE, reason=_("the machine is back online"), now=now)
+
+
+def temperature_reported(device, temperature_c: float | None, now: datetime | None = None) -> None:
+    if temperature_c is None:
+        return
+    low, high = settings.BREW_TEMPERATURE_RANGE_C
+    if low <= temperature_c <= high:
+        clear_alarms(
+            device, AlarmType.TEMPERATURE_OUT_OF_RANGE, reason=_("temperature back in range"), now=now
+        )
+    else:
+        open_or_bump_alarm(
+            device,
+            AlarmType.TEMPERATURE_OUT_OF_RANGE,
+            Severity.WARNING,
+            now=now,
+            message=_("%(t).1f °C is outside %(low).0f–%(high).0f °C")
+            % {"t": temperature_c, "low": low, "high": high},
+        )
+
+
+def after_heartbeat(device, temperature_c: float | None, outcome, now: datetime | None = None) -> None:
+    """What a heartbeat means for alarms. Unchanged heartbeats (outcome None) in range cost nothing."""
+    low, high = settings.BREW_TEMPERATURE_RANGE_C
+    out_of_range = temperature_c is not None and not low <= temperature_c <= high
+    if out_of_range or outcome is not None:
+        temperature_reported(device, temperature_c, now=now)
+    if outcome is None:
+        return
+    if outcome.came_online:
+        machine_came_online(device, now=now)
+    if outcome.bins is not None:
+        bins_reported(device, outcome.bins, now=now)
+
+
+def bins_reported(device, bins, now: datetime | None = None) -> None:
+    """Open low/empty alarms for bins at or under their threshold; clear them when refilled."""
+    for bin_ in bins:
+        empty, low = bin_.remaining <= 0, bin_.level_pct <= bin_.low_threshold_pct
+        if empty:
+            open_or_bump_alarm(
+                device,
+                AlarmType.MATERIAL_EMPTY,
+                Severity.CRITICAL,
+                bin_index=bin_.index,
+                now=now,
+                message=_("%(material)s is empty") % {"material": bin_.material_code},
+            )
+        else:
+            clear_alarms(
+                device, AlarmType.MATERIAL_EMPTY, bin_index=bin_.index, reason=_("refilled"), now=now
+            )
+        if low and not empty:
+            open_or_bump_alarm(
+                device,
+                AlarmType.MATERIAL_LOW,
+                Severity.WARNING,
+                bin_index=bin_.index,
+                now=now,
+                message=_("%(material)s at %(pct).0f%%")
+                % {"material": bin_.material_code, "pct": bin_.level_pct},
+            )
+        elif not low:
+            clear_alarms(device, AlarmType.MATERIAL_LOW, bin_index=bin_.index, reason=_("refilled"), now=now)
+
+
+def command_gave_up(command, now: datetime | None = None) -> None:
+    alarm_type = AlarmType.UPGRADE_FAILED if command.type == "upgrade" else AlarmType.COMMAND_FAILED
+    open_or_bump_alarm(
+        command.device,
+        alarm_type,
+        Severity.WARNING,
+        now=now,
+        message=_("%(type)s %(status)s: %(error)s")
+        % {"type": command.type, "status": command.status, "error": command.error or "—"},
+    )
+
+
+def _notify_after_commit(alarm: Alarm) -> None:
+    from operations.tasks import notify_alarm
+
+    transaction.on_commit(lambda: notify_alarm.delay(alarm.pk))

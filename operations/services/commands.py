@@ -1,0 +1,424 @@
+"""Remote commands: what I send you arrives once, in time, or I know it did not.
+
+Lifecycle (a timestamp for each step):
+    pending → sent (leased to the machine) → delivered (machine said "accepted") → succeeded | failed
+    and, from the unfinished states: timed_out (attempts used up), expired (never delivered before
+    its expiry), canceled (by staff).
+
+One lifecycle whatever the channel: the heartbeat reply, a pull and the machine's WebSocket all hand
+out commands through `lease_deliverable_commands`, which locks the rows it leases (SKIP LOCKED), so two
+concurrent deliveries never hand out one command twice. `sweep_commands` re-examines every unfinished
+command from the database alone, so nothing stays `sent` forever, also after a restart.
+"""
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from coffeeshop.exceptions import Conflict, Invalid, NotFound
+from coffeeshop.live import broadcast_after_commit
+from coffeeshop.redis import get_redis, key
+from devices.models import Device, DeviceState
+from operations.models import (
+    UNFINISHED_COMMAND_STATUSES,
+    CommandBatch,
+    CommandStatus,
+    CommandType,
+    RemoteCommand,
+)
+from operations.payloads import validated_payload
+
+DEFAULT_EXPIRY_S = 3600
+MACHINE_RESULTS = ("accepted", "succeeded", "failed", "rejected", "busy")
+FINAL_BY_RESULT = {
+    "succeeded": CommandStatus.SUCCEEDED,
+    "failed": CommandStatus.FAILED,
+    "rejected": CommandStatus.FAILED,
+}
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def command_for_machine(command: RemoteCommand) -> dict:
+    """A command as the machine sees it (protocol: Commands)."""
+    return {
+        "command_id": str(command.id),
+        "type": command.type,
+        "payload": command.payload,
+        "issued_at": iso(command.created_at),
+        "expires_at": iso(command.expires_at),
+        "attempt": command.attempt,
+    }
+
+
+def command_summary(command: RemoteCommand) -> dict:
+    return {
+        "id": str(command.id),
+        "device_id": command.device_id,
+        "type": command.type,
+        "status": command.status,
+        "attempt": command.attempt,
+        "batch_id": command.batch_id,
+        "error": command.error,
+    }
+
+
+# --- the "has something for this machine" flag keeps the heartbeat from querying for nothing ------
+
+
+def _flag_key(device_id: int) -> str:
+    return key("cmd", "has", device_id)
+
+
+def _flag_pending(device_ids) -> None:
+    redis = get_redis()
+    device_ids = list(device_ids)
+    if redis is not None and device_ids:
+        transaction.on_commit(lambda: redis.mset({_flag_key(i): 1 for i in device_ids}))
+
+
+def may_have_commands(device_id: int) -> bool:
+    redis = get_redis()
+    return True if redis is None else bool(redis.exists(_flag_key(device_id)))
+
+
+def _nudge_sockets(device_ids) -> None:
+    """Tell machines holding a WebSocket to collect their commands now."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    device_ids = list(device_ids)
+
+    def send():
+        for device_id in device_ids:
+            async_to_sync(layer.group_send)(device_group(device_id), {"type": "commands.available"})
+
+    if layer is not None and device_ids:
+        transaction.on_commit(send)
+
+
+def device_group(device_id: int) -> str:
+    return f"device.{device_id}"
+
+
+# --- creating -----------------------------------------------------------------------------------
+
+
+def _checked_payload(command_type: str, payload) -> dict:
+    if command_type not in CommandType.values:
+        raise Invalid(_("Unknown command type."), details={"fields": {"type": [_("unknown command type")]}})
+    clean, errors = validated_payload(command_type, payload)
+    if errors:
+        raise Invalid(_("Invalid payload."), details={"fields": errors})
+    return clean
+
+
+def _new_command(
+    device: Device,
+    command_type: str,
+    payload: dict,
+    *,
+    user,
+    now: datetime,
+    expires_in_s: int,
+    max_attempts: int,
+    retry_backoff_s: int,
+    run_when_idle: bool,
+    batch=None,
+) -> RemoteCommand:
+    return RemoteCommand(
+        device=device,
+        batch=batch,
+        type=command_type,
+        payload=payload,
+        created_by=user,
+        created_at=now,
+        next_attempt_at=now,
+        expires_at=now + timedelta(seconds=expires_in_s),
+        max_attempts=max_attempts,
+        retry_backoff_s=retry_backoff_s,
+        run_when_idle=run_when_idle,
+    )
+
+
+@transaction.atomic
+def send_command(
+    device: Device,
+    command_type: str,
+    payload,
+    *,
+    user=None,
+    expires_in_s: int = DEFAULT_EXPIRY_S,
+    max_attempts: int = 3,
+    retry_backoff_s: int = 30,
+    run_when_idle: bool = False,
+    now: datetime | None = None,
+) -> RemoteCommand:
+    """Queue a command for one machine; it rides on the next heartbeat, pull or WebSocket push."""
+    now = now or timezone.now()
+    clean = _checked_payload(command_type, payload)
+    command = _new_command(
+        device,
+        command_type,
+        clean,
+        user=user,
+        now=now,
+        expires_in_s=expires_in_s,
+        max_attempts=max_attempts,
+        retry_backoff_s=retry_backoff_s,
+        run_when_idle=run_when_idle,
+    )
+    command.save()
+    _flag_pending([device.pk])
+    _nudge_sockets([device.pk])
+    broadcast_after_commit(device.merchant_id, "command.updated", command_summary(command))
+    return command
+
+
+@transaction.atomic
+def create_batch(
+    devices,
+    command_type: str,
+    payload,
+    *,
+    user,
+    target: dict,
+    merchant=None,
+    expires_in_s: int = DEFAULT_EXPIRY_S,
+    max_attempts: int = 3,
+    run_when_idle: bool = False,
+    now: datetime | None = None,
+) -> CommandBatch:
+    """One command to many machines, written in bulk (10,000 machines is one request)."""
+    now = now or timezone.now()
+    clean = _checked_payload(command_type, payload)
+    device_rows = list(devices.only("pk", "merchant_id"))
+    if not device_rows:
+        raise Invalid(_("No machine matches."), details={"fields": {"devices": [_("no machine matches")]}})
+    batch = CommandBatch.objects.create(
+        merchant=merchant, type=command_type, payload=clean, target=target, created_by=user, created_at=now
+    )
+    RemoteCommand.objects.bulk_create(
+        [
+            _new_command(
+                device,
+                command_type,
+                clean,
+                user=user,
+                now=now,
+                expires_in_s=expires_in_s,
+                max_attempts=max_attempts,
+                retry_backoff_s=30,
+                run_when_idle=run_when_idle,
+                batch=batch,
+            )
+            for device in device_rows
+        ],
+        batch_size=1000,
+    )
+    ids = [d.pk for d in device_rows]
+    _flag_pending(ids)
+    _nudge_sockets(ids)
+    for merchant_id in {d.merchant_id for d in device_rows}:
+        broadcast_after_commit(merchant_id, "batch.updated", {"id": batch.pk})
+    return batch
+
+
+def batch_counts(batch: CommandBatch) -> dict[str, int]:
+    counts = dict.fromkeys(CommandStatus.values, 0)
+    counts.update(
+        dict(batch.commands.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
+    )
+    counts["total"] = sum(counts[s] for s in CommandStatus.values)
+    return counts
+
+
+@transaction.atomic
+def retry_failed(batch: CommandBatch, now: datetime | None = None) -> int:
+    """Send again, as fresh attempts, the batch's commands that failed, timed out or expired."""
+    now = now or timezone.now()
+    again = batch.commands.filter(
+        status__in=[CommandStatus.FAILED, CommandStatus.TIMED_OUT, CommandStatus.EXPIRED]
+    )
+    device_ids = list(again.values_list("device_id", flat=True))
+    count = again.update(
+        status=CommandStatus.PENDING,
+        attempt=0,
+        next_attempt_at=now,
+        lease_expires_at=None,
+        finished_at=None,
+        error="",
+        expires_at=now + timedelta(seconds=DEFAULT_EXPIRY_S),
+    )
+    _flag_pending(device_ids)
+    _nudge_sockets(device_ids)
+    return count
+
+
+def cancel_pending(batch: CommandBatch, now: datetime | None = None) -> int:
+    now = now or timezone.now()
+    return batch.commands.filter(status=CommandStatus.PENDING).update(
+        status=CommandStatus.CANCELED, finished_at=now
+    )
+
+
+@transaction.atomic
+def cancel_command(command: RemoteCommand, now: datetime | None = None) -> RemoteCommand:
+    """Cancel a command the machine has not been handed yet (a sent one is already out of our hands)."""
+    command = RemoteCommand.objects.select_for_update().get(pk=command.pk)
+    if command.status != CommandStatus.PENDING:
+        raise Conflict(
+            _("Only a pending command can be canceled (this one is %(status)s).")
+            % {"status": command.get_status_display()}
+        )
+    command.status = CommandStatus.CANCELED
+    command.finished_at = now or timezone.now()
+    command.save(update_fields=["status", "finished_at"])
+    return command
+
+
+# --- delivering ----------------------------------------------------------------------------------
+
+
+def lease_deliverable_commands(
+    device_id: int, *, state: str | None, channel: str, limit: int = 10, now: datetime | None = None
+) -> list[dict]:
+    """Hand out the machine's deliverable commands, leased so they are not handed out again.
+
+    `state` is what the machine just reported (None if unknown): a "run when idle" command waits
+    until the machine is idle.
+    """
+    now = now or timezone.now()
+    if not may_have_commands(device_id):
+        return []
+    with transaction.atomic():
+        deliverable = (
+            RemoteCommand.objects.select_for_update(skip_locked=True)
+            .filter(
+                device_id=device_id,
+                status=CommandStatus.PENDING,
+                next_attempt_at__lte=now,
+                expires_at__gt=now,
+            )
+            .order_by("created_at")
+        )
+        if state is None:
+            state = Device.objects.filter(pk=device_id).values_list("state", flat=True).first()
+        if state != DeviceState.IDLE:
+            deliverable = deliverable.filter(run_when_idle=False)
+        leased = list(deliverable[:limit])
+        for command in leased:
+            command.status = CommandStatus.SENT
+            command.attempt += 1
+            command.sent_at = now
+            command.lease_expires_at = now + timedelta(seconds=command.lease_s)
+            command.delivery_channel = channel
+        RemoteCommand.objects.bulk_update(
+            leased, ["status", "attempt", "sent_at", "lease_expires_at", "delivery_channel"]
+        )
+        if (
+            not leased
+            and not RemoteCommand.objects.filter(device_id=device_id, status=CommandStatus.PENDING).exists()
+        ):
+            redis = get_redis()
+            if redis is not None:
+                redis.delete(_flag_key(device_id))
+    return [command_for_machine(c) for c in leased]
+
+
+@transaction.atomic
+def record_command_result(
+    device_id: int,
+    command_id,
+    *,
+    status: str,
+    result: dict | None = None,
+    error: str = "",
+    now: datetime | None = None,
+) -> tuple[RemoteCommand, bool]:
+    """Apply a machine's result; returns (command, changed). Reporting the same result twice is harmless.
+
+    Raises NotFound for a command of another machine, Conflict for a different final result after a
+    final one. A late result after the server gave up (timed_out) is still recorded: it is the truth.
+    """
+    now = now or timezone.now()
+    command = RemoteCommand.objects.select_for_update().filter(pk=command_id, device_id=device_id).first()
+    if command is None:
+        raise NotFound(_("No such command for this device."))
+    final = FINAL_BY_RESULT.get(status)
+    if command.is_finished:
+        if status == command.reported_status or status in ("accepted", "busy"):
+            return command, False
+        if command.status != CommandStatus.TIMED_OUT or final is None:
+            raise Conflict(_("The command already finished as %(status)s.") % {"status": command.status})
+    command.reported_status = status
+    if status == "accepted":
+        command.status = CommandStatus.DELIVERED
+        command.delivered_at = command.delivered_at or now
+        command.lease_expires_at = now + timedelta(seconds=command.lease_s)
+    elif status == "busy":
+        command.status = CommandStatus.PENDING
+        command.next_attempt_at = now + timedelta(seconds=command.retry_backoff_s)
+        command.lease_expires_at = None
+        _flag_pending([device_id])
+    else:
+        command.status = final
+        command.delivered_at = command.delivered_at or now
+        command.finished_at = now
+        command.result = result or {}
+        command.error = error
+    command.save()
+    if command.status == CommandStatus.FAILED:
+        from operations.services.alarms import command_gave_up
+
+        command_gave_up(command, now=now)
+    merchant_id = Device.objects.filter(pk=device_id).values_list("merchant_id", flat=True).get()
+    broadcast_after_commit(merchant_id, "command.updated", command_summary(command))
+    return command, True
+
+
+# --- the sweeper ---------------------------------------------------------------------------------
+
+
+def sweep_commands(now: datetime | None = None) -> dict[str, list[RemoteCommand]]:
+    """Expire, retry or time out every unfinished command whose time has come. Safe to run twice."""
+    now = now or timezone.now()
+    outcome: dict[str, list[RemoteCommand]] = {"expired": [], "retried": [], "timed_out": []}
+    with transaction.atomic():
+        due = (
+            RemoteCommand.objects.select_for_update(skip_locked=True)
+            .filter(status__in=UNFINISHED_COMMAND_STATUSES)
+            .filter(_due_filter(now))
+            .select_related("device")
+        )
+        for command in due:
+            if command.status == CommandStatus.PENDING:
+                command.status, command.finished_at = CommandStatus.EXPIRED, now
+                outcome["expired"].append(command)
+            elif command.attempt < command.max_attempts and command.expires_at > now:
+                backoff = command.retry_backoff_s * 2 ** max(0, command.attempt - 1)
+                command.status, command.lease_expires_at = CommandStatus.PENDING, None
+                command.next_attempt_at = now + timedelta(seconds=backoff)
+                outcome["retried"].append(command)
+            else:
+                command.status, command.finished_at = CommandStatus.TIMED_OUT, now
+                command.error = command.error or _("No result after %(n)d attempts.") % {"n": command.attempt}
+                outcome["timed_out"].append(command)
+            command.save()
+            broadcast_after_commit(command.device.merchant_id, "command.updated", command_summary(command))
+        _flag_pending({c.device_id for c in outcome["retried"]})
+    return outcome
+
+
+def _due_filter(now: datetime):
+    from django.db.models import Q
+
+    return Q(status=CommandStatus.PENDING, expires_at__lte=now) | Q(
+        status__in=[CommandStatus.SENT, CommandStatus.DELIVERED], lease_expires_at__lte=now
+    )

@@ -1,0 +1,68 @@
+"""Telling people about alarms: by e-mail and webhook, per merchant, never during maintenance."""
+
+import hashlib
+import hmac
+import json
+import logging
+
+import httpx
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from operations.models import Alarm, MaintenanceWindow, NotificationChannel, Severity
+from operations.services.alarms import alarm_payload
+
+logger = logging.getLogger(__name__)
+SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+WEBHOOK_TIMEOUT_S = 5
+
+
+def in_maintenance(device_id: int, now) -> bool:
+    return MaintenanceWindow.objects.filter(device_id=device_id, starts_at__lte=now, ends_at__gt=now).exists()
+
+
+def signature(secret: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def notify_alarm(alarm_id: int, now=None) -> list[str]:
+    """Notify the alarm's merchant once; returns the targets reached. Safe to run twice."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        alarm = Alarm.objects.select_for_update().select_related("device").filter(pk=alarm_id).first()
+        if alarm is None or alarm.notified_at is not None or not alarm.is_active:
+            return []
+        if in_maintenance(alarm.device_id, now):
+            return []
+        alarm.notified_at = now
+        alarm.save(update_fields=["notified_at"])
+    channels = NotificationChannel.objects.filter(merchant_id=alarm.merchant_id, is_active=True)
+    reached = []
+    for channel in channels:
+        if SEVERITY_RANK[alarm.severity] < SEVERITY_RANK[channel.min_severity]:
+            continue
+        if _deliver(channel, alarm):
+            reached.append(channel.target)
+    return reached
+
+
+def _deliver(channel: NotificationChannel, alarm: Alarm) -> bool:
+    subject = _("[%(severity)s] %(type)s on %(device)s") % {
+        "severity": alarm.get_severity_display(),
+        "type": alarm.get_type_display(),
+        "device": alarm.device,
+    }
+    if channel.kind == NotificationChannel.Kind.EMAIL:
+        return send_mail(subject, alarm.message or subject, None, [channel.target], fail_silently=True) == 1
+    body = json.dumps({"event": "alarm.opened", "alarm": alarm_payload(alarm)}).encode()
+    headers = {"Content-Type": "application/json"}
+    if channel.secret:
+        headers["X-Coffeeshop-Signature"] = signature(channel.secret, body)
+    try:
+        response = httpx.post(channel.target, content=body, headers=headers, timeout=WEBHOOK_TIMEOUT_S)
+    except httpx.HTTPError as error:
+        logger.warning("webhook %s failed: %s", channel.target, error)
+        return False
+    return response.is_success

@@ -1,0 +1,29 @@
+"""Operations' Celery tasks: thin wrappers over services, safe to run twice, acknowledged late."""
+
+from celery import shared_task
+
+from devices import services as devices
+from operations.services import alarms, commands, notifications
+
+
+@shared_task(name="operations.notify_alarm", acks_late=True)
+def notify_alarm(alarm_id: int) -> list[str]:
+    return notifications.notify_alarm(alarm_id)
+
+
+@shared_task(name="operations.sweep_commands", acks_late=True)
+def sweep_commands() -> dict:
+    outcome = commands.sweep_commands()
+    for command in outcome["timed_out"]:
+        alarms.command_gave_up(command)
+    return {name: len(items) for name, items in outcome.items()}
+
+
+@shared_task(name="operations.mark_silent_devices_offline", acks_late=True)
+def mark_silent_devices_offline() -> int:
+    """The fleet's offline sweep plus its alarms (devices knows nothing of alarms)."""
+    from devices.models import Device
+
+    went_offline = devices.mark_silent_devices_offline()
+    alarms.machines_went_offline(Device.objects.filter(pk__in=went_offline))
+    return len(went_offline)

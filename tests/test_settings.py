@@ -1,0 +1,117 @@
+"""Settings come from the environment: development runs with nothing set, production refuses to guess."""
+
+import json
+import os
+import secrets
+import string
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def random_secret_key() -> str:
+    return "".join(secrets.choice(string.ascii_letters + string.digits + "!@#%^&*(-_=+)") for _ in range(50))
+
+
+@pytest.fixture
+def run_django(tmp_path):
+    """run_django(*args, **env) -> a finished `python <args>` in the project, with only the given environment.
+
+    Nothing of this test process's environment leaks in (no DATABASE_URL, REDIS_URL, DJANGO_SETTINGS_MODULE),
+    and the SQLite file of the default configuration goes to a temporary folder.
+    """
+
+    def run(*args, **env):
+        environ = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", str(tmp_path)),
+                   "COFFEESHOP_DATA_DIR": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1", **env}
+        return subprocess.run([sys.executable, *args], cwd=BASE_DIR, env=environ, capture_output=True, text=True,
+                              timeout=120, check=False)
+
+    return run
+
+
+def settings_value(run_django, expression: str, **env):
+    """The value of `expression` (over `settings`) in a freshly started Django with only `env` set."""
+    code = ("import json, os, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'coffeeshop.settings'); "
+            f"django.setup(); from django.conf import settings; print(json.dumps({expression}))")
+    result = run_django("-c", code, **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_production_refuses_to_start_without_a_secret_key(run_django):
+    result = run_django("manage.py", "check", DJANGO_ENV="production", ALLOWED_HOSTS="example.com")
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_refuses_to_start_without_allowed_hosts(run_django):
+    result = run_django("manage.py", "check", DJANGO_ENV="production", SECRET_KEY=random_secret_key())
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "ALLOWED_HOSTS must be set" in result.stderr
+
+
+def test_an_unknown_django_env_is_refused(run_django):
+    result = run_django("manage.py", "check", DJANGO_ENV="staging")
+
+    assert result.returncode != 0
+    assert "DJANGO_ENV must be" in result.stderr
+
+
+def test_production_passes_check_deploy_with_no_warning(run_django):
+    result = run_django("manage.py", "check", "--deploy", "--fail-level", "WARNING",
+                        DJANGO_ENV="production", SECRET_KEY=random_secret_key(), ALLOWED_HOSTS="example.com")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_check_deploy_fails_when_device_tokens_are_disabled(run_django):
+    result = run_django("manage.py", "check", "--deploy", DJANGO_ENV="production", SECRET_KEY=random_secret_key(),
+                        ALLOWED_HOSTS="example.com", ENABLE_DEVICE_TOKEN="false")
+
+    assert result.returncode != 0
+    assert "devices.E001" in result.stderr
+
+
+def test_production_turns_debug_off_by_default(run_django):
+    debug = settings_value(run_django, "settings.DEBUG", DJANGO_ENV="production", SECRET_KEY=random_secret_key(),
+                           ALLOWED_HOSTS="example.com")
+
+    assert debug is False
+
+
+def test_development_starts_with_nothing_set(run_django):
+    result = run_django("manage.py", "check")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_default_database_is_an_sqlite_file_in_the_data_folder(run_django, tmp_path):
+    engine, name = settings_value(run_django, "[settings.DATABASES['default'][key] for key in ('ENGINE', 'NAME')]")
+
+    assert engine == "django.db.backends.sqlite3"
+    assert Path(name) == tmp_path / "coffeeshop.sqlite3"
+
+
+def test_database_url_selects_postgresql(run_django):
+    engine = settings_value(run_django, "settings.DATABASES['default']['ENGINE']",
+                            DATABASE_URL="postgres://postgres@127.0.0.1:5432/coffeeshop")
+
+    assert engine == "django.db.backends.postgresql"
+
+
+def test_without_redis_url_nothing_needs_redis(run_django):
+    backends = settings_value(run_django, "[settings.CACHES['default']['BACKEND'], "
+                                          "settings.CHANNEL_LAYERS['default']['BACKEND'], settings.CELERY_BROKER_URL]")
+
+    assert backends == [
+        "django.core.cache.backends.locmem.LocMemCache", "channels.layers.InMemoryChannelLayer", "filesystem://"]
