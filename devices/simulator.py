@@ -20,8 +20,8 @@ import contextlib
 import dataclasses
 import email.utils
 import enum
-import logging
 import json
+import logging
 import math
 import os
 import random
@@ -209,6 +209,7 @@ class FleetStats:
 
 # --- Formats ---------------------------------------------------------------------------------------
 
+
 def format_timestamp(moment: datetime) -> str:
     """ISO 8601 with an offset, seconds precision, `Z` for UTC, as the protocol's examples write it."""
     if moment.tzinfo is None or moment.utcoffset() is None:
@@ -243,6 +244,7 @@ def fleet_serial(prefix: str, index: int) -> str:
 
 
 # --- Physics ---------------------------------------------------------------------------------------
+
 
 @dataclass
 class BoilerTemperature:
@@ -335,29 +337,38 @@ MAX_SERIAL_PREFIX_FOR_SALES = 40
 
 @dataclass(frozen=True)
 class Product:
-    """A drink on the machine's menu, with its share of sales and what one regular cup takes from the bins."""
+    """A drink on the machine's menu, with its share of sales (relative to the other drinks)."""
 
     product_id: str
     name: str
     price: Decimal
     weight: float
     recipe_version: str
-    materials: dict[str, float]
+
+    @property
+    def materials(self) -> dict[str, float]:
+        """What one regular cup takes from the bins, by material code."""
+        return CUP_MATERIALS[self.product_id]
 
 
 MENU: tuple[Product, ...] = (
-    Product("americano", "Americano", Decimal("12.00"), 22, "2", {"BEAN-ARABICA": 18, "WATER": 200}),
-    Product("latte", "Latte", Decimal("18.00"), 24, "3", {"BEAN-ARABICA": 18, "MILK-POWDER": 12, "WATER": 180}),
-    Product("cappuccino", "Cappuccino", Decimal("18.00"), 16, "2",
-            {"BEAN-ARABICA": 18, "MILK-POWDER": 10, "WATER": 150}),
-    Product("flat_white", "Flat White", Decimal("20.00"), 9, "1",
-            {"BEAN-ARABICA": 20, "MILK-POWDER": 10, "WATER": 150}),
-    Product("mocha", "Mocha", Decimal("22.00"), 7, "1",
-            {"BEAN-ARABICA": 18, "MILK-POWDER": 10, "CHOCOLATE": 20, "WATER": 180}),
-    Product("hot_chocolate", "Hot Chocolate", Decimal("15.00"), 8, "1",
-            {"MILK-POWDER": 15, "CHOCOLATE": 25, "WATER": 200}),
-    Product("espresso", "Espresso", Decimal("10.00"), 14, "4", {"BEAN-ARABICA": 18, "WATER": 40}),
+    Product("americano", "Americano", Decimal("12.00"), 22, "2"),
+    Product("latte", "Latte", Decimal("18.00"), 24, "3"),
+    Product("cappuccino", "Cappuccino", Decimal("18.00"), 16, "2"),
+    Product("flat_white", "Flat White", Decimal("20.00"), 9, "1"),
+    Product("mocha", "Mocha", Decimal("22.00"), 7, "1"),
+    Product("hot_chocolate", "Hot Chocolate", Decimal("15.00"), 8, "1"),
+    Product("espresso", "Espresso", Decimal("10.00"), 14, "4"),
 )
+CUP_MATERIALS: dict[str, dict[str, float]] = {
+    "americano": {"BEAN-ARABICA": 18, "WATER": 200},
+    "latte": {"BEAN-ARABICA": 18, "MILK-POWDER": 12, "WATER": 180},
+    "cappuccino": {"BEAN-ARABICA": 18, "MILK-POWDER": 10, "WATER": 150},
+    "flat_white": {"BEAN-ARABICA": 20, "MILK-POWDER": 10, "WATER": 150},
+    "mocha": {"BEAN-ARABICA": 18, "MILK-POWDER": 10, "CHOCOLATE": 20, "WATER": 180},
+    "hot_chocolate": {"MILK-POWDER": 15, "CHOCOLATE": 25, "WATER": 200},
+    "espresso": {"BEAN-ARABICA": 18, "WATER": 40},
+}
 MENU_BY_ID = {product.product_id: product for product in MENU}
 # (value, weight) pairs: how often each choice is made.
 LINES_PER_ORDER = ((1, 90), (2, 10))
@@ -375,10 +386,14 @@ BREW_SECONDS_PER_CUP = 35.0
 # Customers per hour of the shop's day, relative: a breakfast peak (7-9), lunch (12-13), an afternoon
 # coffee (15-16), quiet nights that never quite stop (stations, hospitals). Normalised by its mean, so
 # `sales_per_hour` is a machine's average over the day, and 24 x it is its daily sales.
+# fmt: off
 DAILY_SALES_CURVE: tuple[float, ...] = (
+    # 0h   1h   2h   3h   4h   5h   6h   7h   8h   9h   10h  11h
     0.3, 0.2, 0.2, 0.2, 0.2, 0.3, 0.6, 2.0, 2.5, 1.8, 1.0, 1.1,
+    # 12h  13h  14h  15h  16h  17h  18h  19h  20h  21h  22h  23h
     1.8, 1.6, 1.0, 1.4, 1.3, 0.9, 0.7, 0.6, 0.5, 0.4, 0.3, 0.3,
 )
+# fmt: on
 FLAT_SALES_CURVE: tuple[float, ...] = (1.0,) * 24
 
 T = TypeVar("T")
@@ -410,7 +425,7 @@ def backlog_chunks(orders: Sequence[T], size: int = BACKLOG_LIMIT) -> list[list[
     """The backlog in upload order, in requests the server takes (at most `size` orders each)."""
     if size < 1:
         raise ValueError("a backlog chunk holds at least one order")
-    return [list(orders[start:start + size]) for start in range(0, len(orders), size)]
+    return [list(orders[start : start + size]) for start in range(0, len(orders), size)]
 
 
 def machine_order_id(serial: str, day: datetime, number: int) -> str:
@@ -420,7 +435,7 @@ def machine_order_id(serial: str, day: datetime, number: int) -> str:
 
 @dataclass(frozen=True)
 class SaleOrder:
-    """A sale as the machine keeps it until the server has answered for it: the protocol body, ready to send."""
+    """A sale as the machine keeps it until the server has answered for it: the protocol body to send."""
 
     order_id: str
     total: Decimal
@@ -429,8 +444,10 @@ class SaleOrder:
     def describe(self) -> str:
         items = ", ".join(f"{item['product_id']} x{item['qty']}" for item in self.body["items"])
         payment = self.body["payment"]
-        return (f"{self.order_id} {items} {self.body['total']} {self.body['currency']} "
-                f"{payment['method']}/{payment['status']}")
+        return (
+            f"{self.order_id} {items} {self.body['total']} {self.body['currency']} "
+            f"{payment['method']}/{payment['status']}"
+        )
 
 
 class OrderNumbers:
@@ -471,18 +488,23 @@ class OrderNumbers:
             if not all(isinstance(k, str) and type(v) is int and v >= 1 for k, v in numbers.items()):
                 raise ValueError("numbers must be positive integers by serial")
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-            raise FleetConfigurationError(f"{self.path} is not a readable simulator state file: {error}") from error
+            raise FleetConfigurationError(
+                f"{self.path} is not a readable simulator state file: {error}"
+            ) from error
         return numbers
 
     def _write(self, numbers: dict[str, int], *, exact: bool) -> None:
         """Merge into the file (another fleet may keep its serials there too) and replace it atomically."""
-        assert self.path is not None
+        if self.path is None:
+            return
         stored = {} if not self.path.exists() else self._read()
         for serial, number in numbers.items():
             stored[serial] = number if exact else max(number, stored.get(serial, 1))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps({"next_order_number": stored}, indent=1, sort_keys=True), encoding="utf-8")
+        temporary.write_text(
+            json.dumps({"next_order_number": stored}, indent=1, sort_keys=True), encoding="utf-8"
+        )
         os.replace(temporary, self.path)
 
 
@@ -508,6 +530,7 @@ class FleetSettings:
 
 
 # --- Transport -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -559,8 +582,11 @@ class ProtocolClient:
                 if response.status_code == 429:
                     failure = "429 throttled"
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                    delay = self._backoff(attempt) if retry_after is None else min(self.MAX_RETRY_AFTER_S,
-                                                                                    retry_after)
+                    delay = (
+                        self._backoff(attempt)
+                        if retry_after is None
+                        else min(self.MAX_RETRY_AFTER_S, retry_after)
+                    )
                 elif response.status_code in self.RETRYABLE_STATUSES:
                     failure = f"{response.status_code} from server"
                     delay = self._backoff(attempt)
@@ -601,35 +627,96 @@ def _require(data: Any, name: str, kind: type | tuple[type, ...]) -> Any:
     return data[name]
 
 
+def _is_worth_retrying(error: Rejected) -> bool:
+    """A new token (401) or a server in trouble (5xx) may take the call later; other refusals never will."""
+    return isinstance(error, Unauthorized) or error.status >= 500
+
+
+def _error_of(error: Rejected) -> dict[str, Any]:
+    return {"code": error.code, "message": error.message, "details": error.details}
+
+
+def _single_order_result(reply: Reply, order: SaleOrder) -> str:
+    """A single order's answer: 201 accepted or 200 duplicate, for this order id; anything else is a slip."""
+    result = _require(reply.data, "result", str)
+    if reply.data.get("order_id") != order.order_id:
+        raise ProtocolViolation(f"order reply names {reply.data.get('order_id')!r}, not {order.order_id!r}")
+    if (reply.status, result) not in {(201, "accepted"), (200, "duplicate")}:
+        raise ProtocolViolation(f"order reply {reply.status} with result {result!r}")
+    return result
+
+
+def _backlog_results(reply: Reply, orders: Sequence[SaleOrder]) -> list[dict[str, Any]]:
+    """A backlog's answer: one entry per order, in order, each accepted, duplicate or rejected."""
+    results = _require(reply.data, "results", list)
+    if reply.status != 200 or len(results) != len(orders):
+        raise ProtocolViolation(
+            f"backlog of {len(orders)} answered {reply.status} with {len(results)} results"
+        )
+    for order, entry in zip(orders, results, strict=True):
+        if not isinstance(entry, dict) or entry.get("result") not in {"accepted", "duplicate", "rejected"}:
+            raise ProtocolViolation(
+                f"backlog result for {order.order_id} is not a protocol result: {entry!r}"
+            )
+        if entry.get("order_id") != order.order_id:
+            raise ProtocolViolation(
+                f"backlog results out of order: {entry.get('order_id')!r} for {order.order_id!r}"
+            )
+    return results
+
+
 # --- Fleet plumbing --------------------------------------------------------------------------------
 
 EventSink = Callable[[FleetEvent], None]
 
 
+class FleetStopping(Exception):
+    """The fleet is stopping: the machine leaves its life loop at the next quiet moment."""
+
+
 @dataclass
 class FleetSession:
-    """What every machine of one fleet run shares: the client, the secret, the knobs and the counters."""
+    """What every machine of one fleet run shares: the client, the secret, the knobs and the counters.
+
+    `stopping` asks the machines to finish the call they are in and stop; they wait with `pause`,
+    which returns early (True) once it is set.
+    """
 
     api: ProtocolClient
     provisioning_secret: str
     settings: FleetSettings = field(default_factory=FleetSettings)
     stats: FleetStats = field(default_factory=FleetStats)
     on_event: EventSink | None = None
+    order_numbers: OrderNumbers = field(default_factory=OrderNumbers)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def emit(self, kind: EventKind, serial: str, detail: str = "") -> None:
         logger.info("%s %s %s", serial, kind, detail)
         if self.on_event is not None:
             self.on_event(FleetEvent(kind, serial, detail))
 
+    async def pause(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; True when the fleet is stopping (then sooner)."""
+        if seconds > 0 and not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), seconds)
+        return self.stopping.is_set()
+
 
 # --- The machine -----------------------------------------------------------------------------------
+
 
 class SimulatedMachine:
     """One machine: its simulated physics (pure, steppable in tests) and its protocol calls.
 
-    The life loop is `run`: register, then per tick maybe drop offline, `step` the physics, report
-    refills, heartbeat, sleep for the interval. Each protocol call is one small method so later
-    features (orders, commands) slot in as further methods called from `tick`.
+    The life loop is `run`: register, then per tick maybe drop offline, `step` the physics, upload
+    waiting orders, report refills, heartbeat, then `trade` until the next tick: customers arrive at
+    the daily curve's rate and each sale goes up at once. Each protocol call is one small method so
+    later features (commands) slot in as further methods called from `tick`.
+
+    Orders: a sale joins `outbox` and leaves it only when the server has answered for it (accepted,
+    duplicate or rejected). Offline, sales wait there; a sale whose call failed stays there; whatever
+    waits goes up as a backlog, oldest first, at the next tick (or the next sale).
     """
 
     def __init__(
@@ -666,6 +753,11 @@ class SimulatedMachine:
         self.server_interval_s = DEFAULT_HEARTBEAT_INTERVAL_S
         self.desired_package: dict[str, Any] | None = None
         self.unreported_refills: set[int] = set()
+        self.next_order_number = 1
+        self.outbox: list[SaleOrder] = []
+        self.is_offline = False
+        self.brewing_until = -math.inf
+        self._next_customer_at: float | None = None
 
     # Physics ---------------------------------------------------------------------------------------
 
@@ -721,6 +813,70 @@ class SimulatedMachine:
         """The machine's own clock: skewed, and in its own zone, as real machines send it."""
         return (datetime.now(UTC) + self.clock_skew).astimezone(self.tz)
 
+    @property
+    def reported_state(self) -> str:
+        """What the machine says it is doing: brewing while a sold drink is being made."""
+        return "brewing" if self._clock() < self.brewing_until else self.state
+
+    # Sales (pure) ----------------------------------------------------------------------------------
+
+    def make_order(self, now: datetime | None = None) -> SaleOrder:
+        """The next sale, numbered, priced and timed on the machine's clock, as the protocol's order body."""
+        moment = now or self.machine_time()
+        number, self.next_order_number = self.next_order_number, self.next_order_number + 1
+        lines = []
+        for _ in range(weighted_choice(self.rng, LINES_PER_ORDER)):
+            product = self.rng.choices(MENU, weights=[product.weight for product in MENU])[0]
+            lines.append((product, weighted_choice(self.rng, QUANTITIES)))
+        total = sum((product.price * qty for product, qty in lines), Decimal("0.00"))
+        order_id = machine_order_id(self.serial, moment, number)
+        body = {
+            "order_id": order_id,
+            "created_at": format_timestamp(moment),
+            "currency": CURRENCY,
+            "total": format_money(total),
+            "payment": self._payment(),
+            "items": [
+                {
+                    "product_id": product.product_id,
+                    "name": product.name,
+                    "qty": qty,
+                    "unit_price": format_money(product.price),
+                    "recipe_version": product.recipe_version,
+                    "options": {
+                        "size": weighted_choice(self.rng, SIZES),
+                        "sugar": weighted_choice(self.rng, SUGAR_LEVELS),
+                    },
+                }
+                for product, qty in lines
+            ],
+            "is_test": False,
+        }
+        return SaleOrder(order_id, total, body)
+
+    def _payment(self) -> dict[str, str]:
+        method = weighted_choice(self.rng, PAYMENT_METHODS)
+        status = "paid" if method == "cash" else weighted_choice(self.rng, PAYMENT_STATUSES)
+        payment = {"method": method, "status": status}
+        if status == "paid" and method in TRANSACTION_PREFIXES:
+            payment["transaction_id"] = f"{TRANSACTION_PREFIXES[method]}-{self.rng.randrange(10**9, 10**10)}"
+        return payment
+
+    def brew(self, order: SaleOrder) -> None:
+        """Make the order's drinks: the bins drain and the machine reports `brewing` meanwhile."""
+        cups = 0
+        for item in order.body["items"]:
+            product = MENU_BY_ID.get(item["product_id"])
+            if product is None:
+                continue
+            scale = LARGE_CUP_SCALE if item["options"].get("size") == "large" else 1.0
+            for _ in range(item["qty"]):
+                cups += 1
+                for material, amount in product.materials.items():
+                    self._draw(material, amount * scale * self.rng.uniform(0.95, 1.05))
+                self._draw(SUGAR_MATERIAL, SUGAR_PER_LEVEL_G * item["options"].get("sugar", 0))
+        self.brewing_until = max(self._clock(), self.brewing_until) + BREW_SECONDS_PER_CUP * cups
+
     # Protocol bodies (pure) ------------------------------------------------------------------------
 
     def registration_body(self, provisioning_secret: str) -> dict[str, Any]:
@@ -734,7 +890,7 @@ class SimulatedMachine:
 
     def heartbeat_body(self, now: datetime | None = None) -> dict[str, Any]:
         return {
-            "state": self.state,
+            "state": self.reported_state,
             "temperature_c": round(self.temperature.current_c, 1),
             "ip": self.ip,
             "wifi": {"ssid": self.wifi_ssid, "rssi_dbm": self.rssi_dbm},
@@ -798,6 +954,158 @@ class SimulatedMachine:
         session.stats.material_reports_sent += 1
         session.emit(EventKind.REFILLED, self.serial, "bins " + ", ".join(map(str, sorted(refilled))))
 
+    async def sell(self, session: FleetSession) -> SaleOrder:
+        """A customer buys: make the order, brew it, and send it now, or keep it while offline."""
+        order = self.make_order()
+        session.order_numbers.note_used(self.serial, self.next_order_number)
+        session.stats.orders_sold += 1
+        self.brew(order)
+        self.outbox.append(order)
+        if self.is_offline:
+            self._note_waiting(session)
+            session.emit(
+                EventKind.SOLD, self.serial, f"{order.describe()} (offline: {len(self.outbox)} waiting)"
+            )
+            return order
+        session.emit(EventKind.SOLD, self.serial, order.describe())
+        # Older orders still waiting go first, with this one, so the server hears them in the order sold.
+        await self._attempt(session, self.send_order if len(self.outbox) == 1 else self.upload_backlog)
+        return order
+
+    async def send_order(self, session: FleetSession) -> None:
+        """Send the one waiting order on its own (a fresh sale); without an answer it stays waiting."""
+        (order,) = self.outbox
+        try:
+            reply = await self._post_orders(session, order.body)
+            result = _single_order_result(reply, order)
+        except Rejected as error:
+            if _is_worth_retrying(error):
+                self._keep_for_later(session)
+                raise
+            self.outbox.remove(order)
+            self._refused(session, order, _error_of(error))
+            return
+        except ProtocolError:
+            self._keep_for_later(session)
+            raise
+        self.outbox.remove(order)
+        self._answered(session, order, result)
+        if self.rng.random() < session.settings.duplicate_probability:
+            await self._resend([order], session, as_backlog=False)
+
+    async def upload_backlog(self, session: FleetSession) -> None:
+        """Upload every waiting order, oldest first, in chunks the server takes; stop at the first failure."""
+        for chunk in backlog_chunks(list(self.outbox)):
+            try:
+                results = _backlog_results(
+                    await self._post_orders(session, {"orders": [o.body for o in chunk]}), chunk
+                )
+            except Rejected as error:
+                if _is_worth_retrying(error):
+                    self._keep_for_later(session)
+                    raise
+                # The whole request was refused (a server with a smaller limit, say): say so, don't loop.
+                results = [{"result": "rejected", "error": _error_of(error)}] * len(chunk)
+            except ProtocolError:
+                self._keep_for_later(session)
+                raise
+            del self.outbox[: len(chunk)]
+            session.stats.backlogs_uploaded += 1
+            answered = []
+            for order, entry in zip(chunk, results, strict=True):
+                if entry["result"] == "rejected":
+                    self._refused(session, order, entry.get("error") or {})
+                else:
+                    self._answered(session, order, entry["result"])
+                    answered.append(order)
+            tally = ", ".join(
+                f"{sum(1 for e in results if e['result'] == kind)} {kind}"
+                for kind in ("accepted", "duplicate", "rejected")
+            )
+            session.emit(EventKind.BACKLOG, self.serial, f"{len(chunk)} orders uploaded: {tally}")
+            if answered and self.rng.random() < session.settings.duplicate_probability:
+                await self._resend(answered, session, as_backlog=True)
+
+    async def _post_orders(self, session: FleetSession, body: dict[str, Any]) -> Reply:
+        return await session.api.request("POST", self.path("orders/create"), body=body, token=self.token)
+
+    async def _resend(self, orders: list[SaleOrder], session: FleetSession, *, as_backlog: bool) -> None:
+        """A lost reply: the machine never heard the answer, so it sends the same orders again."""
+        session.stats.orders_resent += len(orders)
+        try:
+            if as_backlog:
+                reply = await self._post_orders(session, {"orders": [order.body for order in orders]})
+                entries = _backlog_results(reply, orders)
+            else:
+                reply = await self._post_orders(session, orders[0].body)
+                entries = [{"result": _single_order_result(reply, orders[0])}]
+        except Rejected as error:
+            if _is_worth_retrying(error):
+                logger.warning(
+                    "%s: re-sending %d answered orders failed: %s", self.serial, len(orders), error
+                )
+                return
+            entries = [{"result": "rejected", "error": _error_of(error)}] * len(orders)
+        except ProtocolError as error:
+            # Nothing is lost: the server answered for these orders before.
+            logger.warning("%s: re-sending %d answered orders failed: %s", self.serial, len(orders), error)
+            return
+        for order, entry in zip(orders, entries, strict=True):
+            if entry["result"] == "duplicate":
+                session.stats.orders_duplicate += 1
+                session.emit(EventKind.DUPLICATE, self.serial, f"{order.order_id} re-sent after a lost reply")
+            elif entry["result"] == "accepted":
+                session.stats.orders_accepted += 1
+                logger.error(
+                    "%s: order %s was accepted a second time: the server had lost it",
+                    self.serial,
+                    order.order_id,
+                )
+            else:
+                self._refused(session, order, entry.get("error") or {})
+
+    def _answered(self, session: FleetSession, order: SaleOrder, result: str) -> None:
+        """The server has the order (first answer): book it as delivered, once."""
+        if result == "accepted":
+            session.stats.orders_accepted += 1
+        else:
+            session.stats.orders_duplicate += 1
+        session.stats.delivered.append(OrderRecord(self.serial, order.order_id, order.total))
+
+    def _refused(self, session: FleetSession, order: SaleOrder, error: dict[str, Any]) -> None:
+        """A refused order is dropped, never retried forever: sending it again would be refused again."""
+        code, message = error.get("code", "UNKNOWN"), error.get("message", "")
+        if code == "CONFLICT":
+            # A correct machine never reuses an order id for other content: this is a simulator bug.
+            session.stats.orders_conflict += 1
+            logger.error(
+                "%s: order %s got a conflict (409): %s %s",
+                self.serial,
+                order.order_id,
+                message,
+                error.get("details") or "",
+            )
+            session.emit(EventKind.CONFLICT, self.serial, f"{order.order_id}: {message}")
+            return
+        session.stats.orders_rejected += 1
+        logger.warning(
+            "%s: order %s rejected and dropped: %s %s %s",
+            self.serial,
+            order.order_id,
+            code,
+            message,
+            error.get("details") or "",
+        )
+        session.emit(EventKind.REJECTED, self.serial, f"{order.order_id}: {code} {message}")
+
+    def _keep_for_later(self, session: FleetSession) -> None:
+        """An upload got no usable answer: its orders stay waiting (the server may have them: duplicates)."""
+        session.stats.order_uploads_failed += 1
+        self._note_waiting(session)
+
+    def _note_waiting(self, session: FleetSession) -> None:
+        session.stats.orders_buffered_max = max(session.stats.orders_buffered_max, len(self.outbox))
+
     def _adopt_interval(self, data: dict[str, Any]) -> None:
         interval = data.get("heartbeat_interval_s")
         if isinstance(interval, int | float) and not isinstance(interval, bool) and interval > 0:
@@ -819,28 +1127,60 @@ class SimulatedMachine:
     # Life loop -------------------------------------------------------------------------------------
 
     async def run(self, session: FleetSession) -> None:
-        """Live until cancelled, or until the server refuses this machine's registration for good."""
+        """Live until the fleet stops (or is cancelled), or the server refuses this machine for good."""
         jitter = min(session.settings.max_start_jitter_s, self.interval_s(session))
-        await asyncio.sleep(self.rng.uniform(0.0, jitter))
+        if await session.pause(self.rng.uniform(0.0, jitter)):
+            return
         try:
             reply = await self.register_until_accepted(session)
             session.stats.registered += 1
             known = "known serial" if reply.status == 200 else "new"
             session.emit(EventKind.REGISTERED, self.serial, f"device {self.device_id} ({known})")
-            while True:
+            while not session.stopping.is_set():
                 if self.rng.random() < session.settings.offline_probability:
                     await self.stay_offline(session)
+                    if session.stopping.is_set():
+                        break
                 await self.tick(session)
-                await asyncio.sleep(self.interval_s(session) * self.rng.uniform(0.95, 1.05))
+                await self.trade(session, self.interval_s(session) * self.rng.uniform(0.95, 1.05))
         except MachineStopped as error:
             session.stats.machines_refused += 1
             session.emit(EventKind.REFUSED, self.serial, str(error))
+        except FleetStopping:
+            pass
 
     async def tick(self, session: FleetSession) -> None:
         self.unreported_refills.update(self.step())
+        if self.outbox:
+            await self._attempt(session, self.upload_backlog)
         if self.unreported_refills:
             await self._attempt(session, self.report_materials)
         await self._attempt(session, self.heartbeat)
+
+    async def trade(self, session: FleetSession, duration_s: float) -> None:
+        """Spend `duration_s` serving customers, who come as a Poisson process following the daily curve.
+
+        Arrivals are drawn at the curve's peak rate and each is kept with probability rate(now) / peak
+        (thinning), so the rate follows the hour even across long quiet spells.
+        """
+        loop = asyncio.get_running_loop()
+        end = loop.time() + duration_s
+        peak = session.settings.peak_sales_per_hour
+        while not session.stopping.is_set():
+            if peak <= 0:
+                await session.pause(end - loop.time())
+                return
+            if self._next_customer_at is None:
+                self._next_customer_at = loop.time() + self.rng.expovariate(peak / 3600.0)
+            if self._next_customer_at > end:
+                await session.pause(end - loop.time())
+                return
+            if await session.pause(self._next_customer_at - loop.time()):
+                return
+            self._next_customer_at = None
+            shop_time = self.machine_time().astimezone(SHOP_TIMEZONE)
+            if self.rng.random() * peak < session.settings.sales_rate_per_hour(shop_time):
+                await self.sell(session)
 
     async def _attempt(self, session: FleetSession, call: Callable[[FleetSession], Awaitable[None]]) -> None:
         """Run one protocol call the way a machine does: re-register on 401, note failures, carry on."""
@@ -870,22 +1210,37 @@ class SimulatedMachine:
             delay = min(60.0, base_delay * 2 ** min(attempt, 6)) * self.rng.uniform(0.5, 1.0)
             attempt += 1
             logger.warning("%s: registration failed (%s), retrying in %.1fs", self.serial, failure, delay)
-            await asyncio.sleep(delay)
+            if await session.pause(delay):
+                raise FleetStopping
 
     async def stay_offline(self, session: FleetSession) -> None:
-        """Go silent for a while (network loss or power cut); the machine keeps living meanwhile."""
+        """Go silent for a while (network loss or power cut), still selling: the sales wait in `outbox`.
+
+        The machine keeps living meanwhile; its waiting orders go up as a backlog at the next tick.
+        """
         interval = self.interval_s(session)
         low, high = session.settings.offline_intervals
         duration = self.rng.uniform(low, high) * interval
         session.stats.offline_periods += 1
         session.emit(EventKind.OFFLINE, self.serial, f"for {duration:.1f}s")
-        await asyncio.sleep(duration)
+        self.is_offline = True
+        try:
+            await self.trade(session, duration)
+        finally:
+            self.is_offline = False
+        if session.stopping.is_set():
+            return
         for _ in range(min(int(duration / interval), 500)):
             self.unreported_refills.update(self.step())
         rebooted = self.rng.random() < session.settings.reboot_probability
         if rebooted:
             self.reboot()
-        session.emit(EventKind.BACK, self.serial, "after a reboot" if rebooted else "")
+        waiting = f"{len(self.outbox)} orders waiting" if self.outbox else ""
+        session.emit(
+            EventKind.BACK,
+            self.serial,
+            ", ".join(filter(None, ["after a reboot" if rebooted else "", waiting])),
+        )
 
 
 def build_fleet(devices: int, serial_prefix: str = "SIM", seed: int | None = None) -> list[SimulatedMachine]:
@@ -911,8 +1266,13 @@ async def _supervise(machine: SimulatedMachine, session: FleetSession) -> None:
 
 
 def _validate_fleet_arguments(
-    base_url: str, devices: int, duration_s: float | None, heartbeat_interval_s: float | None,
-    offline_probability: float, serial_prefix: str,
+    base_url: str,
+    devices: int,
+    duration_s: float | None,
+    heartbeat_interval_s: float | None,
+    offline_probability: float,
+    serial_prefix: str,
+    settings: FleetSettings,
 ) -> None:
     try:
         scheme = httpx.URL(base_url).scheme
@@ -930,6 +1290,20 @@ def _validate_fleet_arguments(
         raise FleetConfigurationError("offline_probability must be between 0 and 1")
     if not serial_prefix:
         raise FleetConfigurationError("serial_prefix must not be empty")
+    low, high = settings.offline_intervals
+    if not 0.0 <= low <= high:
+        raise FleetConfigurationError("offline_intervals must be (low, high) with 0 <= low <= high")
+    if not (math.isfinite(settings.sales_per_hour) and settings.sales_per_hour >= 0):
+        raise FleetConfigurationError("sales_per_hour must be a number of at least 0")
+    if not 0.0 <= settings.duplicate_probability <= 1.0:
+        raise FleetConfigurationError("duplicate_probability must be between 0 and 1")
+    curve = settings.sales_curve
+    if len(curve) != 24 or not all(math.isfinite(v) and v >= 0 for v in curve) or not sum(curve) > 0:
+        raise FleetConfigurationError("sales_curve must be 24 hourly weights, not negative, not all zero")
+    if settings.sales_per_hour > 0 and len(serial_prefix) > MAX_SERIAL_PREFIX_FOR_SALES:
+        raise FleetConfigurationError(
+            f"serial_prefix is too long for order ids (at most {MAX_SERIAL_PREFIX_FOR_SALES} characters)"
+        )
 
 
 async def run_fleet(
@@ -945,38 +1319,89 @@ async def run_fleet(
     *,
     stop: asyncio.Event | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    sales_per_hour: float = DEFAULT_SALES_PER_HOUR,
+    sales_curve: Sequence[float] = DAILY_SALES_CURVE,
+    duplicate_probability: float = DEFAULT_DUPLICATE_PROBABILITY,
+    offline_intervals: tuple[float, float] = FleetSettings.offline_intervals,
+    state_file: str | os.PathLike[str] | None = None,
 ) -> FleetStats:
     """Run `devices` machines concurrently until `duration_s` passes, `stop` is set or all have stopped.
 
     `heartbeat_interval_s` overrides the server's interval (fast demos and tests); `offline_probability`
-    is the chance per tick that a machine drops offline for a while. `transport` lets tests run the fleet
-    against an in-process fake. Returns the counters; cancelling the call stops the machines too.
+    is the chance per tick that a machine drops offline, for `offline_intervals` (low, high) heartbeat
+    intervals. Each machine sells `sales_per_hour` drinks on average over the day, shaped by
+    `sales_curve` (24 hourly weights, shop time; `FLAT_SALES_CURVE` for a steady rate); 0 sells nothing.
+    `duplicate_probability` is the chance that a machine re-sends an answered order (a lost reply).
+    `state_file` keeps each machine's order counter across runs, so a restarted fleet never reuses an
+    order id; without it the counters start at 1. `transport` lets tests run the fleet against an
+    in-process fake.
+
+    On the end, machines finish the call they are in (up to STOP_GRACE_S) so no answered order goes
+    unbooked. Returns the counters with the ledgers of orders delivered and orders still unsent;
+    cancelling the call stops the machines at once.
     """
-    _validate_fleet_arguments(base_url, devices, duration_s, heartbeat_interval_s, offline_probability,
-                              serial_prefix)
-    session_settings = FleetSettings(heartbeat_interval_s=heartbeat_interval_s,
-                                     offline_probability=offline_probability)
+    session_settings = FleetSettings(
+        heartbeat_interval_s=heartbeat_interval_s,
+        offline_probability=offline_probability,
+        offline_intervals=(float(offline_intervals[0]), float(offline_intervals[1])),
+        sales_per_hour=float(sales_per_hour),
+        sales_curve=tuple(float(v) for v in sales_curve),
+        duplicate_probability=duplicate_probability,
+    )
+    _validate_fleet_arguments(
+        base_url,
+        devices,
+        duration_s,
+        heartbeat_interval_s,
+        offline_probability,
+        serial_prefix,
+        session_settings,
+    )
+    order_numbers = OrderNumbers(state_file)
+    machines = build_fleet(devices, serial_prefix, seed)
+    for machine in machines:
+        machine.next_order_number = order_numbers.first_free(machine.serial)
     connections = max(1, min(devices, MAX_CONNECTIONS))
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(
-        base_url=base_url, limits=limits, timeout=REQUEST_TIMEOUT, transport=transport,
+        base_url=base_url,
+        limits=limits,
+        timeout=REQUEST_TIMEOUT,
+        transport=transport,
         headers={"User-Agent": USER_AGENT},
     ) as client:
-        session = FleetSession(ProtocolClient(client, rng=random.Random(seed)), provisioning_secret,
-                               session_settings, FleetStats(), on_event)
-        tasks = [asyncio.create_task(_supervise(machine, session), name=machine.serial)
-                 for machine in build_fleet(devices, serial_prefix, seed)]
+        session = FleetSession(
+            ProtocolClient(client, rng=random.Random(seed)),
+            provisioning_secret,
+            session_settings,
+            FleetStats(),
+            on_event,
+            order_numbers,
+        )
+        tasks = [
+            asyncio.create_task(_supervise(machine, session), name=machine.serial) for machine in machines
+        ]
         try:
             await _wait_for_end(tasks, duration_s, stop)
+            session.stopping.set()
+            if tasks:
+                await asyncio.wait(tasks, timeout=STOP_GRACE_S)
         finally:
+            session.stopping.set()
             for task in tasks:
                 task.cancel()
             outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+            order_numbers.settle({machine.serial: machine.next_order_number for machine in machines})
     for task, outcome in zip(tasks, outcomes, strict=True):
         if isinstance(outcome, Exception):
             # Only reachable when reporting a crash failed too (a broken on_event); never drop it silently.
             logger.error("%s ended with an unhandled error", task.get_name(), exc_info=outcome)
-    return session.stats
+    stats = session.stats
+    stats.unsent = [
+        OrderRecord(m.serial, order.order_id, order.total) for m in machines for order in m.outbox
+    ]
+    stats.orders_unsent = len(stats.unsent)
+    return stats
 
 
 async def _wait_for_end(

@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 class TaskJobQuerySet(models.QuerySet):
     def for_user(self, user):
-        """A job's output holds what its creator could see, so only its creator (and platform staff) see it."""
+        """A job's output holds what its creator could see: only they (and platform staff) see it."""
         from accounts.tenancy import sees_all_merchants
 
         if sees_all_merchants(user):

@@ -26,18 +26,32 @@ def run_django(tmp_path):
     """
 
     def run(*args, **env):
-        environ = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", str(tmp_path)),
-                   "COFFEESHOP_DATA_DIR": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1", **env}
-        return subprocess.run([sys.executable, *args], cwd=BASE_DIR, env=environ, capture_output=True, text=True,
-                              timeout=120, check=False)
+        environ = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": os.environ.get("HOME", str(tmp_path)),
+            "COFFEESHOP_DATA_DIR": str(tmp_path),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            **env,
+        }
+        return subprocess.run(
+            [sys.executable, *args],
+            cwd=BASE_DIR,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     return run
 
 
 def settings_value(run_django, expression: str, **env):
     """The value of `expression` (over `settings`) in a freshly started Django with only `env` set."""
-    code = ("import json, os, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'coffeeshop.settings'); "
-            f"django.setup(); from django.conf import settings; print(json.dumps({expression}))")
+    code = (
+        "import json, os, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'coffeeshop.settings'); "
+        f"django.setup(); from django.conf import settings; print(json.dumps({expression}))"
+    )
     result = run_django("-c", code, **env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -67,24 +81,44 @@ def test_an_unknown_django_env_is_refused(run_django):
 
 
 def test_production_passes_check_deploy_with_no_warning(run_django):
-    result = run_django("manage.py", "check", "--deploy", "--fail-level", "WARNING",
-                        DJANGO_ENV="production", SECRET_KEY=random_secret_key(), ALLOWED_HOSTS="example.com")
+    result = run_django(
+        "manage.py",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DJANGO_ENV="production",
+        SECRET_KEY=random_secret_key(),
+        ALLOWED_HOSTS="example.com",
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
 
 
 def test_check_deploy_fails_when_device_tokens_are_disabled(run_django):
-    result = run_django("manage.py", "check", "--deploy", DJANGO_ENV="production", SECRET_KEY=random_secret_key(),
-                        ALLOWED_HOSTS="example.com", ENABLE_DEVICE_TOKEN="false")
+    result = run_django(
+        "manage.py",
+        "check",
+        "--deploy",
+        DJANGO_ENV="production",
+        SECRET_KEY=random_secret_key(),
+        ALLOWED_HOSTS="example.com",
+        ENABLE_DEVICE_TOKEN="false",
+    )
 
     assert result.returncode != 0
     assert "devices.E001" in result.stderr
 
 
 def test_production_turns_debug_off_by_default(run_django):
-    debug = settings_value(run_django, "settings.DEBUG", DJANGO_ENV="production", SECRET_KEY=random_secret_key(),
-                           ALLOWED_HOSTS="example.com")
+    debug = settings_value(
+        run_django,
+        "settings.DEBUG",
+        DJANGO_ENV="production",
+        SECRET_KEY=random_secret_key(),
+        ALLOWED_HOSTS="example.com",
+    )
 
     assert debug is False
 
@@ -96,22 +130,33 @@ def test_development_starts_with_nothing_set(run_django):
 
 
 def test_the_default_database_is_an_sqlite_file_in_the_data_folder(run_django, tmp_path):
-    engine, name = settings_value(run_django, "[settings.DATABASES['default'][key] for key in ('ENGINE', 'NAME')]")
+    engine, name = settings_value(
+        run_django, "[settings.DATABASES['default'][key] for key in ('ENGINE', 'NAME')]"
+    )
 
     assert engine == "django.db.backends.sqlite3"
     assert Path(name) == tmp_path / "coffeeshop.sqlite3"
 
 
 def test_database_url_selects_postgresql(run_django):
-    engine = settings_value(run_django, "settings.DATABASES['default']['ENGINE']",
-                            DATABASE_URL="postgres://postgres@127.0.0.1:5432/coffeeshop")
+    engine = settings_value(
+        run_django,
+        "settings.DATABASES['default']['ENGINE']",
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/coffeeshop",
+    )
 
     assert engine == "django.db.backends.postgresql"
 
 
 def test_without_redis_url_nothing_needs_redis(run_django):
-    backends = settings_value(run_django, "[settings.CACHES['default']['BACKEND'], "
-                                          "settings.CHANNEL_LAYERS['default']['BACKEND'], settings.CELERY_BROKER_URL]")
+    backends = settings_value(
+        run_django,
+        "[settings.CACHES['default']['BACKEND'], "
+        "settings.CHANNEL_LAYERS['default']['BACKEND'], settings.CELERY_BROKER_URL]",
+    )
 
     assert backends == [
-        "django.core.cache.backends.locmem.LocMemCache", "channels.layers.InMemoryChannelLayer", "filesystem://"]
+        "django.core.cache.backends.locmem.LocMemCache",
+        "channels.layers.InMemoryChannelLayer",
+        "filesystem://",
+    ]

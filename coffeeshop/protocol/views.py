@@ -127,12 +127,17 @@ class HeartbeatView(MachineView):
         reading = self.parse(HeartbeatSerializer).to_reading()
         if reading.bins:
             check_materials_known(reading.bins)
-        devices.record_heartbeat(request.auth, reading)
+        outcome = devices.record_heartbeat(request.auth, reading)
+        alarms.after_heartbeat(
+            outcome.device if outcome else machine_ref(request.auth), reading.temperature_c, outcome
+        )
         return Response(
             {
                 "server_time": server_time(),
                 "heartbeat_interval_s": settings.HEARTBEAT_INTERVAL_S,
-                "commands": [],
+                "commands": commands.lease_deliverable_commands(
+                    request.auth.device_id, state=reading.state, channel="heartbeat"
+                ),
                 "desired_package": None,
             }
         )

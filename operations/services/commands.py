@@ -82,6 +82,15 @@ def _flag_pending(device_ids) -> None:
         transaction.on_commit(lambda: redis.mset({_flag_key(i): 1 for i in device_ids}))
 
 
+def _forget_flag_unless_pending(device_id: int) -> None:
+    redis = get_redis()
+    if (
+        redis is not None
+        and not RemoteCommand.objects.filter(device_id=device_id, status=CommandStatus.PENDING).exists()
+    ):
+        redis.delete(_flag_key(device_id))
+
+
 def may_have_commands(device_id: int) -> bool:
     redis = get_redis()
     return True if redis is None else bool(redis.exists(_flag_key(device_id)))
@@ -297,17 +306,15 @@ def lease_deliverable_commands(
     now = now or timezone.now()
     if not may_have_commands(device_id):
         return []
+    due = RemoteCommand.objects.filter(
+        device_id=device_id, status=CommandStatus.PENDING, next_attempt_at__lte=now, expires_at__gt=now
+    )
+    # Look before locking: most heartbeats find nothing, and then one plain SELECT is all they cost.
+    if not due.exists():
+        _forget_flag_unless_pending(device_id)
+        return []
     with transaction.atomic():
-        deliverable = (
-            RemoteCommand.objects.select_for_update(skip_locked=True)
-            .filter(
-                device_id=device_id,
-                status=CommandStatus.PENDING,
-                next_attempt_at__lte=now,
-                expires_at__gt=now,
-            )
-            .order_by("created_at")
-        )
+        deliverable = due.select_for_update(skip_locked=True).order_by("created_at")
         if state is None:
             state = Device.objects.filter(pk=device_id).values_list("state", flat=True).first()
         if state != DeviceState.IDLE:
@@ -322,13 +329,8 @@ def lease_deliverable_commands(
         RemoteCommand.objects.bulk_update(
             leased, ["status", "attempt", "sent_at", "lease_expires_at", "delivery_channel"]
         )
-        if (
-            not leased
-            and not RemoteCommand.objects.filter(device_id=device_id, status=CommandStatus.PENDING).exists()
-        ):
-            redis = get_redis()
-            if redis is not None:
-                redis.delete(_flag_key(device_id))
+        if not leased:
+            _forget_flag_unless_pending(device_id)
     return [command_for_machine(c) for c in leased]
 
 

@@ -47,6 +47,12 @@ ROLES = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """Users are made by the dozen here; the production hasher would spend most of the run hashing."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def fleet(merchant, other_merchant, materials, make_user):
     """Merchant A ("Brew Co") and merchant B ("Other Beans"), each with a location, a machine with bins and

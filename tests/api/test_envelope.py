@@ -11,7 +11,7 @@ from tests.factories import DeviceFactory
 
 pytestmark = pytest.mark.django_db
 
-LEAKS = ["SELECT", "secret", "/etc/passwd", "Traceback", "RuntimeError", "File \"", "/work/", ".py"]
+LEAKS = ["SELECT", "secret", "/etc/passwd", "Traceback", "RuntimeError", 'File "', "/work/", ".py"]
 
 
 def heartbeat(client, device_id, **fields):
@@ -19,8 +19,13 @@ def heartbeat(client, device_id, **fields):
 
 
 def register(client, merchant, serial="CM2K-000777", **fields):
-    body = {"serial": serial, "model": "CM-2000", "firmware": "1.4.2",
-            "provisioning_secret": merchant.provisioning_secret, **fields}
+    body = {
+        "serial": serial,
+        "model": "CM-2000",
+        "firmware": "1.4.2",
+        "provisioning_secret": merchant.provisioning_secret,
+        **fields,
+    }
     return client.post("/api/v1/devices/register", body, format="json")
 
 
@@ -91,8 +96,11 @@ def test_a_page_past_the_end_is_404_in_the_envelope(staff_client, merchant, api_
 
 
 def test_a_nested_validation_error_names_the_field_by_its_dotted_path(machine, api_error):
-    reply = heartbeat(machine, machine.device.pk,
-                      bins=[{"index": 1, "material": "BEAN-ARABICA", "remaining": 1200, "capacity": 1000}])
+    reply = heartbeat(
+        machine,
+        machine.device.pk,
+        bins=[{"index": 1, "material": "BEAN-ARABICA", "remaining": 1200, "capacity": 1000}],
+    )
 
     error = api_error(reply, 400, "VALIDATION_ERROR")
     assert list(error["details"]["fields"]) == ["bins.0.remaining"]
@@ -100,8 +108,11 @@ def test_a_nested_validation_error_names_the_field_by_its_dotted_path(machine, a
 
 
 def test_a_missing_field_is_a_validation_error_naming_it(api, merchant, api_error):
-    reply = api.post("/api/v1/devices/register", {"model": "CM-2000",
-                                                  "provisioning_secret": merchant.provisioning_secret}, format="json")
+    reply = api.post(
+        "/api/v1/devices/register",
+        {"model": "CM-2000", "provisioning_secret": merchant.provisioning_secret},
+        format="json",
+    )
 
     error = api_error(reply, 400, "VALIDATION_ERROR")
     assert list(error["details"]["fields"]) == ["serial"]
@@ -116,7 +127,9 @@ def test_several_invalid_fields_are_all_named(machine, api_error):
 
 
 def test_a_body_that_is_not_json_is_a_validation_error(machine, api_error):
-    reply = machine.post(f"/api/v1/devices/{machine.device.pk}/status", "{not json", content_type="application/json")
+    reply = machine.post(
+        f"/api/v1/devices/{machine.device.pk}/status", "{not json", content_type="application/json"
+    )
 
     api_error(reply, 400, "VALIDATION_ERROR")
 
@@ -188,7 +201,9 @@ def test_a_viewer_writing_is_403(staff_client, merchant, api_error):
     device = DeviceFactory(merchant=merchant, alias="Lobby")
     client = staff_client(Role.VIEWER, [merchant])
 
-    api_error(client.patch(f"/api/v1/devices/{device.pk}", {"alias": "Hall"}, format="json"), 403, "FORBIDDEN")
+    api_error(
+        client.patch(f"/api/v1/devices/{device.pk}", {"alias": "Hall"}, format="json"), 403, "FORBIDDEN"
+    )
     device.refresh_from_db()
     assert device.alias == "Lobby"
 
@@ -206,8 +221,9 @@ def test_a_browser_session_writing_without_a_csrf_token_is_403(make_user, mercha
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(make_user(Role.OPS, [merchant]))
 
-    error = api_error(client.patch(f"/api/v1/devices/{device.pk}", {"alias": "Hall"}, format="json"), 403,
-                      "FORBIDDEN")
+    error = api_error(
+        client.patch(f"/api/v1/devices/{device.pk}", {"alias": "Hall"}, format="json"), 403, "FORBIDDEN"
+    )
     assert "CSRF" in error["message"]
     device.refresh_from_db()
     assert device.alias == "Lobby"
@@ -259,7 +275,9 @@ def test_putting_a_device_is_405(staff_client, merchant, api_error):
     device = DeviceFactory(merchant=merchant)
     client = staff_client(Role.OPS, [merchant])
 
-    api_error(client.put(f"/api/v1/devices/{device.pk}", {"alias": "x"}, format="json"), 405, "METHOD_NOT_ALLOWED")
+    api_error(
+        client.put(f"/api/v1/devices/{device.pk}", {"alias": "x"}, format="json"), 405, "METHOD_NOT_ALLOWED"
+    )
 
 
 # --- 409 ------------------------------------------------------------------------------------------
@@ -301,7 +319,9 @@ def test_a_staff_write_over_the_upload_limit_is_413(staff_client, merchant, sett
     client = staff_client(Role.OPS, [merchant])
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
 
-    reply = client.patch(f"/api/v1/devices/{device.pk}", {"alias": "Hall", "padding": "y" * 4096}, format="json")
+    reply = client.patch(
+        f"/api/v1/devices/{device.pk}", {"alias": "Hall", "padding": "y" * 4096}, format="json"
+    )
 
     api_error(reply, 413, "PAYLOAD_TOO_LARGE")
     device.refresh_from_db()
@@ -328,7 +348,9 @@ def test_a_machine_over_its_rate_is_429_with_retry_after(machine, throttle_rates
     assert error["details"]["retry_after_s"] == int(reply["Retry-After"])
 
 
-def test_one_machine_over_its_rate_does_not_throttle_another(machine, machine_client, merchant, throttle_rates):
+def test_one_machine_over_its_rate_does_not_throttle_another(
+    machine, machine_client, merchant, throttle_rates
+):
     throttle_rates(device="2/min")
     other = machine_client(DeviceFactory(merchant=merchant, is_online=False))
     for _ in range(3):
@@ -348,7 +370,9 @@ def test_registration_over_its_rate_is_429_with_retry_after(api, merchant, throt
     assert not Device.objects.filter(serial="CM2K-000009").exists()
 
 
-def test_a_staff_user_over_their_rate_is_429_with_retry_after(staff_client, merchant, throttle_rates, api_error):
+def test_a_staff_user_over_their_rate_is_429_with_retry_after(
+    staff_client, merchant, throttle_rates, api_error
+):
     throttle_rates(user="2/min")
     client = staff_client(Role.VIEWER, [merchant])
     client.get("/api/v1/me")
@@ -383,7 +407,9 @@ def test_an_unexpected_error_in_a_machine_call_is_500_and_leaks_nothing(merchant
     assert_leaks_nothing(reply)
 
 
-def test_an_unexpected_error_in_a_staff_call_is_500_and_leaks_nothing(staff_client, merchant, monkeypatch, api_error):
+def test_an_unexpected_error_in_a_staff_call_is_500_and_leaks_nothing(
+    staff_client, merchant, monkeypatch, api_error
+):
     def broken(*args, **kwargs):
         raise RuntimeError("SELECT secret FROM /etc/passwd")
 

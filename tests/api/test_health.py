@@ -64,7 +64,9 @@ def test_health_needs_no_login_and_no_token(api):
 
 
 def test_health_is_never_throttled(api, monkeypatch):
-    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"user": "1/min", "device": "1/min", "register": "1/min"})
+    monkeypatch.setattr(
+        SimpleRateThrottle, "THROTTLE_RATES", {"user": "1/min", "device": "1/min", "register": "1/min"}
+    )
 
     assert [api.get("/api/v1/health").status_code for _ in range(3)] == [200, 200, 200]
 

@@ -1,4 +1,4 @@
-"""A user of merchant A never sees, counts or changes anything of merchant B: over HTTP and over the socket."""
+"""A user of merchant A never sees, counts or changes anything of merchant B, over HTTP or the socket."""
 
 import importlib
 
@@ -24,8 +24,15 @@ def two_merchants(merchant, other_merchant, machine_client):
     b_location = LocationFactory(merchant=other_merchant, name="B Lobby")
     a_device = DeviceFactory(merchant=merchant, serial="A-0001", alias="A machine", location=a_location)
     b_device = DeviceFactory(merchant=other_merchant, serial="B-0001", alias="B machine", location=b_location)
-    return {"a": merchant, "b": other_merchant, "a_location": a_location, "b_location": b_location,
-            "a_device": a_device, "b_device": b_device, "b_machine": machine_client(b_device)}
+    return {
+        "a": merchant,
+        "b": other_merchant,
+        "a_location": a_location,
+        "b_location": b_location,
+        "a_device": a_device,
+        "b_device": b_device,
+        "b_machine": machine_client(b_device),
+    }
 
 
 def data(reply):
@@ -71,21 +78,26 @@ class TestAUserOfMerchantA:
     def test_gets_404_patching_bs_device_and_it_is_unchanged(self, client, two_merchants, api_error):
         device = two_merchants["b_device"]
 
-        reply = client.patch(f"/api/v1/devices/{device.pk}", {"alias": "Mine now", "location_id": None},
-                             format="json")
+        reply = client.patch(
+            f"/api/v1/devices/{device.pk}", {"alias": "Mine now", "location_id": None}, format="json"
+        )
 
         api_error(reply, 404, "NOT_FOUND")
         device.refresh_from_db()
         assert (device.alias, device.location_id) == ("B machine", two_merchants["b_location"].pk)
 
     @pytest.mark.parametrize("action", ["rotate-token", "revoke-token"])
-    def test_gets_404_for_bs_token_and_bs_machine_keeps_working(self, client, two_merchants, action, api_error):
+    def test_gets_404_for_bs_token_and_bs_machine_keeps_working(
+        self, client, two_merchants, action, api_error
+    ):
         b_machine = two_merchants["b_machine"]
 
         api_error(client.post(f"/api/v1/devices/{b_machine.device.pk}/{action}"), 404, "NOT_FOUND")
 
         assert DeviceCredential.objects.filter(device=b_machine.device, revoked_at__isnull=True).count() == 1
-        reply = b_machine.post(f"/api/v1/devices/{b_machine.device.pk}/status", {"state": "idle"}, format="json")
+        reply = b_machine.post(
+            f"/api/v1/devices/{b_machine.device.pk}/status", {"state": "idle"}, format="json"
+        )
         assert reply.status_code == 200
 
     def test_filtering_by_bs_merchant_id_returns_an_empty_list(self, client, two_merchants):
@@ -109,8 +121,11 @@ class TestAUserOfMerchantA:
     def test_cannot_edit_bs_merchant(self, client, two_merchants, api_error):
         merchant = two_merchants["b"]
 
-        api_error(client.patch(f"/api/v1/merchants/{merchant.pk}", {"contact_name": "Mallory"}, format="json"), 404,
-                  "NOT_FOUND")
+        api_error(
+            client.patch(f"/api/v1/merchants/{merchant.pk}", {"contact_name": "Mallory"}, format="json"),
+            404,
+            "NOT_FOUND",
+        )
 
         merchant.refresh_from_db()
         assert merchant.contact_name == ""
@@ -118,15 +133,19 @@ class TestAUserOfMerchantA:
     def test_cannot_edit_or_delete_bs_location(self, client, two_merchants, api_error):
         location = two_merchants["b_location"]
 
-        api_error(client.patch(f"/api/v1/locations/{location.pk}", {"name": "Mine"}, format="json"), 404,
-                  "NOT_FOUND")
+        api_error(
+            client.patch(f"/api/v1/locations/{location.pk}", {"name": "Mine"}, format="json"),
+            404,
+            "NOT_FOUND",
+        )
         api_error(client.delete(f"/api/v1/locations/{location.pk}"), 404, "NOT_FOUND")
 
         assert Location.objects.get(pk=location.pk).name == "B Lobby"
 
     def test_cannot_create_a_location_for_b(self, client, two_merchants, api_error):
-        reply = client.post("/api/v1/locations", {"merchant_id": two_merchants["b"].pk, "name": "Planted"},
-                            format="json")
+        reply = client.post(
+            "/api/v1/locations", {"merchant_id": two_merchants["b"].pk, "name": "Planted"}, format="json"
+        )
 
         error = api_error(reply, 400, "VALIDATION_ERROR")
         assert list(error["details"]["fields"]) == ["merchant_id"]
@@ -135,8 +154,9 @@ class TestAUserOfMerchantA:
     def test_cannot_move_their_location_to_b(self, client, two_merchants, api_error):
         location = two_merchants["a_location"]
 
-        reply = client.patch(f"/api/v1/locations/{location.pk}", {"merchant_id": two_merchants["b"].pk},
-                             format="json")
+        reply = client.patch(
+            f"/api/v1/locations/{location.pk}", {"merchant_id": two_merchants["b"].pk}, format="json"
+        )
 
         api_error(reply, 400, "VALIDATION_ERROR")
         assert Location.objects.get(pk=location.pk).merchant_id == two_merchants["a"].pk
@@ -144,8 +164,9 @@ class TestAUserOfMerchantA:
     def test_cannot_put_their_device_in_bs_location(self, client, two_merchants, api_error):
         device = two_merchants["a_device"]
 
-        reply = client.patch(f"/api/v1/devices/{device.pk}", {"location_id": two_merchants["b_location"].pk},
-                             format="json")
+        reply = client.patch(
+            f"/api/v1/devices/{device.pk}", {"location_id": two_merchants["b_location"].pk}, format="json"
+        )
 
         error = api_error(reply, 400, "VALIDATION_ERROR")
         assert list(error["details"]["fields"]) == ["location_id"]
@@ -199,7 +220,10 @@ def test_platform_staff_see_every_merchant(staff_client, two_merchants):
 
     assert sorted(serials(client.get("/api/v1/devices"))) == ["A-0001", "B-0001"]
     assert data(client.get("/api/v1/devices"))["count"] == 2
-    assert sorted(m["name"] for m in data(client.get("/api/v1/merchants"))["results"]) == ["Brew Co", "Other Beans"]
+    assert sorted(m["name"] for m in data(client.get("/api/v1/merchants"))["results"]) == [
+        "Brew Co",
+        "Other Beans",
+    ]
     assert data(client.get(f"/api/v1/devices/{two_merchants['b_device'].pk}"))["serial"] == "B-0001"
 
 
@@ -245,7 +269,9 @@ def offline_machines(merchant, other_merchant):
 
 
 def heartbeat_of(device):
-    return sync_to_async(record_heartbeat)(DeviceIdentity(device.pk, device.merchant_id), StatusReading(state="brewing"))
+    return sync_to_async(record_heartbeat)(
+        DeviceIdentity(device.pk, device.merchant_id), StatusReading(state="brewing")
+    )
 
 
 async def receive_all(communicator, quiet_s=1.0) -> list[dict]:
@@ -262,8 +288,9 @@ async def test_a_user_of_a_hears_as_device_status_and_never_bs(
 ):
     settings.LIVE_POLL_INTERVAL_S = 0.2  # without Redis the socket also polls: it must not leak either
     user = await sync_to_async(make_user)(Role.VIEWER, [merchant])
-    communicator = WebsocketCommunicator(application, "/ws/live/",
-                                         headers=[ORIGIN, await sync_to_async(session_cookie)(user)])
+    communicator = WebsocketCommunicator(
+        application, "/ws/live/", headers=[ORIGIN, await sync_to_async(session_cookie)(user)]
+    )
     connected, _ = await communicator.connect()
     assert connected
     assert await communicator.receive_json_from() == {"type": "hello", "merchant_ids": [merchant.pk]}
@@ -287,8 +314,9 @@ async def test_platform_staff_hear_every_merchants_device_status(
     application, make_user, offline_machines, session_cookie, fresh_channel_layer
 ):
     user = await sync_to_async(make_user)(Role.VIEWER, [], is_platform_staff=True)
-    communicator = WebsocketCommunicator(application, "/ws/live/",
-                                         headers=[ORIGIN, await sync_to_async(session_cookie)(user)])
+    communicator = WebsocketCommunicator(
+        application, "/ws/live/", headers=[ORIGIN, await sync_to_async(session_cookie)(user)]
+    )
     connected, _ = await communicator.connect()
     assert connected
     assert await communicator.receive_json_from() == {"type": "hello", "merchant_ids": None}
@@ -316,8 +344,9 @@ async def test_a_socket_of_a_user_who_may_not_log_into_the_admin_is_closed(
     application, make_user, merchant, session_cookie, fresh_channel_layer
 ):
     user = await sync_to_async(make_user)(Role.ADMIN, [merchant], is_staff=False)
-    communicator = WebsocketCommunicator(application, "/ws/live/",
-                                         headers=[ORIGIN, await sync_to_async(session_cookie)(user)])
+    communicator = WebsocketCommunicator(
+        application, "/ws/live/", headers=[ORIGIN, await sync_to_async(session_cookie)(user)]
+    )
 
     connected, _ = await communicator.connect()
 
@@ -329,9 +358,11 @@ async def test_a_socket_from_a_foreign_origin_is_refused(
     application, make_user, merchant, session_cookie, fresh_channel_layer
 ):
     user = await sync_to_async(make_user)(Role.VIEWER, [merchant])
-    communicator = WebsocketCommunicator(application, "/ws/live/",
-                                         headers=[(b"origin", b"http://evil.example"),
-                                                  await sync_to_async(session_cookie)(user)])
+    communicator = WebsocketCommunicator(
+        application,
+        "/ws/live/",
+        headers=[(b"origin", b"http://evil.example"), await sync_to_async(session_cookie)(user)],
+    )
 
     connected, _ = await communicator.connect()
 

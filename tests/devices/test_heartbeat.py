@@ -19,11 +19,19 @@ from tests.factories import DeviceBinFactory, DeviceFactory
 pytestmark = pytest.mark.django_db
 
 REDIS_CONFIGURED = bool(os.environ.get("REDIS_URL", "").strip())
-needs_redis = pytest.mark.skipif(not REDIS_CONFIGURED, reason="the heartbeat write-behind needs Redis (REDIS_URL)")
+needs_redis = pytest.mark.skipif(
+    not REDIS_CONFIGURED, reason="the heartbeat write-behind needs Redis (REDIS_URL)"
+)
 
 FULL_HEARTBEAT = {
-    "state": "idle", "temperature_c": 92.4, "ip": "10.0.3.17", "wifi": {"ssid": "shop-5g", "rssi_dbm": -61},
-    "firmware": "1.4.3", "uptime_s": 86400, "package_version": "2026.11.3", "sent_at": "2026-11-24T08:15:00Z",
+    "state": "idle",
+    "temperature_c": 92.4,
+    "ip": "10.0.3.17",
+    "wifi": {"ssid": "shop-5g", "rssi_dbm": -61},
+    "firmware": "1.4.3",
+    "uptime_s": 86400,
+    "package_version": "2026.11.3",
+    "sent_at": "2026-11-24T08:15:00Z",
     "bins": [{"index": 1, "material": "BEAN-ARABICA", "remaining": 820, "capacity": 1000, "unit": "g"}],
 }
 
@@ -34,8 +42,11 @@ def beat(client, body=None, device_id=None, **fields):
 
 
 def history_of(device):
-    return list(DeviceStatusHistory.objects.filter(device=device).order_by("recorded_at", "pk")
-                .values_list("event", "state"))
+    return list(
+        DeviceStatusHistory.objects.filter(device=device)
+        .order_by("recorded_at", "pk")
+        .values_list("event", "state")
+    )
 
 
 def identity(device):
@@ -128,13 +139,20 @@ def test_every_protocol_state_is_accepted(machine, state):
 
 
 def test_bins_replace_only_the_bins_they_name(machine):
-    beat(machine, FULL_HEARTBEAT, bins=[
-        {"index": 1, "material": "BEAN-ARABICA", "remaining": 820, "capacity": 1000},
-        {"index": 2, "material": "MILK-POWDER", "remaining": 400, "capacity": 500},
-    ])
+    beat(
+        machine,
+        FULL_HEARTBEAT,
+        bins=[
+            {"index": 1, "material": "BEAN-ARABICA", "remaining": 820, "capacity": 1000},
+            {"index": 2, "material": "MILK-POWDER", "remaining": 400, "capacity": 500},
+        ],
+    )
 
-    reply = beat(machine, FULL_HEARTBEAT, bins=[{"index": 2, "material": "MILK-POWDER", "remaining": 100,
-                                                  "capacity": 500}])
+    reply = beat(
+        machine,
+        FULL_HEARTBEAT,
+        bins=[{"index": 2, "material": "MILK-POWDER", "remaining": 100, "capacity": 500}],
+    )
 
     assert reply.status_code == 200
     bins = {b.index: b for b in DeviceBin.objects.filter(device=machine.device)}
@@ -148,30 +166,44 @@ def test_a_heartbeat_without_bins_leaves_the_bins_alone(machine):
 
     beat(machine, {"state": "idle"})
 
-    assert list(DeviceBin.objects.filter(device=machine.device).values_list("index", "remaining")) == [(1, 300)]
+    assert list(DeviceBin.objects.filter(device=machine.device).values_list("index", "remaining")) == [
+        (1, 300)
+    ]
 
 
 def test_an_unknown_material_is_400_naming_the_bin_and_nothing_is_written(machine, api_error):
-    body = {**FULL_HEARTBEAT, "state": "brewing", "bins": [
-        {"index": 1, "material": "BEAN-ARABICA", "remaining": 820, "capacity": 1000},
-        {"index": 2, "material": "UNOBTAINIUM", "remaining": 10, "capacity": 1000},
-    ]}
+    body = {
+        **FULL_HEARTBEAT,
+        "state": "brewing",
+        "bins": [
+            {"index": 1, "material": "BEAN-ARABICA", "remaining": 820, "capacity": 1000},
+            {"index": 2, "material": "UNOBTAINIUM", "remaining": 10, "capacity": 1000},
+        ],
+    }
 
     error = api_error(beat(machine, body), 400, "VALIDATION_ERROR")
 
     assert list(error["details"]["fields"]) == ["bins.1.material"]
     assert "UNOBTAINIUM" in error["message"]
     device = Device.objects.get(pk=machine.device.pk)
-    assert (device.state, device.is_online, device.last_seen_at, device.temperature_c) == ("unknown", False, None, None)
+    assert (device.state, device.is_online, device.last_seen_at, device.temperature_c) == (
+        "unknown",
+        False,
+        None,
+        None,
+    )
     assert not DeviceBin.objects.filter(device=device).exists()
     assert history_of(device) == [(StatusEvent.REGISTERED, "unknown")]
 
 
 def test_remaining_over_capacity_is_400_naming_the_bin_field_and_nothing_is_written(machine, api_error):
-    body = {**FULL_HEARTBEAT, "bins": [
-        {"index": 3, "material": "BEAN-ARABICA", "remaining": 820, "capacity": 1000},
-        {"index": 4, "material": "SUGAR", "remaining": 1001, "capacity": 1000},
-    ]}
+    body = {
+        **FULL_HEARTBEAT,
+        "bins": [
+            {"index": 3, "material": "BEAN-ARABICA", "remaining": 820, "capacity": 1000},
+            {"index": 4, "material": "SUGAR", "remaining": 1001, "capacity": 1000},
+        ],
+    }
 
     error = api_error(beat(machine, body), 400, "VALIDATION_ERROR")
 
@@ -183,7 +215,9 @@ def test_remaining_over_capacity_is_400_naming_the_bin_field_and_nothing_is_writ
 def test_a_duplicate_bin_index_in_a_heartbeat_is_400_naming_bins(machine, api_error):
     bin_1 = {"index": 1, "material": "BEAN-ARABICA", "remaining": 820, "capacity": 1000}
 
-    error = api_error(beat(machine, FULL_HEARTBEAT, bins=[bin_1, {**bin_1, "remaining": 10}]), 400, "VALIDATION_ERROR")
+    error = api_error(
+        beat(machine, FULL_HEARTBEAT, bins=[bin_1, {**bin_1, "remaining": 10}]), 400, "VALIDATION_ERROR"
+    )
 
     assert list(error["details"]["fields"]) == ["bins"]
     assert not DeviceBin.objects.filter(device=machine.device).exists()
@@ -192,10 +226,13 @@ def test_a_duplicate_bin_index_in_a_heartbeat_is_400_naming_bins(machine, api_er
 # --- Online, state changes and history ----------------------------------------------------------
 
 
-def test_an_offline_machines_heartbeat_brings_it_back_online_with_an_online_history_row(machine_client, merchant):
+def test_an_offline_machines_heartbeat_brings_it_back_online_with_an_online_history_row(
+    machine_client, merchant
+):
     long_ago = timezone.now() - timedelta(hours=2)
-    device = DeviceFactory(merchant=merchant, state="idle", is_online=False, last_seen_at=long_ago,
-                           status_changed_at=long_ago)
+    device = DeviceFactory(
+        merchant=merchant, state="idle", is_online=False, last_seen_at=long_ago, status_changed_at=long_ago
+    )
     client = machine_client(device)
 
     assert beat(client, {"state": "idle", "temperature_c": 91.0}).status_code == 200
@@ -206,7 +243,8 @@ def test_an_offline_machines_heartbeat_brings_it_back_online_with_an_online_hist
     assert device.status_changed_at > long_ago
     rows = DeviceStatusHistory.objects.filter(device=device)
     assert list(rows.values_list("event", "state", "is_online", "temperature_c")) == [
-        (StatusEvent.ONLINE, "idle", True, 91.0)]
+        (StatusEvent.ONLINE, "idle", True, 91.0)
+    ]
 
 
 def test_a_state_change_writes_one_state_changed_row(machine):
@@ -215,7 +253,10 @@ def test_a_state_change_writes_one_state_changed_row(machine):
     beat(machine, FULL_HEARTBEAT, state="brewing")
 
     assert history_of(machine.device) == [
-        (StatusEvent.REGISTERED, "unknown"), (StatusEvent.ONLINE, "idle"), (StatusEvent.STATE_CHANGED, "brewing")]
+        (StatusEvent.REGISTERED, "unknown"),
+        (StatusEvent.ONLINE, "idle"),
+        (StatusEvent.STATE_CHANGED, "brewing"),
+    ]
     assert Device.objects.get(pk=machine.device.pk).state == "brewing"
 
 
@@ -246,9 +287,9 @@ def test_an_unchanged_heartbeat_costs_the_token_lookup_and_one_update_or_nothing
     machine, settings, django_assert_num_queries
 ):
     beat(machine, FULL_HEARTBEAT)  # the full path: online, history, bins; the token is now cached with Redis
-    # Without Redis: the token lookup and one conditional UPDATE. With Redis: the token and the
-    # readings live in Redis, and the database is not touched at all.
-    expected = 0 if settings.REDIS_URL else 2
+    # Without Redis: the token lookup, one conditional UPDATE and one look for pending commands. With
+    # Redis: the token, the readings and the "has commands" flag live in Redis; the database is not touched.
+    expected = 0 if settings.REDIS_URL else 3
 
     with django_assert_num_queries(expected):
         reply = beat(machine, FULL_HEARTBEAT, temperature_c=92.7, sent_at="2026-11-24T08:15:30Z")
@@ -259,8 +300,11 @@ def test_an_unchanged_heartbeat_costs_the_token_lookup_and_one_update_or_nothing
 def test_a_heartbeat_whose_bins_level_moved_a_whole_percent_updates_the_bin(machine):
     beat(machine, FULL_HEARTBEAT)
 
-    beat(machine, FULL_HEARTBEAT, bins=[{"index": 1, "material": "BEAN-ARABICA", "remaining": 790,
-                                          "capacity": 1000, "unit": "g"}])
+    beat(
+        machine,
+        FULL_HEARTBEAT,
+        bins=[{"index": 1, "material": "BEAN-ARABICA", "remaining": 790, "capacity": 1000, "unit": "g"}],
+    )
 
     assert DeviceBin.objects.get(device=machine.device, index=1).remaining == 790
 
@@ -274,9 +318,14 @@ def test_flush_heartbeats_writes_last_seen_and_temperature_to_the_database(regis
     t0 = timezone.now()
     record_heartbeat(identity(device), StatusReading(state="idle", temperature_c=90.0), now=t0)
     t1 = t0 + timedelta(seconds=30)
-    record_heartbeat(identity(device), StatusReading(state="idle", temperature_c=93.0, wifi_rssi_dbm=-70), now=t1)
+    record_heartbeat(
+        identity(device), StatusReading(state="idle", temperature_c=93.0, wifi_rssi_dbm=-70), now=t1
+    )
     device.refresh_from_db()
-    assert (device.last_seen_at, device.temperature_c) == (t0, 90.0)  # written behind, not yet in the database
+    assert (device.last_seen_at, device.temperature_c) == (
+        t0,
+        90.0,
+    )  # written behind, not yet in the database
 
     assert flush_heartbeats(t1) == 1
 
@@ -289,9 +338,13 @@ def test_flush_heartbeats_never_moves_last_seen_backwards(registered):
     device = registered.device
     t0 = timezone.now()
     record_heartbeat(identity(device), StatusReading(state="idle", temperature_c=90.0), now=t0)
-    record_heartbeat(identity(device), StatusReading(state="idle", temperature_c=91.0), now=t0 + timedelta(seconds=30))
+    record_heartbeat(
+        identity(device), StatusReading(state="idle", temperature_c=91.0), now=t0 + timedelta(seconds=30)
+    )
     later = t0 + timedelta(seconds=60)
-    Device.objects.filter(pk=device.pk).update(last_seen_at=later)  # a later full-path heartbeat got there first
+    Device.objects.filter(pk=device.pk).update(
+        last_seen_at=later
+    )  # a later full-path heartbeat got there first
 
     flush_heartbeats(t0 + timedelta(seconds=60))
 
@@ -304,7 +357,9 @@ def test_flushing_twice_writes_nothing_the_second_time(registered):
     device = registered.device
     t0 = timezone.now()
     record_heartbeat(identity(device), StatusReading(state="idle"), now=t0)
-    record_heartbeat(identity(device), StatusReading(state="idle", temperature_c=91.0), now=t0 + timedelta(seconds=30))
+    record_heartbeat(
+        identity(device), StatusReading(state="idle", temperature_c=91.0), now=t0 + timedelta(seconds=30)
+    )
 
     assert flush_heartbeats() == 1
     assert flush_heartbeats() == 0

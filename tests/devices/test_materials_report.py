@@ -9,12 +9,22 @@ pytestmark = pytest.mark.django_db
 
 
 def bin_(index, material="BEAN-ARABICA", remaining=820, capacity=1000, **extra):
-    return {"index": index, "material": material, "remaining": remaining, "capacity": capacity, "unit": "g", **extra}
+    return {
+        "index": index,
+        "material": material,
+        "remaining": remaining,
+        "capacity": capacity,
+        "unit": "g",
+        **extra,
+    }
 
 
 def report(client, *bins, device_id=None):
-    return client.post(f"/api/v1/devices/{device_id or client.device.pk}/materials/report",
-                       {"sent_at": "2026-11-24T08:15:00Z", "bins": list(bins)}, format="json")
+    return client.post(
+        f"/api/v1/devices/{device_id or client.device.pk}/materials/report",
+        {"sent_at": "2026-11-24T08:15:00Z", "bins": list(bins)},
+        format="json",
+    )
 
 
 def bins_of(device):
@@ -30,9 +40,17 @@ def test_a_report_records_the_level_of_every_bin(machine):
     bins = bins_of(machine.device)
     assert sorted(bins) == [1, 2]
     assert (bins[1].material_code, bins[1].remaining, bins[1].capacity, bins[1].level_pct) == (
-        "BEAN-ARABICA", 820, 1000, 82.0)
+        "BEAN-ARABICA",
+        820,
+        1000,
+        82.0,
+    )
     assert (bins[2].material_code, bins[2].remaining, bins[2].capacity, bins[2].level_pct) == (
-        "MILK-POWDER", 125, 500, 25.0)
+        "MILK-POWDER",
+        125,
+        500,
+        25.0,
+    )
     assert all(before <= b.reported_at <= timezone.now() for b in bins.values())
     assert all(b.last_refilled_at is None for b in bins.values())
 
@@ -41,8 +59,16 @@ def test_the_reply_lists_the_bins_with_their_level(machine):
     data = report(machine, bin_(1, remaining=820)).json()["data"]
 
     assert data["server_time"].endswith("Z")
-    assert data["bins"] == [{"index": 1, "material": "BEAN-ARABICA", "remaining": 820.0, "capacity": 1000.0,
-                             "unit": "g", "level_pct": 82.0}]
+    assert data["bins"] == [
+        {
+            "index": 1,
+            "material": "BEAN-ARABICA",
+            "remaining": 820.0,
+            "capacity": 1000.0,
+            "unit": "g",
+            "level_pct": 82.0,
+        }
+    ]
 
 
 def test_a_second_report_updates_the_bins_instead_of_adding_rows(machine):
@@ -50,14 +76,19 @@ def test_a_second_report_updates_the_bins_instead_of_adding_rows(machine):
 
     report(machine, bin_(1, remaining=400))
 
-    assert list(DeviceBin.objects.filter(device=machine.device).values_list("index", "remaining")) == [(1, 400)]
+    assert list(DeviceBin.objects.filter(device=machine.device).values_list("index", "remaining")) == [
+        (1, 400)
+    ]
 
 
 def test_refilled_true_records_the_refill_time_of_that_bin_only(machine):
     report(machine, bin_(1, remaining=100), bin_(2, "SUGAR", remaining=50))
     before = timezone.now()
 
-    assert report(machine, bin_(1, remaining=1000, refilled=True), bin_(2, "SUGAR", remaining=50)).status_code == 200
+    assert (
+        report(machine, bin_(1, remaining=1000, refilled=True), bin_(2, "SUGAR", remaining=50)).status_code
+        == 200
+    )
 
     bins = bins_of(machine.device)
     assert before <= bins[1].last_refilled_at <= timezone.now()

@@ -17,8 +17,13 @@ NOW = timezone.now().replace(microsecond=0)
 
 
 def silent_for(merchant, seconds, **fields):
-    return DeviceFactory(merchant=merchant, is_online=True, state="brewing",
-                         last_seen_at=NOW - timedelta(seconds=seconds), **fields)
+    return DeviceFactory(
+        merchant=merchant,
+        is_online=True,
+        state="brewing",
+        last_seen_at=NOW - timedelta(seconds=seconds),
+        **fields,
+    )
 
 
 def offline_rows(device):
@@ -35,7 +40,9 @@ def test_a_machine_silent_for_longer_than_the_default_ten_minutes_goes_offline(m
     assert device.is_online is False
     assert device.status_changed_at == NOW
     assert device.state == "brewing"  # what it was doing stays what it last said
-    assert list(offline_rows(device).values_list("recorded_at", "state", "is_online")) == [(NOW, "brewing", False)]
+    assert list(offline_rows(device).values_list("recorded_at", "state", "is_online")) == [
+        (NOW, "brewing", False)
+    ]
 
 
 def test_a_machine_heard_from_within_the_timeout_stays_online(merchant):
@@ -93,7 +100,9 @@ def test_the_next_heartbeat_brings_an_offline_machine_back(registered, django_ca
     with django_capture_on_commit_callbacks(execute=True):
         assert mark_silent_devices_offline(now=started + timedelta(minutes=11)) == [device.pk]
 
-    record_heartbeat(identity, StatusReading(state="idle", temperature_c=92.0), now=started + timedelta(minutes=12))
+    record_heartbeat(
+        identity, StatusReading(state="idle", temperature_c=92.0), now=started + timedelta(minutes=12)
+    )
 
     device.refresh_from_db()
     assert device.is_online is True
@@ -102,7 +111,9 @@ def test_the_next_heartbeat_brings_an_offline_machine_back(registered, django_ca
     assert events == [StatusEvent.REGISTERED, StatusEvent.ONLINE, StatusEvent.OFFLINE, StatusEvent.ONLINE]
 
 
-def test_the_next_heartbeat_over_http_brings_an_offline_machine_back(machine, django_capture_on_commit_callbacks):
+def test_the_next_heartbeat_over_http_brings_an_offline_machine_back(
+    machine, django_capture_on_commit_callbacks
+):
     url = f"/api/v1/devices/{machine.device.pk}/status"
     assert machine.post(url, {"state": "idle"}, format="json").status_code == 200
     with django_capture_on_commit_callbacks(execute=True):
@@ -119,9 +130,17 @@ def test_the_offline_and_flush_schedules_are_in_the_database_after_migrations():
     flush = PeriodicTask.objects.get(name="Flush heartbeats")
 
     assert (offline.task, offline.enabled, offline.interval.every, offline.interval.period) == (
-        "operations.mark_silent_devices_offline", True, 30, "seconds")
+        "operations.mark_silent_devices_offline",
+        True,
+        30,
+        "seconds",
+    )
     assert (flush.task, flush.enabled, flush.interval.every, flush.interval.period) == (
-        "devices.flush_heartbeats", True, 15, "seconds")
+        "devices.flush_heartbeats",
+        True,
+        15,
+        "seconds",
+    )
 
 
 def test_the_scheduled_task_names_are_registered_celery_tasks():
@@ -132,7 +151,9 @@ def test_the_scheduled_task_names_are_registered_celery_tasks():
 
 
 def test_the_offline_task_runs_eagerly_and_marks_silent_machines_offline(merchant):
-    silent = DeviceFactory(merchant=merchant, is_online=True, last_seen_at=timezone.now() - timedelta(minutes=11))
+    silent = DeviceFactory(
+        merchant=merchant, is_online=True, last_seen_at=timezone.now() - timedelta(minutes=11)
+    )
     fresh = DeviceFactory(merchant=merchant, is_online=True, last_seen_at=timezone.now())
 
     result = tasks.mark_silent_devices_offline.apply()

@@ -15,7 +15,13 @@ pytestmark = pytest.mark.django_db
 
 
 def register(client, secret, serial="CM2K-000123", **fields):
-    body = {"serial": serial, "model": "CM-2000", "firmware": "1.4.2", "provisioning_secret": secret, **fields}
+    body = {
+        "serial": serial,
+        "model": "CM-2000",
+        "firmware": "1.4.2",
+        "provisioning_secret": secret,
+        **fields,
+    }
     return client.post("/api/v1/devices/register", body, format="json")
 
 
@@ -39,7 +45,12 @@ def test_a_new_serial_is_registered_with_201_and_everything_the_machine_needs(ap
     assert server_time.utcoffset() == timedelta(0)
     assert abs(server_time - timezone.now()) < timedelta(seconds=5)
     assert (device.merchant, device.serial, device.model, device.firmware, device.alias) == (
-        merchant, "CM2K-000123", "CM-2000", "1.4.2", "Lobby A")
+        merchant,
+        "CM2K-000123",
+        "CM-2000",
+        "1.4.2",
+        "Lobby A",
+    )
 
 
 def test_a_new_machine_is_not_online_until_it_heartbeats(api, merchant):
@@ -57,7 +68,9 @@ def test_the_new_token_works_for_the_new_device_id(api, merchant):
     assert heartbeat(data["token"], data["device_id"]).status_code == 200
 
 
-def test_a_known_serial_of_the_same_merchant_re_registers_with_200_and_the_same_device_id(api, registered, merchant):
+def test_a_known_serial_of_the_same_merchant_re_registers_with_200_and_the_same_device_id(
+    api, registered, merchant
+):
     reply = register(api, merchant.provisioning_secret, serial=registered.device.serial)
 
     assert reply.status_code == 200, reply.content
@@ -123,7 +136,9 @@ def test_a_serial_of_another_merchant_is_409_and_nothing_changes(api, registered
     device = registered.device
     before = Device.objects.filter(pk=device.pk).values().get()
 
-    reply = register(api, other_merchant.provisioning_secret, serial=device.serial, model="XX-1", alias="Stolen")
+    reply = register(
+        api, other_merchant.provisioning_secret, serial=device.serial, model="XX-1", alias="Stolen"
+    )
 
     api_error(reply, 409, "CONFLICT")
     assert Device.objects.filter(pk=device.pk).values().get() == before

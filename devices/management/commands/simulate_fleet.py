@@ -1,7 +1,8 @@
 """Run a fleet of simulated coffee machines against a coffeeshop server, for demos and load checks.
 
 A thin shell around `devices.simulator.run_fleet`: the only Django it needs is reading a merchant's
-provisioning secret when none is given, so the same simulator can be pointed at any server.
+provisioning secret when none is given and the data directory for the machines' order counters, so
+the same simulator can be pointed at any server.
 """
 
 import argparse
@@ -9,12 +10,19 @@ import asyncio
 import contextlib
 import logging
 import signal
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from devices.simulator import (
+    CURRENCY,
+    DAILY_SALES_CURVE,
+    DEFAULT_DUPLICATE_PROBABILITY,
     DEFAULT_OFFLINE_PROBABILITY,
+    DEFAULT_SALES_PER_HOUR,
+    FLAT_SALES_CURVE,
     EventKind,
     FleetConfigurationError,
     FleetEvent,
@@ -23,8 +31,8 @@ from devices.simulator import (
 )
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-# Failures are already logged as warnings by the simulator; printing them again would double every line.
-LOGGED_EVENTS = frozenset({EventKind.FAILED})
+# These are already logged by the simulator (warnings, errors); printing them again would double every line.
+LOGGED_EVENTS = frozenset({EventKind.FAILED, EventKind.REJECTED, EventKind.CONFLICT})
 ALARMING_EVENTS = frozenset({EventKind.REFUSED, EventKind.CRASHED})
 
 
@@ -42,6 +50,13 @@ def _positive_float(value: str) -> float:
     return number
 
 
+def _not_negative_float(value: str) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise argparse.ArgumentTypeError("must be at least 0")
+    return number
+
+
 def _probability(value: str) -> float:
     number = float(value)
     if not 0.0 <= number <= 1.0:
@@ -52,7 +67,8 @@ def _probability(value: str) -> float:
 class Command(BaseCommand):
     help = (
         "Simulate N coffee machines speaking the machine protocol against a server: they register, "
-        "heartbeat, report refills, drop offline now and then and re-register when their token is refused."
+        "heartbeat, report refills, sell drinks (buffering them while offline and uploading the backlog "
+        "when back), drop offline now and then and re-register when their token is refused."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -61,26 +77,56 @@ class Command(BaseCommand):
         source = parser.add_mutually_exclusive_group()
         source.add_argument("--secret", help="The merchant's provisioning secret.")
         source.add_argument(
-            "--merchant", help="Use the provisioning secret of the merchant so named (default: the first).",
+            "--merchant",
+            help="Use the provisioning secret of the merchant so named (default: the first).",
         )
         parser.add_argument("--duration", type=_positive_float, help="Stop after this many seconds.")
         parser.add_argument(
-            "--heartbeat-interval", type=_positive_float,
+            "--heartbeat-interval",
+            type=_positive_float,
             help="Heartbeat every S seconds instead of the interval the server asks for (fast demos, tests).",
         )
         parser.add_argument(
-            "--offline-probability", type=_probability, default=DEFAULT_OFFLINE_PROBABILITY,
+            "--offline-probability",
+            type=_probability,
+            default=DEFAULT_OFFLINE_PROBABILITY,
             help="Chance per heartbeat that a machine drops offline for a while (default %(default)s).",
         )
         parser.add_argument("--serial-prefix", default="SIM", help="Serials: PREFIX-000001 (default SIM).")
         parser.add_argument("--seed", type=int, help="Make the machines' behaviour reproducible.")
+        parser.add_argument(
+            "--sales-per-hour",
+            type=_not_negative_float,
+            default=DEFAULT_SALES_PER_HOUR,
+            help="Drinks each machine sells per hour on average over the day, more at breakfast and lunch "
+            "than at night (default %(default)s; 0 sells nothing).",
+        )
+        parser.add_argument(
+            "--flat-sales",
+            action="store_true",
+            help="Sell at the --sales-per-hour rate around the clock instead of following the daily curve.",
+        )
+        parser.add_argument(
+            "--duplicate-probability",
+            type=_probability,
+            default=DEFAULT_DUPLICATE_PROBABILITY,
+            help="Chance that a machine re-sends an order it got an answer for, as after a lost reply "
+            "(default %(default)s).",
+        )
+        parser.add_argument(
+            "--state-file",
+            type=Path,
+            help="Where the machines keep their order counters between runs, so a restarted fleet never "
+            "reuses an order id (default: <data dir>/simulator/<serial prefix>-order-numbers.json).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         secret = options["secret"] or self._provisioning_secret(options["merchant"])
         self._quiet_logging(options["verbosity"])
         if options["verbosity"] >= 1:
-            self.stdout.write(f"Simulating {options['devices']} machines against {options['base_url']} "
-                              "(Ctrl-C stops).")
+            self.stdout.write(
+                f"Simulating {options['devices']} machines against {options['base_url']} (Ctrl-C stops)."
+            )
         try:
             stats = asyncio.run(self._simulate(secret, options))
         except FleetConfigurationError as error:
@@ -119,7 +165,9 @@ class Command(BaseCommand):
                 installed.append(stop_signal)
         try:
             return await run_fleet(
-                options["base_url"], secret, options["devices"],
+                options["base_url"],
+                secret,
+                options["devices"],
                 duration_s=options["duration"],
                 heartbeat_interval_s=options["heartbeat_interval"],
                 offline_probability=options["offline_probability"],
@@ -127,10 +175,17 @@ class Command(BaseCommand):
                 seed=options["seed"],
                 on_event=self._print_event if options["verbosity"] >= 1 else None,
                 stop=stop,
+                sales_per_hour=options["sales_per_hour"],
+                sales_curve=FLAT_SALES_CURVE if options["flat_sales"] else DAILY_SALES_CURVE,
+                duplicate_probability=options["duplicate_probability"],
+                state_file=options["state_file"] or self._default_state_file(options["serial_prefix"]),
             )
         finally:
             for stop_signal in installed:
                 loop.remove_signal_handler(stop_signal)
+
+    def _default_state_file(self, serial_prefix: str) -> Path:
+        return Path(settings.DATA_DIR) / "simulator" / f"{serial_prefix}-order-numbers.json"
 
     def _print_event(self, event: FleetEvent) -> None:
         if event.kind in LOGGED_EVENTS:
@@ -142,3 +197,6 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Fleet stopped."))
         for name, value in stats.as_dict().items():
             self.stdout.write(f"  {name.replace('_', ' ')}: {value}")
+        self.stdout.write(
+            f"  sales delivered: {len(stats.delivered)} orders, {stats.delivered_total} {CURRENCY}"
+        )

@@ -1,0 +1,59 @@
+"""The machine's WebSocket, /ws/devices/{device_id}/ (protocol: "The machine's WebSocket").
+
+Authenticated like every machine call, by `Authorization: Device <token>` on the upgrade request. The
+server pushes `{"type": "command", "command": ...}` the moment a command is created for the machine;
+commands pushed here are leased exactly as by a pull, so a machine never gets one twice.
+"""
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from devices.services import identify_device
+from operations.services.commands import device_group, lease_deliverable_commands
+
+UNAUTHORIZED, FORBIDDEN = 4401, 4403
+
+
+def _authorization(scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"authorization":
+            return value.decode("latin-1")
+    return ""
+
+
+class MachineSocketConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        keyword, _, token = _authorization(self.scope).partition(" ")
+        identity = (
+            await database_sync_to_async(identify_device)(token.strip())
+            if keyword.lower() == "device"
+            else None
+        )
+        if identity is None:
+            await self.close(code=UNAUTHORIZED)
+            return
+        if str(identity.device_id) != str(self.scope["url_route"]["kwargs"]["device_id"]):
+            await self.close(code=FORBIDDEN)
+            return
+        self.identity = identity
+        self.group = device_group(identity.device_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self.deliver()
+
+    async def disconnect(self, code):
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def commands_available(self, event):
+        await self.deliver()
+
+    async def receive_json(self, content, **kwargs):
+        """Machines report results over HTTP; anything they send here is ignored."""
+
+    async def deliver(self):
+        commands = await database_sync_to_async(lease_deliverable_commands)(
+            self.identity.device_id, state=None, channel="websocket"
+        )
+        for command in commands:
+            await self.send_json({"type": "command", "command": command})
