@@ -144,9 +144,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    # A file, not memory, so the end-to-end tests' server process sees the test database too.
-    # One file per test run, so concurrent runs never share it.
-    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"coffeeshop-test-{os.getpid()}.sqlite3")}
+    # A file, not memory, so the end-to-end tests' server process sees the test database too; one
+    # file per test run, so concurrent runs never share it.
+    _test_db = Path(tempfile.gettempdir()) / f"coffeeshop-test-{os.getpid()}.sqlite3"
+    DATABASES["default"]["TEST"] = {"NAME": str(_test_db)}
 IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 if IS_POSTGRES and env_bool("DB_POOL", default=False):
     # psycopg's pool (ASGI): sized well under PostgreSQL's 100 connections across processes.

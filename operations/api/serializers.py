@@ -1,6 +1,7 @@
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from operations.models import TaskJob
+from operations.models import Alarm, CommandBatch, CommandStatus, CommandType, RemoteCommand, TaskJob
 
 
 class TaskJobSerializer(serializers.ModelSerializer):
@@ -9,21 +10,80 @@ class TaskJobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TaskJob
-        fields = [
-            "id",
-            "kind",
-            "status",
-            "progress",
-            "params",
-            "created_by",
-            "created_at",
-            "started_at",
-            "finished_at",
-            "cancel_requested",
-            "result_rows",
-            "error",
-            "download_url",
-        ]
+        fields = ["id", "kind", "status", "progress", "params", "created_by", "created_at", "started_at",
+                  "finished_at", "cancel_requested", "result_rows", "error", "download_url"]
 
     def get_download_url(self, job) -> str | None:
         return f"/api/v1/jobs/{job.pk}/download" if job.status == TaskJob.Status.SUCCEEDED else None
+
+
+class CommandOptionsSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=CommandType.choices)
+    payload = serializers.JSONField(required=False, default=dict)
+    expires_in_s = serializers.IntegerField(required=False, default=3600, min_value=10, max_value=7 * 86400)
+    max_attempts = serializers.IntegerField(required=False, default=3, min_value=1, max_value=20)
+    run_when_idle = serializers.BooleanField(required=False, default=False)
+
+
+class SendCommandSerializer(CommandOptionsSerializer):
+    retry_backoff_s = serializers.IntegerField(required=False, default=30, min_value=1, max_value=3600)
+
+
+class BatchTargetSerializer(serializers.Serializer):
+    model = serializers.CharField(required=False)
+    location = serializers.IntegerField(required=False)
+    merchant_id = serializers.IntegerField(required=False)
+    status = serializers.CharField(required=False)
+
+
+class CreateBatchSerializer(CommandOptionsSerializer):
+    device_ids = serializers.ListField(child=serializers.IntegerField(), required=False, max_length=50_000)
+    filter = BatchTargetSerializer(required=False)
+
+    def validate(self, attrs):
+        if ("device_ids" in attrs) == ("filter" in attrs):
+            raise serializers.ValidationError({"device_ids": [_("give either device_ids or filter")]})
+        return attrs
+
+
+class RemoteCommandSerializer(serializers.ModelSerializer):
+    command_id = serializers.UUIDField(source="id", read_only=True)
+    device_serial = serializers.CharField(source="device.serial", read_only=True)
+
+    class Meta:
+        model = RemoteCommand
+        fields = ["command_id", "device_id", "device_serial", "batch_id", "type", "payload", "status",
+                  "run_when_idle", "attempt", "max_attempts", "retry_backoff_s", "expires_at", "created_at",
+                  "sent_at", "delivered_at", "finished_at", "delivery_channel", "result", "error"]
+
+
+class CommandBatchSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.email", read_only=True)
+    counts = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CommandBatch
+        fields = ["id", "type", "payload", "target", "created_by", "created_at", "counts"]
+
+    def get_counts(self, batch) -> dict[str, int]:
+        counts = {status: getattr(batch, f"n_{status}", 0) for status in CommandStatus.values}
+        counts["total"] = getattr(batch, "n_total", 0)
+        return counts
+
+
+class AlarmSerializer(serializers.ModelSerializer):
+    device_serial = serializers.CharField(source="device.serial", read_only=True)
+    bin_index = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Alarm
+        fields = ["id", "merchant_id", "device_id", "device_serial", "type", "severity", "bin_index", "message",
+                  "is_active", "count", "first_seen_at", "last_seen_at", "acknowledged_at", "acknowledged_by",
+                  "cleared_at", "cleared_by", "clear_reason", "notified_at"]
+
+    def get_bin_index(self, alarm) -> int | None:
+        return None if alarm.bin_index < 0 else alarm.bin_index
+
+
+class ClearAlarmSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)

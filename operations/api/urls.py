@@ -1,7 +1,14 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from operations.api.views import TaskJobViewSet
+from operations.api import views
 
 router = SimpleRouter(trailing_slash=False)
-router.register("jobs", TaskJobViewSet, basename="job")
-urlpatterns = router.urls
+router.register("jobs", views.TaskJobViewSet, basename="job")
+router.register("commands/batches", views.CommandBatchViewSet, basename="command-batch")
+router.register("commands", views.CommandViewSet, basename="command")
+router.register("alarms", views.AlarmViewSet, basename="alarm")
+urlpatterns = [
+    path("devices/<int:device_id>/commands", views.DeviceCommandsView.as_view(), name="device-commands"),
+    *router.urls,
+]

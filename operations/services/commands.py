@@ -198,7 +198,7 @@ def create_batch(
     *,
     user,
     target: dict,
-    merchant=None,
+    merchant_id: int | None = None,
     expires_in_s: int = DEFAULT_EXPIRY_S,
     max_attempts: int = 3,
     run_when_idle: bool = False,
@@ -207,11 +207,11 @@ def create_batch(
     """One command to many machines, written in bulk (10,000 machines is one request)."""
     now = now or timezone.now()
     clean = _checked_payload(command_type, payload)
-    device_rows = list(devices.only("pk", "merchant_id"))
+    device_rows = list(devices.select_related(None).only("pk", "merchant_id"))
     if not device_rows:
         raise Invalid(_("No machine matches."), details={"fields": {"devices": [_("no machine matches")]}})
     batch = CommandBatch.objects.create(
-        merchant=merchant, type=command_type, payload=clean, target=target, created_by=user, created_at=now
+        merchant_id=merchant_id, type=command_type, payload=clean, target=target, created_by=user, created_at=now
     )
     RemoteCommand.objects.bulk_create(
         [
