@@ -107,6 +107,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
+    "coffeeshop.audit.AuditContextMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 

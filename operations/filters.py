@@ -21,7 +21,9 @@ class AlarmFilter(django_filters.FilterSet):
     type = django_filters.ChoiceFilter(choices=AlarmType.choices)
     severity = django_filters.ChoiceFilter(choices=Severity.choices)
     active = django_filters.BooleanFilter(field_name="is_active")
-    acknowledged = django_filters.BooleanFilter(field_name="acknowledged_at", lookup_expr="isnull", exclude=True)
+    acknowledged = django_filters.BooleanFilter(
+        field_name="acknowledged_at", lookup_expr="isnull", exclude=True
+    )
 
     class Meta:
         model = Alarm

@@ -34,8 +34,7 @@ class OrderFilter(django_filters.FilterSet):
             "is_test",
         ]
 
-    def __init__(self, data=None, *args, **kwargs):
-        if data is not None and "from" in data:
-            data = data.copy()
-            data["from_"] = data.get("from")
-        super().__init__(data, *args, **kwargs)
+
+# `from` is a Python keyword, so the filter is declared as `from_` and published as `from`: the query
+# parameter, the schema and a validation error all name what the client sends (`details.fields.from`).
+OrderFilter.base_filters["from"] = OrderFilter.base_filters.pop("from_")

@@ -156,3 +156,9 @@ def protocol_order(order_id="CM2K-000123-20261124-0042", **overrides):
 def order_body():
     """order_body(order_id, **overrides) -> a valid protocol order (the protocol's example by default)."""
     return protocol_order
+
+
+@pytest.fixture
+def fast_passwords(settings):
+    """Users made by the dozen: hash their passwords with a fast hasher (tests of login keep the real one)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

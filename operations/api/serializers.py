@@ -10,8 +10,21 @@ class TaskJobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TaskJob
-        fields = ["id", "kind", "status", "progress", "params", "created_by", "created_at", "started_at",
-                  "finished_at", "cancel_requested", "result_rows", "error", "download_url"]
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "progress",
+            "params",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "cancel_requested",
+            "result_rows",
+            "error",
+            "download_url",
+        ]
 
     def get_download_url(self, job) -> str | None:
         return f"/api/v1/jobs/{job.pk}/download" if job.status == TaskJob.Status.SUCCEEDED else None
@@ -52,9 +65,27 @@ class RemoteCommandSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RemoteCommand
-        fields = ["command_id", "device_id", "device_serial", "batch_id", "type", "payload", "status",
-                  "run_when_idle", "attempt", "max_attempts", "retry_backoff_s", "expires_at", "created_at",
-                  "sent_at", "delivered_at", "finished_at", "delivery_channel", "result", "error"]
+        fields = [
+            "command_id",
+            "device_id",
+            "device_serial",
+            "batch_id",
+            "type",
+            "payload",
+            "status",
+            "run_when_idle",
+            "attempt",
+            "max_attempts",
+            "retry_backoff_s",
+            "expires_at",
+            "created_at",
+            "sent_at",
+            "delivered_at",
+            "finished_at",
+            "delivery_channel",
+            "result",
+            "error",
+        ]
 
 
 class CommandBatchSerializer(serializers.ModelSerializer):
@@ -77,9 +108,26 @@ class AlarmSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Alarm
-        fields = ["id", "merchant_id", "device_id", "device_serial", "type", "severity", "bin_index", "message",
-                  "is_active", "count", "first_seen_at", "last_seen_at", "acknowledged_at", "acknowledged_by",
-                  "cleared_at", "cleared_by", "clear_reason", "notified_at"]
+        fields = [
+            "id",
+            "merchant_id",
+            "device_id",
+            "device_serial",
+            "type",
+            "severity",
+            "bin_index",
+            "message",
+            "is_active",
+            "count",
+            "first_seen_at",
+            "last_seen_at",
+            "acknowledged_at",
+            "acknowledged_by",
+            "cleared_at",
+            "cleared_by",
+            "clear_reason",
+            "notified_at",
+        ]
 
     def get_bin_index(self, alarm) -> int | None:
         return None if alarm.bin_index < 0 else alarm.bin_index
@@ -87,3 +135,26 @@ class AlarmSerializer(serializers.ModelSerializer):
 
 class ClearAlarmSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
+
+
+class OperationLogSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor.email", allow_null=True, default=None)
+
+    class Meta:
+        from operations.models import OperationLog
+
+        model = OperationLog
+        fields = [
+            "id",
+            "created_at",
+            "merchant_id",
+            "actor",
+            "device_id",
+            "source",
+            "ip_address",
+            "action",
+            "target_type",
+            "target_id",
+            "target_repr",
+            "changes",
+        ]

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Capability
+from coffeeshop.api.permissions import IsStaffMember
 from devices.selectors import devices_for
 from operations import selectors, services
 from operations.api import serializers
@@ -44,8 +45,12 @@ class TaskJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         job = self.get_object()
         if job.status != TaskJob.Status.SUCCEEDED or not job.result_file:
             raise exceptions.NotFound(_("This job has no file (yet)."))
-        return FileResponse(job.result_file.open("rb"), as_attachment=True,
-                            filename=job.result_file.name.rsplit("/", 1)[-1], content_type="text/csv")
+        return FileResponse(
+            job.result_file.open("rb"),
+            as_attachment=True,
+            filename=job.result_file.name.rsplit("/", 1)[-1],
+            content_type="text/csv",
+        )
 
 
 class DeviceCommandsView(APIView):
@@ -53,11 +58,15 @@ class DeviceCommandsView(APIView):
 
     write_capability = Capability.OPERATE_DEVICES
 
-    @extend_schema(request=serializers.SendCommandSerializer, responses={201: serializers.RemoteCommandSerializer})
+    @extend_schema(
+        request=serializers.SendCommandSerializer, responses={201: serializers.RemoteCommandSerializer}
+    )
     def post(self, request, device_id):
         device = get_object_or_404(devices_for(request.user), pk=device_id)
         data = _validated(request, serializers.SendCommandSerializer)
-        command = commands.send_command(device, data.pop("type"), data.pop("payload"), user=request.user, **data)
+        command = commands.send_command(
+            device, data.pop("type"), data.pop("payload"), user=request.user, **data
+        )
         return Response(serializers.RemoteCommandSerializer(command).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=serializers.RemoteCommandSerializer(many=True))
@@ -83,8 +92,9 @@ class CommandViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return Response(self.get_serializer(commands.cancel_command(self.get_object())).data)
 
 
-class CommandBatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                          viewsets.GenericViewSet):
+class CommandBatchViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
     """One command to chosen machines or to every machine matching a filter, with per-state counts."""
 
     serializer_class = serializers.CommandBatchSerializer
@@ -94,7 +104,9 @@ class CommandBatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixi
     def get_queryset(self):
         return selectors.batches_for(self.request.user).order_by("-created_at")
 
-    @extend_schema(request=serializers.CreateBatchSerializer, responses={201: serializers.CommandBatchSerializer})
+    @extend_schema(
+        request=serializers.CreateBatchSerializer, responses={201: serializers.CommandBatchSerializer}
+    )
     def create(self, request):
         data = _validated(request, serializers.CreateBatchSerializer)
         visible = devices_for(request.user)
@@ -103,8 +115,9 @@ class CommandBatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixi
             targets = visible.filter(pk__in=wanted)
             missing = wanted - set(targets.values_list("pk", flat=True))
             if missing:
-                raise exceptions.ValidationError({"device_ids": [_("unknown devices: %(ids)s")
-                                                                 % {"ids": sorted(missing)[:20]}]})
+                raise exceptions.ValidationError(
+                    {"device_ids": [_("unknown devices: %(ids)s") % {"ids": sorted(missing)[:20]}]}
+                )
             target = {"device_ids": sorted(wanted)}
         else:
             chosen = BatchTargetFilter(data["filter"], queryset=visible)
@@ -113,10 +126,19 @@ class CommandBatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixi
             targets, target = chosen.qs, {"filter": data["filter"]}
         merchants = set(targets.values_list("merchant_id", flat=True).distinct()[:2])
         batch = commands.create_batch(
-            targets, data["type"], data["payload"], user=request.user, target=target,
+            targets,
+            data["type"],
+            data["payload"],
+            user=request.user,
+            target=target,
             merchant_id=next(iter(merchants)) if len(merchants) == 1 else None,
-            expires_in_s=data["expires_in_s"], max_attempts=data["max_attempts"], run_when_idle=data["run_when_idle"])
-        return Response(self.get_serializer(self.get_queryset().get(pk=batch.pk)).data, status=status.HTTP_201_CREATED)
+            expires_in_s=data["expires_in_s"],
+            max_attempts=data["max_attempts"],
+            run_when_idle=data["run_when_idle"],
+        )
+        return Response(
+            self.get_serializer(self.get_queryset().get(pk=batch.pk)).data, status=status.HTTP_201_CREATED
+        )
 
     @extend_schema(request=None, responses=serializers.CommandBatchSerializer)
     @action(detail=True, methods=["post"])
@@ -151,7 +173,9 @@ class AlarmViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(request=None, responses=serializers.AlarmSerializer)
     @action(detail=True, methods=["post"])
     def acknowledge(self, request, pk=None):
-        return Response(self.get_serializer(alarms.acknowledge_alarm(self.get_object(), user=request.user)).data)
+        return Response(
+            self.get_serializer(alarms.acknowledge_alarm(self.get_object(), user=request.user)).data
+        )
 
     @extend_schema(request=serializers.ClearAlarmSerializer, responses=serializers.AlarmSerializer)
     @action(detail=True, methods=["post"])
@@ -164,3 +188,29 @@ class AlarmViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @action(detail=False)
     def counts(self, request):
         return Response(selectors.active_alarm_counts(request.user))
+
+
+class AuditPermission(IsStaffMember):
+    """The audit trail is for Admins (of their merchants; platform Admins see all)."""
+
+    def has_permission(self, request, view):
+        return super().has_permission(request, view) and request.user.can(Capability.MANAGE_USERS)
+
+
+class OperationLogViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = serializers.OperationLogSerializer
+    permission_classes = [AuditPermission]
+    filterset_fields = {
+        "action": ["exact"],
+        "source": ["exact"],
+        "target_type": ["exact"],
+        "target_id": ["exact"],
+        "merchant_id": ["exact"],
+        "device_id": ["exact"],
+        "created_at": ["gte", "lt"],
+    }
+    search_fields = ["action", "target_repr", "actor__email"]
+    ordering_fields = ["created_at"]
+
+    def get_queryset(self):
+        return selectors.audit_for(self.request.user).order_by("-created_at", "-pk")

@@ -202,7 +202,9 @@ def bins_reported(device, bins, now: datetime | None = None) -> None:
                 message=_("%(material)s at %(pct).0f%%")
                 % {"material": bin_.material_code, "pct": bin_.level_pct},
             )
-        elif not low:
+        elif empty:
+            clear_alarms(device, AlarmType.MATERIAL_LOW, bin_index=bin_.index, reason=_("now empty"), now=now)
+        else:
             clear_alarms(device, AlarmType.MATERIAL_LOW, bin_index=bin_.index, reason=_("refilled"), now=now)
 
 

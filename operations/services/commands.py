@@ -211,7 +211,12 @@ def create_batch(
     if not device_rows:
         raise Invalid(_("No machine matches."), details={"fields": {"devices": [_("no machine matches")]}})
     batch = CommandBatch.objects.create(
-        merchant_id=merchant_id, type=command_type, payload=clean, target=target, created_by=user, created_at=now
+        merchant_id=merchant_id,
+        type=command_type,
+        payload=clean,
+        target=target,
+        created_by=user,
+        created_at=now,
     )
     RemoteCommand.objects.bulk_create(
         [

@@ -110,25 +110,39 @@ def test_staff_send_a_command_and_a_batch_and_see_its_counts(machine, staff_clie
     from tests.factories import DeviceFactory
 
     ops = staff_client(Role.OPS, [merchant])
-    sent = ops.post(f"/api/v1/devices/{machine.device.pk}/commands",
-                    {"type": "open_door", "payload": {"duration_s": 3}}, format="json")
+    sent = ops.post(
+        f"/api/v1/devices/{machine.device.pk}/commands",
+        {"type": "open_door", "payload": {"duration_s": 3}},
+        format="json",
+    )
     assert sent.status_code == 201, sent.content
-    bad = ops.post(f"/api/v1/devices/{machine.device.pk}/commands", {"type": "open_door", "payload": {}},
-                   format="json")
+    bad = ops.post(
+        f"/api/v1/devices/{machine.device.pk}/commands", {"type": "open_door", "payload": {}}, format="json"
+    )
     assert bad.status_code == 400 and list(bad.json()["error"]["details"]["fields"]) == ["payload.duration_s"]
     second = DeviceFactory(merchant=merchant, model="CM-3000")
     foreign = DeviceFactory(merchant=other_merchant, model="CM-3000")
-    batch = ops.post("/api/v1/commands/batches", {"type": "clean", "payload": {"program": "rinse"},
-                                                  "filter": {"model": "CM-3000"}}, format="json")
+    batch = ops.post(
+        "/api/v1/commands/batches",
+        {"type": "clean", "payload": {"program": "rinse"}, "filter": {"model": "CM-3000"}},
+        format="json",
+    )
     assert batch.status_code == 201, batch.content
     assert batch.json()["data"]["counts"]["pending"] == 1 and batch.json()["data"]["counts"]["total"] == 1
     assert RemoteCommand.objects.filter(device=foreign).count() == 0
     assert RemoteCommand.objects.filter(device=second).count() == 1
-    refused = ops.post("/api/v1/commands/batches", {"type": "clean", "payload": {"program": "rinse"},
-                                                    "device_ids": [foreign.pk]}, format="json")
+    refused = ops.post(
+        "/api/v1/commands/batches",
+        {"type": "clean", "payload": {"program": "rinse"}, "device_ids": [foreign.pk]},
+        format="json",
+    )
     assert refused.status_code == 400
     viewer = staff_client(Role.VIEWER, [merchant])
-    assert viewer.post(f"/api/v1/devices/{machine.device.pk}/commands",
-                       {"type": "unlock", "payload": {}}, format="json").status_code == 403
+    assert (
+        viewer.post(
+            f"/api/v1/devices/{machine.device.pk}/commands", {"type": "unlock", "payload": {}}, format="json"
+        ).status_code
+        == 403
+    )
     canceled = ops.post(f"/api/v1/commands/batches/{batch.json()['data']['id']}/cancel_pending")
     assert canceled.json()["data"]["counts"]["canceled"] == 1

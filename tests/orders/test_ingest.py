@@ -17,7 +17,7 @@ from orders.models import Order, OrderItem, PaymentMethod
 from tests.conftest import protocol_order
 from tests.factories import DeviceFactory, LocationFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 
 
 def create(client, body, device_id=None):

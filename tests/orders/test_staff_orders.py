@@ -12,7 +12,7 @@ from accounts.models import Role
 from orders.services import refund_order
 from tests.factories import DeviceFactory, LocationFactory, OrderFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 
 
 def at(day, hour=10, minute=0):
@@ -272,8 +272,9 @@ def test_an_order_costs_the_same_queries_with_1_and_20_items_and_refunds(merchan
     refund_order(small.pk, user=user, reason="r", amount=Decimal("1.00"))
     big = OrderFactory(device=device, total=Decimal("360.00"), items=[
         {"product_id": f"p{i}", "name": f"P{i}", "qty": 1, "unit_price": Decimal("18.00")} for i in range(20)])
-    for _ in range(20):
-        refund_order(big.pk, user=make_user(Role.OPS, [merchant]), reason="r", amount=Decimal("1.00"))
+    for i in range(20):
+        refund_order(big.pk, user=make_user(Role.OPS, [merchant]) if i < 2 else user, reason="r",
+                     amount=Decimal("1.00"))
 
     def queries_for(order):
         with CaptureQueriesContext(connection) as queries:
