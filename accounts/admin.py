@@ -36,8 +36,11 @@ def memberships_of(user: User):
     )
 
 
-def manages_all_memberships(actor: User, target: User) -> bool:
-    """A user shared with a merchant the actor cannot see is not theirs alone to change."""
+def may_manage(actor: User, target: User) -> bool:
+    """Only a superuser changes a superuser; a user shared with a merchant the actor cannot see is not
+    theirs alone to change (their role and password would reach into that merchant too)."""
+    if target.is_superuser and not actor.is_superuser:
+        return False
     visible = merchant_ids_for(actor)
     return visible is None or set(memberships_of(target).values_list("pk", flat=True)) <= visible
 
@@ -54,6 +57,7 @@ class MerchantAdmin(ScopedModelAdmin):
     list_display = ["name", "status", "contact_name", "contact_email", "device_count", "location_count"]
     list_filter = ["status"]
     search_fields = ["name", "contact_name", "contact_email"]
+    ordering = ["name"]  # the counts' GROUP BY drops Meta.ordering
     actions_detail = ["rotate_provisioning_secret"]
 
     def get_queryset(self, request):
@@ -131,7 +135,7 @@ class MembershipFormMixin(forms.ModelForm):
     actor: User | None = None
 
     merchants = forms.ModelMultipleChoiceField(
-        label=_("merchants"),
+        label=_("Merchants"),
         queryset=Merchant.objects.none(),
         required=False,
         widget=UnfoldAdminCheckboxSelectMultipleWidget,
@@ -255,13 +259,13 @@ class UserAdmin(BaseUserAdmin, ScopedModelAdmin):
     def has_change_permission(self, request, obj=None):
         allowed = super().has_change_permission(request, obj)
         if allowed and isinstance(obj, User):
-            return manages_all_memberships(request.user, obj)
+            return may_manage(request.user, obj)
         return allowed
 
     def has_delete_permission(self, request, obj=None):
         allowed = super().has_delete_permission(request, obj)
         if allowed and isinstance(obj, User):
-            return obj.pk != request.user.pk and manages_all_memberships(request.user, obj)
+            return obj.pk != request.user.pk and may_manage(request.user, obj)
         return allowed
 
     def save_related(self, request, form, formsets, change):

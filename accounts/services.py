@@ -5,6 +5,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 from accounts.models import Merchant, Role, User, new_provisioning_secret
 from accounts.tenancy import ACCESS_MERCHANT, forget_merchant_ids
+from coffeeshop import audit
 
 
 @transaction.atomic
@@ -34,21 +35,34 @@ def create_or_update_user(
     user.save()
     for merchant in merchants:
         grant_merchant_access(user, merchant)
+    audit.record(
+        "user.created" if created else "user.updated",
+        user,
+        merchant_id=None,
+        changes={
+            "role": role,
+            "is_platform_staff": is_platform_staff,
+            "merchants": [m.pk for m in merchants],
+        },
+    )
     return user, created
 
 
 def grant_merchant_access(user: User, merchant: Merchant) -> None:
     assign_perm(ACCESS_MERCHANT, user, merchant)
     forget_merchant_ids(user)
+    audit.record("user.merchant_granted", user, merchant_id=merchant.pk, changes={"merchant": merchant.name})
 
 
 def revoke_merchant_access(user: User, merchant: Merchant) -> None:
     remove_perm(ACCESS_MERCHANT, user, merchant)
     forget_merchant_ids(user)
+    audit.record("user.merchant_revoked", user, merchant_id=merchant.pk, changes={"merchant": merchant.name})
 
 
 def rotate_provisioning_secret(merchant: Merchant) -> str:
     """A new secret for machines registering from now on; registered machines keep their tokens."""
     merchant.provisioning_secret = new_provisioning_secret()
     merchant.save(update_fields=["provisioning_secret"])
+    audit.record("merchant.secret_rotated", merchant)
     return merchant.provisioning_secret

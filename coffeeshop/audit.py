@@ -59,7 +59,14 @@ def scrub(changes: dict) -> dict:
     return {k: ("***" if any(word in k.lower() for word in SENSITIVE) else v) for k, v in changes.items()}
 
 
-def record(action: str, target=None, *, changes: dict | None = None, merchant_id: int | None = None) -> None:
+def record(
+    action: str,
+    target=None,
+    *,
+    changes: dict | None = None,
+    merchant_id: int | None = None,
+    source: str | None = None,
+) -> None:
     """Write one audit row. `merchant_id` defaults to the target's merchant (or the target itself)."""
     OperationLog = apps.get_model("operations", "OperationLog")
     if merchant_id is None and target is not None:
@@ -73,7 +80,7 @@ def record(action: str, target=None, *, changes: dict | None = None, merchant_id
         target_type=target._meta.label_lower if target is not None else "",
         target_id=str(target.pk) if target is not None else "",
         target_repr=str(target)[:200] if target is not None else "",
-        **_who(),
+        **{**_who(), **({"source": source} if source else {})},
     )
 
 

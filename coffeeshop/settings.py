@@ -297,6 +297,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `state`/`type`/`status` with different choices: name the enums apart.
+    "ENUM_NAME_OVERRIDES": {
+        "DeviceStateEnum": "devices.models.DeviceState",
+        "CommandTypeEnum": "operations.models.CommandType",
+    },
 }
 
 # --- Security --------------------------------------------------------------------------------

@@ -121,7 +121,7 @@ def fleet_counter(request):
         template,
         template % {"online": counts["online"], "total": counts["total"]},
     )
-    return [text, "success" if counts["online"] == counts["total"] else "warning"]
+    return [text, "info"]
 
 
 # --- Status history: the last day's temperature and the latest records ------------------------------
@@ -183,6 +183,7 @@ class LocationAdmin(ScopedModelAdmin):
     list_filter = [("merchant", ScopedRelatedFilter), "city"]
     list_filter_submit = True
     search_fields = ["name", "city", "address"]
+    ordering = ["merchant__name", "name"]  # the count's GROUP BY drops Meta.ordering
     fields = ["merchant", "name", "address", "city", "latitude", "longitude", "map_link", "created_at"]
     readonly_fields = ["map_link", "created_at"]
 
@@ -230,6 +231,7 @@ class DeviceBinInline(ScopedTabularInline):
     delete_capability = None
     can_delete = False
     extra = 0
+    hide_title = True
     ordering = ["index"]
     fields = [
         "index",

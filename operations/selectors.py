@@ -1,7 +1,6 @@
 from django.db.models import Count, Q
 
 from accounts.tenancy import merchant_ids_for
-
 from operations.models import (
     Alarm,
     CommandBatch,

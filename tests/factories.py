@@ -124,9 +124,11 @@ class OrderFactory(factory.django.DjangoModelFactory):
 
         if not create:
             return
-        specs = extracted if extracted is not None else [
-            {"product_id": "latte", "name": "Latte", "qty": 1, "unit_price": self.total}
-        ]
+        specs = (
+            extracted
+            if extracted is not None
+            else [{"product_id": "latte", "name": "Latte", "qty": 1, "unit_price": self.total}]
+        )
         OrderItem.objects.bulk_create(
             [OrderItem(order=self, position=position, **spec) for position, spec in enumerate(specs)]
         )

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from accounts.models import Merchant, User
+from accounts.tenancy import sees_all_merchants
 
 
 class MerchantSerializer(serializers.ModelSerializer):
@@ -8,6 +9,14 @@ class MerchantSerializer(serializers.ModelSerializer):
         model = Merchant
         fields = ["id", "name", "contact_name", "contact_email", "contact_phone", "status", "created_at"]
         read_only_fields = ["id", "created_at"]
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        # Suspending a merchant is the platform's decision: the merchant's own Admins may not lift it.
+        if request is None or not sees_all_merchants(request.user):
+            fields["status"].read_only = True
+        return fields
 
 
 class MeSerializer(serializers.ModelSerializer):

@@ -43,10 +43,8 @@ CODES = {
     403: "FORBIDDEN",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
-    406: "VALIDATION_ERROR",
     409: "CONFLICT",
     413: "PAYLOAD_TOO_LARGE",
-    415: "VALIDATION_ERROR",
     429: "THROTTLED",
     500: "INTERNAL_ERROR",
     503: "UNAVAILABLE",
@@ -119,6 +117,9 @@ def exception_handler(exc, context):
         headers["Retry-After"] = str(int(exc.wait))
 
     status_code = exc.status_code
+    if isinstance(exc, exceptions.UnsupportedMediaType | exceptions.NotAcceptable):
+        # The protocol has no code for these: a request the server cannot read is a bad request.
+        status_code = 400
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         # DRF answers 403 when no authenticator offers a challenge header; the protocol says 401.
         status_code = 401

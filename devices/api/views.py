@@ -102,9 +102,9 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     @extend_schema(request=None, responses=serializers.TokenSerializer)
     @action(detail=True, methods=["post"], url_path="rotate-token")
     def rotate_token(self, request, pk=None):
-        return Response({"token": services.issue_token(self.get_object())})
+        return Response({"token": services.rotate_device_token(self.get_object())})
 
     @extend_schema(request=None, responses=None)
     @action(detail=True, methods=["post"], url_path="revoke-token")
     def revoke_token(self, request, pk=None):
-        return Response({"revoked": services.revoke_tokens(self.get_object())})
+        return Response({"revoked": services.revoke_device_token(self.get_object())})

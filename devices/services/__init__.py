@@ -5,7 +5,9 @@ from devices.services.credentials import (
     identify_device,
     identity_of,
     issue_token,
+    revoke_device_token,
     revoke_tokens,
+    rotate_device_token,
 )
 from devices.services.fleet import update_device_settings
 from devices.services.heartbeat import (
@@ -34,7 +36,9 @@ __all__ = [
     "record_bin_report",
     "record_heartbeat",
     "register_device",
+    "revoke_device_token",
     "revoke_tokens",
+    "rotate_device_token",
     "sample_status_history",
     "update_device_settings",
 ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from coffeeshop import audit
 from coffeeshop.redis import get_redis, key
 from devices.models import Device, DeviceCredential
 
@@ -54,6 +55,22 @@ def revoke_tokens(device: Device) -> int:
         hashes = [_cache_key(c.token_hash) for c in active]
         transaction.on_commit(lambda: redis.delete(*hashes))
     return len(active)
+
+
+@transaction.atomic
+def rotate_device_token(device: Device) -> str:
+    """Staff issue a new token (shown once); the machine's old one stops working at once."""
+    token = issue_token(device)
+    audit.record("device.token_rotated", device, changes={"token_prefix": token[:8]})
+    return token
+
+
+@transaction.atomic
+def revoke_device_token(device: Device) -> int:
+    """Staff cut a machine off until it re-registers with its merchant's provisioning secret."""
+    revoked = revoke_tokens(device)
+    audit.record("device.token_revoked", device, changes={"revoked": revoked})
+    return revoked
 
 
 def identify_device(token: str) -> DeviceIdentity | None:

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 from redis.exceptions import ResponseError
 
+from coffeeshop import audit
 from coffeeshop.live import broadcast, broadcast_after_commit
 from coffeeshop.redis import get_redis, key
 from devices.live import bins_payload, device_payload
@@ -258,6 +259,12 @@ def record_bin_report(identity: DeviceIdentity, readings, now: datetime | None =
     if redis is not None:
         transaction.on_commit(lambda: redis.delete(key("hb", "bins", identity.device_id)))
     broadcast_after_commit(device.merchant_id, "device.bins", {"id": device.pk, "bins": bins_payload(bins)})
+    audit.record(
+        "device.bins_reported",
+        device,
+        source="machine",
+        changes={"bins": [b.index for b in readings], "refilled": [b.index for b in readings if b.refilled]},
+    )
     return bins
 
 

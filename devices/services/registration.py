@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Merchant
+from coffeeshop import audit
 from coffeeshop.exceptions import Conflict, Forbidden
 from devices.models import Device, DeviceState, DeviceStatusHistory, StatusEvent
 from devices.services.credentials import issue_token
@@ -81,4 +82,10 @@ def _register(merchant: Merchant, serial: str, model: str, firmware: str, alias:
         device.alias = alias or device.alias
         device.save(update_fields=["model", "firmware", "alias"])
     token = issue_token(device)
+    audit.record(
+        "device.registered" if created else "device.reregistered",
+        device,
+        source="machine",
+        changes={"serial": serial, "model": device.model, "firmware": device.firmware, "alias": device.alias},
+    )
     return Registration(device=device, token=token, created=created)

@@ -8,6 +8,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from coffeeshop import audit
 from coffeeshop.exceptions import Conflict
 from coffeeshop.live import broadcast_after_commit
 from operations.models import NO_BIN, Alarm, AlarmType, Severity
@@ -104,6 +105,7 @@ def acknowledge_alarm(alarm: Alarm, *, user, now: datetime | None = None) -> Ala
         alarm.acknowledged_at, alarm.acknowledged_by = now or timezone.now(), user
         alarm.save(update_fields=["acknowledged_at", "acknowledged_by"])
         broadcast_after_commit(alarm.merchant_id, "alarm.acknowledged", alarm_payload(alarm))
+        audit.record("alarm.acknowledged", alarm)
     return alarm
 
 
@@ -121,6 +123,7 @@ def clear_alarm_by_hand(alarm: Alarm, *, user, reason: str = "", now: datetime |
         now=now,
     )
     alarm.refresh_from_db()
+    audit.record("alarm.cleared", alarm, changes={"reason": alarm.clear_reason})
     return alarm
 
 

@@ -18,6 +18,7 @@ from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from coffeeshop import audit
 from coffeeshop.exceptions import Conflict, Invalid, NotFound
 from coffeeshop.live import broadcast_after_commit
 from coffeeshop.redis import get_redis, key
@@ -112,6 +113,10 @@ def _nudge_sockets(device_ids) -> None:
         transaction.on_commit(send)
 
 
+def _merchant_of(command: RemoteCommand) -> int:
+    return Device.objects.filter(pk=command.device_id).values_list("merchant_id", flat=True).get()
+
+
 def device_group(device_id: int) -> str:
     return f"device.{device_id}"
 
@@ -187,6 +192,12 @@ def send_command(
     _flag_pending([device.pk])
     _nudge_sockets([device.pk])
     broadcast_after_commit(device.merchant_id, "command.updated", command_summary(command))
+    audit.record(
+        "command.sent",
+        command,
+        merchant_id=device.merchant_id,
+        changes={"type": command_type, "payload": clean},
+    )
     return command
 
 
@@ -241,6 +252,9 @@ def create_batch(
     _nudge_sockets(ids)
     for merchant_id in {d.merchant_id for d in device_rows}:
         broadcast_after_commit(merchant_id, "batch.updated", {"id": batch.pk})
+    audit.record(
+        "batch.created", batch, changes={"type": command_type, "machines": len(device_rows), "target": target}
+    )
     return batch
 
 
@@ -272,14 +286,17 @@ def retry_failed(batch: CommandBatch, now: datetime | None = None) -> int:
     )
     _flag_pending(device_ids)
     _nudge_sockets(device_ids)
+    audit.record("batch.failed_retried", batch, changes={"retried": count})
     return count
 
 
 def cancel_pending(batch: CommandBatch, now: datetime | None = None) -> int:
     now = now or timezone.now()
-    return batch.commands.filter(status=CommandStatus.PENDING).update(
+    count = batch.commands.filter(status=CommandStatus.PENDING).update(
         status=CommandStatus.CANCELED, finished_at=now
     )
+    audit.record("batch.pending_canceled", batch, changes={"canceled": count})
+    return count
 
 
 @transaction.atomic
@@ -294,6 +311,7 @@ def cancel_command(command: RemoteCommand, now: datetime | None = None) -> Remot
     command.status = CommandStatus.CANCELED
     command.finished_at = now or timezone.now()
     command.save(update_fields=["status", "finished_at"])
+    audit.record("command.canceled", command, merchant_id=_merchant_of(command))
     return command
 
 
@@ -387,6 +405,13 @@ def record_command_result(
         command_gave_up(command, now=now)
     merchant_id = Device.objects.filter(pk=device_id).values_list("merchant_id", flat=True).get()
     broadcast_after_commit(merchant_id, "command.updated", command_summary(command))
+    audit.record(
+        "command.result",
+        command,
+        merchant_id=merchant_id,
+        source="machine",
+        changes={"reported": status, "status": command.status},
+    )
     return command, True
 
 

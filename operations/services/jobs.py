@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from coffeeshop import audit
 from coffeeshop.live import broadcast_to_user
 from operations.models import TaskJob
 
@@ -29,6 +30,7 @@ def create_job(*, kind: str, user, params: dict, enqueue) -> TaskJob:
     """Record the job and queue it once the transaction commits (`enqueue(job_id)`)."""
     job = TaskJob.objects.create(kind=kind, created_by=user, params=params)
     transaction.on_commit(lambda: enqueue(job.pk))
+    audit.record("job.created", job, merchant_id=None, changes={"kind": kind, "params": params})
     return job
 
 
@@ -76,6 +78,7 @@ def cancel_job(job: TaskJob) -> TaskJob:
         status=TaskJob.Status.CANCELED, finished_at=timezone.now()
     )
     job.refresh_from_db()
+    audit.record("job.canceled", job, merchant_id=None)
     if updated:
         broadcast_to_user(job.created_by_id, "job.progress", job_payload(job))
     return job

@@ -221,4 +221,6 @@ def _remember_payment_methods(codes: set[str]) -> None:
         return
     for code in new:
         PaymentMethod.objects.get_or_create(code=code, defaults={"name": code.replace("_", " ").title()})
-    _known_methods.update(new)
+    # Remembered only once committed: when the insert is rolled back (a concurrent retry won the unique
+    # constraint), the method's row goes with it, and this process must not believe it recorded.
+    transaction.on_commit(lambda: _known_methods.update(new))

@@ -211,6 +211,7 @@ def test_the_device_list_marks_each_live_value_for_the_live_script(login, fleet,
     for field in ("last_seen", "bins"):
         assert f'data-device-id="{online.pk}" data-live="{field}"' in content
     assert 'data-low="true" title="#2 MILK-POWDER 5% (50/1000 g)"' in content
+    assert 'id="coffeeshop-live-labels"' in content and '"fault": "Fault"' in content
 
 
 def test_the_device_list_costs_the_same_queries_for_many_machines(login, fleet, merchant):
@@ -306,6 +307,9 @@ def test_list_filters_offer_only_visible_merchants_and_locations(login, fleet, m
         assert not [secret for secret in B_SECRETS if secret in content], name
     devices = client.get(reverse("admin:devices_device_changelist")).content.decode()
     assert "Harbour Hall" in devices and "Canal Kiosk" in devices
+    new_location = client.get(reverse("admin:devices_location_add")).content.decode()
+    assert "Brew Co" in new_location and "Third Cup" in new_location
+    assert "Other Beans" not in new_location
 
 
 def test_filtering_by_another_merchant_shows_nothing(login, fleet, merchant):
@@ -317,6 +321,18 @@ def test_filtering_by_another_merchant_shows_nothing(login, fleet, merchant):
 
     assert devices.context["cl"].result_count == 0
     assert users.context["cl"].result_count == 0
+
+
+@pytest.mark.parametrize(
+    ("model", "field"), [("device", "location"), ("device", "merchant"), ("location", "merchant")]
+)
+def test_autocomplete_offers_only_visible_merchants_and_locations(login, fleet, model, field):
+    response = login(Role.ADMIN).get(
+        reverse("admin:autocomplete"), {"app_label": "devices", "model_name": model, "field_name": field}
+    )
+
+    names = {result["text"] for result in response.json()["results"]}
+    assert names == {"Harbour Hall"} if field == "location" else names == {"Brew Co"}
 
 
 def test_a_machine_can_only_be_moved_to_a_location_of_its_merchant(login, fleet, merchant):
@@ -536,6 +552,17 @@ def test_a_user_shared_with_another_merchant_is_read_only_to_a_merchant_admin(lo
     assert not [secret for secret in B_SECRETS if secret in content]
     assert post.status_code == 403
     assert User.objects.get(pk=colleague.pk).role == Role.VIEWER
+
+
+def test_only_a_superuser_changes_a_superuser(login, make_user):
+    root = make_user(Role.ADMIN, is_platform_staff=True, is_superuser=True)
+    url = reverse("admin:auth_user_password_change", args=[root.pk])
+    data = {"password1": "Taken-Over-1!", "password2": "Taken-Over-1!", "usable_password": "true"}
+
+    response = login(Role.ADMIN, platform=True).post(url, data)
+
+    assert response.status_code == 403
+    assert not User.objects.get(pk=root.pk).check_password("Taken-Over-1!")
 
 
 def test_an_admin_sets_a_users_password(login, fleet):

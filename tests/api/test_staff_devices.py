@@ -9,7 +9,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from accounts.models import Role
+from accounts.models import Merchant, Role
 from devices.models import Device, DeviceCredential, Location, StatusEvent
 from tests.factories import DeviceBinFactory, DeviceFactory, DeviceStatusHistoryFactory, LocationFactory
 
@@ -470,6 +470,29 @@ def test_ops_and_viewers_may_not_edit_a_merchant(staff_client, merchant, role, a
 
     merchant.refresh_from_db()
     assert merchant.contact_name == ""
+
+
+def test_a_merchants_own_admin_cannot_lift_its_suspension(staff_client, merchant):
+    Merchant.objects.filter(pk=merchant.pk).update(status=Merchant.Status.SUSPENDED)
+    client = staff_client(Role.ADMIN, [merchant])
+
+    reply = client.patch(
+        f"/api/v1/merchants/{merchant.pk}", {"status": "active", "contact_name": "Li Wei"}, format="json"
+    )
+
+    assert reply.status_code == 200, reply.content
+    merchant.refresh_from_db()
+    assert (merchant.status, merchant.contact_name) == (Merchant.Status.SUSPENDED, "Li Wei")
+
+
+def test_a_platform_admin_may_suspend_a_merchant(staff_client, merchant):
+    client = staff_client(Role.ADMIN, is_platform_staff=True)
+
+    reply = client.patch(f"/api/v1/merchants/{merchant.pk}", {"status": "suspended"}, format="json")
+
+    assert reply.status_code == 200, reply.content
+    merchant.refresh_from_db()
+    assert merchant.status == Merchant.Status.SUSPENDED
 
 
 def test_an_admin_may_create_a_location_for_their_merchant(staff_client, merchant):

@@ -32,7 +32,10 @@ def _postgres_only(db):
 def _unthrottled(settings):
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "device": "100000/min"},
+        "DEFAULT_THROTTLE_RATES": {
+            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+            "device": "100000/min",
+        },
     }
 
 
@@ -61,7 +64,9 @@ def test_50_concurrent_retries_of_one_order_create_exactly_one_sale(machine):
 
     statuses = sorted(status for status, _ in replies)
     assert statuses == [200] * (RETRIES - 1) + [201], replies
-    assert sorted(data["data"]["result"] for _, data in replies) == ["accepted"] + ["duplicate"] * (RETRIES - 1)
+    assert sorted(data["data"]["result"] for _, data in replies) == ["accepted"] + ["duplicate"] * (
+        RETRIES - 1
+    )
     assert {data["data"]["order_id"] for _, data in replies} == {"RACE-1"}
     assert Order.objects.filter(machine_order_id="RACE-1").count() == 1
     assert OrderItem.objects.filter(order__machine_order_id="RACE-1").count() == 1
@@ -69,7 +74,7 @@ def test_50_concurrent_retries_of_one_order_create_exactly_one_sale(machine):
 
 
 def test_50_concurrent_retries_with_one_changed_copy_keep_the_first_and_refuse_the_rest(machine):
-    """Whichever copy wins, every other copy is a duplicate of it or a conflict with it, never a second row."""
+    """Whichever copy wins, every other is a duplicate of it or a conflict with it, never a second row."""
     same = protocol_order("RACE-2")
     changed = protocol_order("RACE-2", is_test=True)
 
@@ -88,13 +93,17 @@ def test_50_concurrent_retries_with_one_changed_copy_keep_the_first_and_refuse_t
 
 
 def test_a_backlog_racing_single_retries_of_its_orders_records_each_order_once(machine):
-    orders = [protocol_order(f"LOG-{i:03d}", payment={"method": "backlog_pay", "status": "paid"})
-              for i in range(100)]
+    orders = [
+        protocol_order(f"LOG-{i:03d}", payment={"method": "backlog_pay", "status": "paid"})
+        for i in range(100)
+    ]
     singles = [orders[i] for i in (0, 17, 50, 99)] * 5
 
     replies = race(machine.token, machine.device.pk, [{"orders": orders}, *singles, {"orders": orders}])
 
-    backlogs = [data["data"]["results"] for status, data in replies if status == 200 and "results" in data["data"]]
+    backlogs = [
+        data["data"]["results"] for status, data in replies if status == 200 and "results" in data["data"]
+    ]
     assert len(backlogs) == 2, replies
     for results in backlogs:
         assert [r["order_id"] for r in results] == [o["order_id"] for o in orders]

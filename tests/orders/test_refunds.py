@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 
 
 class RefusingGateway:
-    """A payment provider that refuses every refund, as WeChat Pay does when the merchant's balance is short."""
+    """A payment provider that refuses every refund, as WeChat Pay does when the merchant's balance is low."""
 
     def refund(self, *, order, amount, reason):
         return RefundOutcome(succeeded=False, failure_reason="NOTENOUGH: merchant balance insufficient")
@@ -42,7 +42,9 @@ def gateway(settings):
 @pytest.fixture
 def paid(merchant):
     """A paid order of 36.00 at Brew Co."""
-    return OrderFactory(device=DeviceFactory(merchant=merchant), total=Decimal("36.00"), payment_status="paid")
+    return OrderFactory(
+        device=DeviceFactory(merchant=merchant), total=Decimal("36.00"), payment_status="paid"
+    )
 
 
 @pytest.fixture
@@ -70,12 +72,20 @@ def test_a_refund_without_an_amount_refunds_everything_and_records_who_when_and_
     assert reply.status_code == 201, reply.content
     order = reply.json()["data"]
     assert (order["payment_status"], order["refunded_total"], order["refundable_amount"]) == (
-        "refunded", "36.00", "0.00")
+        "refunded",
+        "36.00",
+        "0.00",
+    )
     assert [(r["amount"], r["reason"], r["status"], r["created_by"]) for r in order["refunds"]] == [
-        ("36.00", "machine poured no milk", "succeeded", ops.user.email)]
+        ("36.00", "machine poured no milk", "succeeded", ops.user.email)
+    ]
     row = Refund.objects.get()
     assert (row.order_id, row.amount, row.reason, row.status) == (
-        paid.pk, Decimal("36.00"), "machine poured no milk", "succeeded")
+        paid.pk,
+        Decimal("36.00"),
+        "machine poured no milk",
+        "succeeded",
+    )
     assert row.created_by == ops.user
     assert before <= row.created_at <= timezone.now()
     assert row.provider_refund_id
@@ -86,7 +96,9 @@ def test_partial_refunds_add_up_to_the_total_and_no_further(paid, ops, api_error
     first = refund(ops, paid, reason="too sweet", amount="10.00")
     assert first.status_code == 201, first.content
     assert (first.json()["data"]["payment_status"], first.json()["data"]["refundable_amount"]) == (
-        "partially_refunded", "26.00")
+        "partially_refunded",
+        "26.00",
+    )
 
     assert refund(ops, paid, reason="too cold", amount="20.50").status_code == 201
     assert state(paid) == ("partially_refunded", Decimal("30.50"))
@@ -95,7 +107,10 @@ def test_partial_refunds_add_up_to_the_total_and_no_further(paid, ops, api_error
     assert rest.status_code == 201, rest.content
     assert state(paid) == ("refunded", Decimal("36.00"))
     assert sorted(Refund.objects.values_list("amount", flat=True)) == [
-        Decimal("5.50"), Decimal("10.00"), Decimal("20.50")]
+        Decimal("5.50"),
+        Decimal("10.00"),
+        Decimal("20.50"),
+    ]
 
     api_error(refund(ops, paid, reason="once more", amount="0.01"), 400, "VALIDATION_ERROR")
     assert state(paid) == ("refunded", Decimal("36.00"))
@@ -122,8 +137,11 @@ def test_an_amount_that_is_not_a_positive_sum_of_money_is_a_400_naming_amount(pa
     assert not Refund.objects.exists()
 
 
-@pytest.mark.parametrize("body", [{}, {"reason": ""}, {"reason": "   "}, {"amount": "5.00"}],
-                         ids=["nothing", "empty", "blank", "amount-only"])
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"reason": ""}, {"reason": "   "}, {"amount": "5.00"}],
+    ids=["nothing", "empty", "blank", "amount-only"],
+)
 def test_a_refund_without_a_reason_is_a_400_naming_reason_and_refunds_nothing(paid, ops, api_error, body):
     error = api_error(refund(ops, paid, **body), 400, "VALIDATION_ERROR")
 
@@ -166,7 +184,9 @@ def test_a_viewer_may_not_refund(paid, staff_client, merchant, api_error):
     assert not Refund.objects.exists()
 
 
-def test_another_merchants_order_is_not_found_and_stays_untouched(paid, staff_client, other_merchant, api_error):
+def test_another_merchants_order_is_not_found_and_stays_untouched(
+    paid, staff_client, other_merchant, api_error
+):
     stranger = staff_client(Role.OPS, [other_merchant])
 
     api_error(refund(stranger, paid, reason="not mine"), 404, "NOT_FOUND")
@@ -177,8 +197,11 @@ def test_another_merchants_order_is_not_found_and_stays_untouched(paid, staff_cl
 
 
 def test_a_refund_needs_a_signed_in_user(paid, api_error):
-    api_error(APIClient().post(f"/api/v1/orders/{paid.pk}/manual_refund", {"reason": "x"}, format="json"),
-              401, "UNAUTHORIZED")
+    api_error(
+        APIClient().post(f"/api/v1/orders/{paid.pk}/manual_refund", {"reason": "x"}, format="json"),
+        401,
+        "UNAUTHORIZED",
+    )
 
     assert state(paid) == ("paid", Decimal("0.00"))
 
@@ -194,9 +217,13 @@ def test_a_refused_refund_leaves_the_order_in_refund_failed_and_can_be_retried(p
     assert refused.status_code == 201, refused.content
     order = refused.json()["data"]
     assert (order["payment_status"], order["refunded_total"], order["refundable_amount"]) == (
-        "refund_failed", "0.00", "36.00")
+        "refund_failed",
+        "0.00",
+        "36.00",
+    )
     assert [(r["status"], r["failure_reason"]) for r in order["refunds"]] == [
-        ("failed", "NOTENOUGH: merchant balance insufficient")]
+        ("failed", "NOTENOUGH: merchant balance insufficient")
+    ]
     assert state(paid) == ("refund_failed", Decimal("0.00"))
 
     gateway("orders.payments.RecordedRefundGateway")
@@ -204,8 +231,9 @@ def test_a_refused_refund_leaves_the_order_in_refund_failed_and_can_be_retried(p
 
     assert retried.status_code == 201, retried.content
     assert state(paid) == ("refunded", Decimal("36.00"))
-    assert list(Refund.objects.order_by("created_at", "pk").values_list("status", "amount", "created_by")) == [
-        ("failed", Decimal("36.00"), ops.user.pk), ("succeeded", Decimal("36.00"), ops.user.pk)]
+    assert list(
+        Refund.objects.order_by("created_at", "pk").values_list("status", "amount", "created_by")
+    ) == [("failed", Decimal("36.00"), ops.user.pk), ("succeeded", Decimal("36.00"), ops.user.pk)]
 
 
 def test_a_refused_refund_after_a_partial_one_keeps_what_was_refunded(paid, ops, gateway):
@@ -224,8 +252,9 @@ def test_a_refused_refund_after_a_partial_one_keeps_what_was_refunded(paid, ops,
 # --- The database holds the rule too -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("refunded_total", [F("total") + Decimal("0.01"), Decimal("-0.01")],
-                         ids=["more-than-total", "negative"])
+@pytest.mark.parametrize(
+    "refunded_total", [F("total") + Decimal("0.01"), Decimal("-0.01")], ids=["more-than-total", "negative"]
+)
 def test_the_database_refuses_refunds_beyond_the_total(paid, refunded_total):
     with pytest.raises(IntegrityError), transaction.atomic():
         Order.objects.filter(pk=paid.pk).update(refunded_total=refunded_total)

@@ -1,4 +1,4 @@
-"""GET /api/v1/orders and /api/v1/orders/{id}: the sales staff look at, filtered, scoped to their merchants."""
+"""GET /api/v1/orders and /api/v1/orders/{id}: the sales staff see, filtered and scoped to their merchants."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.models import Role
+from orders.models import Order, Refund
 from orders.services import refund_order
 from tests.factories import DeviceFactory, LocationFactory, OrderFactory
 
@@ -34,9 +35,15 @@ def sales(merchant, other_merchant):
 
     def sale(order_id, device, received_at, method, status, *, is_exception=False, total="18.00"):
         return OrderFactory(
-            machine_order_id=order_id, device=devices[device], received_at=received_at,
-            device_created_at=received_at + timedelta(days=5), payment_method=method, payment_status=status,
-            is_exception=is_exception, exception_reason="no cup" if is_exception else "", total=Decimal(total),
+            machine_order_id=order_id,
+            device=devices[device],
+            received_at=received_at,
+            device_created_at=received_at + timedelta(days=5),
+            payment_method=method,
+            payment_status=status,
+            is_exception=is_exception,
+            exception_reason="no cup" if is_exception else "",
+            total=Decimal(total),
             transaction_id=f"tx-{order_id}",
         )
 
@@ -47,8 +54,14 @@ def sales(merchant, other_merchant):
         "D": sale("D", "nowhere", at(23), "wechat", "refunded", total="36.00"),
         "E": sale("E", "other", at(21, 12), "wechat", "paid", is_exception=True),
     }
-    return {"orders": orders, "devices": devices, "lobby": lobby, "office": office, "merchant": merchant,
-            "other": other_merchant}
+    return {
+        "orders": orders,
+        "devices": devices,
+        "lobby": lobby,
+        "office": office,
+        "merchant": merchant,
+        "other": other_merchant,
+    }
 
 
 def data(reply):
@@ -62,8 +75,11 @@ def listed(reply):
 
 def resolve(sales, params):
     """Test parameters name things symbolically ("device:lobby"); the ids exist only once created."""
-    kinds = {"device": sales["devices"], "location": {"lobby": sales["lobby"], "office": sales["office"]},
-             "merchant": {"brew": sales["merchant"], "other": sales["other"]}}
+    kinds = {
+        "device": sales["devices"],
+        "location": {"lobby": sales["lobby"], "office": sales["office"]},
+        "merchant": {"brew": sales["merchant"], "other": sales["other"]},
+    }
     resolved = {}
     for name, value in params.items():
         kind, _, key = str(value).partition(":")
@@ -74,34 +90,38 @@ def resolve(sales, params):
 # --- Every filter returns exactly the matching orders -----------------------------------------------
 
 
-@pytest.mark.parametrize(("params", "expected"), [
-    ({}, ["D", "C", "E", "B", "A"]),
-    ({"from": "2026-11-21T10:00:00Z"}, ["D", "C", "E", "B"]),  # inclusive
-    ({"from": "2026-11-21T18:00:00+08:00"}, ["D", "C", "E", "B"]),  # the same instant, another offset
-    ({"to": "2026-11-22T10:00:00Z"}, ["E", "B", "A"]),  # exclusive
-    ({"from": "2026-11-21T10:00:01Z", "to": "2026-11-23T00:00:00Z"}, ["C", "E"]),
-    ({"from": "2026-12-01T00:00:00Z"}, []),
-    ({"device_id": "device:lobby"}, ["B", "A"]),
-    ({"device_id": "device:other"}, ["E"]),
-    ({"merchant_id": "merchant:brew"}, ["D", "C", "B", "A"]),
-    ({"merchant_id": "merchant:other"}, ["E"]),
-    ({"location": "location:lobby"}, ["B", "A"]),
-    ({"location": "location:office"}, ["C"]),
-    ({"payment_method": "wechat"}, ["D", "E", "A"]),
-    ({"payment_method": "card"}, ["C"]),
-    ({"payment_method": "meituan_pay"}, []),
-    ({"payment_status": "paid"}, ["E", "A"]),
-    ({"payment_status": "unpaid"}, ["B"]),
-    ({"payment_status": "failed"}, ["C"]),
-    ({"payment_status": "refunded"}, ["D"]),
-    ({"payment_status": "partially_refunded"}, []),
-    ({"exception": "true"}, ["C", "E"]),
-    ({"exception": "false"}, ["D", "B", "A"]),
-    ({"merchant_id": "merchant:brew", "payment_method": "wechat"}, ["D", "A"]),
-    ({"location": "location:lobby", "payment_status": "paid", "from": "2026-11-20T00:00:00Z"}, ["A"]),
-    ({"query": "tx-C"}, ["C"]),
-    ({"query": "CM2K-000001"}, ["B", "A"]),
-], ids=lambda value: "&".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else None)
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, ["D", "C", "E", "B", "A"]),
+        ({"from": "2026-11-21T10:00:00Z"}, ["D", "C", "E", "B"]),  # inclusive
+        ({"from": "2026-11-21T18:00:00+08:00"}, ["D", "C", "E", "B"]),  # the same instant, another offset
+        ({"to": "2026-11-22T10:00:00Z"}, ["E", "B", "A"]),  # exclusive
+        ({"from": "2026-11-21T10:00:01Z", "to": "2026-11-23T00:00:00Z"}, ["C", "E"]),
+        ({"from": "2026-12-01T00:00:00Z"}, []),
+        ({"device_id": "device:lobby"}, ["B", "A"]),
+        ({"device_id": "device:other"}, ["E"]),
+        ({"merchant_id": "merchant:brew"}, ["D", "C", "B", "A"]),
+        ({"merchant_id": "merchant:other"}, ["E"]),
+        ({"location": "location:lobby"}, ["B", "A"]),
+        ({"location": "location:office"}, ["C"]),
+        ({"payment_method": "wechat"}, ["D", "E", "A"]),
+        ({"payment_method": "card"}, ["C"]),
+        ({"payment_method": "meituan_pay"}, []),
+        ({"payment_status": "paid"}, ["E", "A"]),
+        ({"payment_status": "unpaid"}, ["B"]),
+        ({"payment_status": "failed"}, ["C"]),
+        ({"payment_status": "refunded"}, ["D"]),
+        ({"payment_status": "partially_refunded"}, []),
+        ({"exception": "true"}, ["C", "E"]),
+        ({"exception": "false"}, ["D", "B", "A"]),
+        ({"merchant_id": "merchant:brew", "payment_method": "wechat"}, ["D", "A"]),
+        ({"location": "location:lobby", "payment_status": "paid", "from": "2026-11-20T00:00:00Z"}, ["A"]),
+        ({"query": "tx-C"}, ["C"]),
+        ({"query": "CM2K-000001"}, ["B", "A"]),
+    ],
+    ids=lambda value: "&".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else None,
+)
 def test_each_filter_lists_exactly_the_matching_orders_newest_received_first(
     sales, staff_client, params, expected
 ):
@@ -132,13 +152,17 @@ def test_pages_split_the_list_without_losing_or_repeating_an_order(sales, staff_
     assert pages[0]["previous"] is None and pages[2]["next"] is None
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ({"payment_status": "bogus"}, "payment_status"),
-    ({"device_id": "lobby"}, "device_id"),
-    ({"from": "last tuesday"}, "from"),
-])
-def test_a_filter_value_that_makes_no_sense_is_a_400_naming_the_parameter(sales, staff_client, api_error, params,
-                                                                          field):
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"payment_status": "bogus"}, "payment_status"),
+        ({"device_id": "lobby"}, "device_id"),
+        ({"from": "last tuesday"}, "from"),
+    ],
+)
+def test_a_filter_value_that_makes_no_sense_is_a_400_naming_the_parameter(
+    sales, staff_client, api_error, params, field
+):
     platform = staff_client(Role.VIEWER, is_platform_staff=True)
 
     error = api_error(platform.get("/api/v1/orders", params), 400, "VALIDATION_ERROR")
@@ -153,12 +177,27 @@ def test_a_listed_order_carries_what_the_list_page_shows(sales, staff_client):
 
     a = sales["orders"]["A"]
     assert order == {
-        "id": a.pk, "order_id": "A", "device_id": a.device_id, "device_serial": "CM2K-000001",
-        "merchant_id": sales["merchant"].pk, "merchant_name": "Brew Co", "location_id": sales["lobby"].pk,
-        "location_name": "Lobby", "currency": "CNY", "total": "18.00", "refunded_total": "0.00",
-        "refundable_amount": "18.00", "payment_method": "wechat", "payment_status": "paid",
-        "transaction_id": "tx-A", "device_created_at": "2026-11-25T10:00:00Z", "received_at": "2026-11-20T10:00:00Z",
-        "is_test": False, "is_exception": False, "exception_reason": "", "exception_resolution": "",
+        "id": a.pk,
+        "order_id": "A",
+        "device_id": a.device_id,
+        "device_serial": "CM2K-000001",
+        "merchant_id": sales["merchant"].pk,
+        "merchant_name": "Brew Co",
+        "location_id": sales["lobby"].pk,
+        "location_name": "Lobby",
+        "currency": "CNY",
+        "total": "18.00",
+        "refunded_total": "0.00",
+        "refundable_amount": "18.00",
+        "payment_method": "wechat",
+        "payment_status": "paid",
+        "transaction_id": "tx-A",
+        "device_created_at": "2026-11-25T10:00:00Z",
+        "received_at": "2026-11-20T10:00:00Z",
+        "is_test": False,
+        "is_exception": False,
+        "exception_reason": "",
+        "exception_resolution": "",
         "exception_resolved_at": None,
     }
 
@@ -167,11 +206,21 @@ def test_a_listed_order_carries_what_the_list_page_shows(sales, staff_client):
 
 
 def test_an_order_shows_its_items_and_its_refunds_with_who_when_and_why(merchant, staff_client, make_user):
-    sale = OrderFactory(device=DeviceFactory(merchant=merchant), total=Decimal("48.00"), items=[
-        {"product_id": "latte", "name": "Latte", "qty": 2, "unit_price": Decimal("18.00"), "recipe_version": "3",
-         "options": {"size": "large"}},
-        {"product_id": "americano", "name": "Americano", "qty": 1, "unit_price": Decimal("12.00")},
-    ])
+    sale = OrderFactory(
+        device=DeviceFactory(merchant=merchant),
+        total=Decimal("48.00"),
+        items=[
+            {
+                "product_id": "latte",
+                "name": "Latte",
+                "qty": 2,
+                "unit_price": Decimal("18.00"),
+                "recipe_version": "3",
+                "options": {"size": "large"},
+            },
+            {"product_id": "americano", "name": "Americano", "qty": 1, "unit_price": Decimal("12.00")},
+        ],
+    )
     ops = make_user(Role.OPS, [merchant], email="ops@brew.example.com")
     refund_order(sale.pk, user=ops, reason="cold latte", amount=Decimal("18.00"))
     viewer = staff_client(Role.VIEWER, [merchant])
@@ -179,17 +228,39 @@ def test_an_order_shows_its_items_and_its_refunds_with_who_when_and_why(merchant
     order = data(viewer.get(f"/api/v1/orders/{sale.pk}"))
 
     assert order["order_id"] == sale.machine_order_id
-    assert (order["total"], order["refunded_total"], order["refundable_amount"]) == ("48.00", "18.00", "30.00")
+    assert (order["total"], order["refunded_total"], order["refundable_amount"]) == (
+        "48.00",
+        "18.00",
+        "30.00",
+    )
     assert order["payment_status"] == "partially_refunded"
     assert order["items"] == [
-        {"product_id": "latte", "name": "Latte", "qty": 2, "unit_price": "18.00", "line_total": "36.00",
-         "recipe_version": "3", "options": {"size": "large"}},
-        {"product_id": "americano", "name": "Americano", "qty": 1, "unit_price": "12.00", "line_total": "12.00",
-         "recipe_version": "", "options": {}},
+        {
+            "product_id": "latte",
+            "name": "Latte",
+            "qty": 2,
+            "unit_price": "18.00",
+            "line_total": "36.00",
+            "recipe_version": "3",
+            "options": {"size": "large"},
+        },
+        {
+            "product_id": "americano",
+            "name": "Americano",
+            "qty": 1,
+            "unit_price": "12.00",
+            "line_total": "12.00",
+            "recipe_version": "",
+            "options": {},
+        },
     ]
     (refund,) = order["refunds"]
     assert (refund["amount"], refund["reason"], refund["status"], refund["created_by"]) == (
-        "18.00", "cold latte", "succeeded", "ops@brew.example.com")
+        "18.00",
+        "cold latte",
+        "succeeded",
+        "ops@brew.example.com",
+    )
     assert refund["created_at"]
 
 
@@ -270,11 +341,21 @@ def test_an_order_costs_the_same_queries_with_1_and_20_items_and_refunds(merchan
     device = DeviceFactory(merchant=merchant)
     small = OrderFactory(device=device, total=Decimal("18.00"))
     refund_order(small.pk, user=user, reason="r", amount=Decimal("1.00"))
-    big = OrderFactory(device=device, total=Decimal("360.00"), items=[
-        {"product_id": f"p{i}", "name": f"P{i}", "qty": 1, "unit_price": Decimal("18.00")} for i in range(20)])
+    big = OrderFactory(
+        device=device,
+        total=Decimal("360.00"),
+        items=[
+            {"product_id": f"p{i}", "name": f"P{i}", "qty": 1, "unit_price": Decimal("18.00")}
+            for i in range(20)
+        ],
+    )
     for i in range(20):
-        refund_order(big.pk, user=make_user(Role.OPS, [merchant]) if i < 2 else user, reason="r",
-                     amount=Decimal("1.00"))
+        refund_order(
+            big.pk,
+            user=make_user(Role.OPS, [merchant]) if i < 2 else user,
+            reason="r",
+            amount=Decimal("1.00"),
+        )
 
     def queries_for(order):
         with CaptureQueriesContext(connection) as queries:
@@ -282,3 +363,33 @@ def test_an_order_costs_the_same_queries_with_1_and_20_items_and_refunds(merchan
         return len(queries)
 
     assert queries_for(small) == queries_for(big) == 6
+
+
+def test_merchant_a_can_neither_see_nor_touch_merchant_bs_orders(sales, staff_client, api_error):
+    a_admin = staff_client(Role.ADMIN, [sales["merchant"]])
+    b_order = sales["orders"]["E"]
+    b_before = Order.objects.filter(pk=b_order.pk).values().get()
+
+    assert "E" not in listed(a_admin.get("/api/v1/orders"))
+    assert listed(a_admin.get("/api/v1/orders", {"merchant_id": sales["other"].pk})) == []
+    assert listed(a_admin.get("/api/v1/orders", {"query": b_order.machine_order_id})) == []
+    assert listed(a_admin.get("/api/v1/orders", {"query": b_order.transaction_id})) == []
+    api_error(a_admin.get(f"/api/v1/orders/{b_order.pk}"), 404, "NOT_FOUND")
+    api_error(
+        a_admin.post(f"/api/v1/orders/{b_order.pk}/manual_refund", {"reason": "x"}, format="json"),
+        404,
+        "NOT_FOUND",
+    )
+    api_error(
+        a_admin.post(f"/api/v1/orders/{b_order.pk}/mark_exception", {"reason": "x"}, format="json"),
+        404,
+        "NOT_FOUND",
+    )
+    api_error(
+        a_admin.post(f"/api/v1/orders/{b_order.pk}/resolve_exception", {"resolution": "x"}, format="json"),
+        404,
+        "NOT_FOUND",
+    )
+
+    assert Order.objects.filter(pk=b_order.pk).values().get() == b_before
+    assert not Refund.objects.exists()
