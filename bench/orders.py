@@ -70,6 +70,11 @@ from bench.heartbeat import (  # noqa: E402  (the server-starting code is bench/
     wait_until_ready,
 )
 
+try:  # CPU accounting, when bench/heartbeat.py offers it: who used the cores during a run
+    from bench.heartbeat import cpu_between, cpu_line, cpu_snapshot
+except ImportError:  # pragma: no cover
+    cpu_between = cpu_line = cpu_snapshot = None
+
 DB_NAME = "coffeeshop_bench_orders"
 DB_ADMIN_URL = f"postgresql://postgres@{HOST}:5432/postgres"
 DB_URL = f"postgres://postgres@{HOST}:5432/{DB_NAME}"
@@ -390,6 +395,7 @@ class IngestRun:
     socket_errors: dict
     first_bad: str = ""
     database: dict = field(default_factory=dict)
+    cpu: dict = field(default_factory=dict)
 
 
 def run_wrk(
@@ -543,17 +549,24 @@ def markdown(report: dict) -> str:
     runs = report["ingest"]
     ceiling = runs["ceiling"]["rps"]
     lines = [
-        "| ingest run | req/s | orders/s | share of ceiling (req/s) | p50 | p99 | non-2xx |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| ingest run | req/s | orders/s | share of ceiling (req/s) | p50 | p99 | non-2xx "
+        "| gunicorn CPU per request | other processes' cores |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs.values():
         label = {"ceiling": "bare Django JSON view (ceiling)", "single": "single order"}.get(
             run["name"], f"backlog of {run['batch']}"
         )
         orders = "" if run["name"] == "ceiling" else fmt(run["orders_per_s"])
+        cpu = run.get("cpu") or {}
+        cpu_ms = (
+            f"{cpu['gunicorn_cpu_ms_per_request']:.2f} ms" if cpu.get("gunicorn_cpu_ms_per_request") else ""
+        )
+        other = f"{cpu['other_cores']:.2f}" if "other_cores" in cpu else ""
         lines.append(
             f"| {label} (c={run['connections']}) | {fmt(run['rps'])} | {orders} | {run['rps'] / ceiling:.0%} "
-            f"| {run['p50_ms']:.1f} ms | {run['p99_ms']:.1f} ms | {run['non_2xx']} |"
+            f"| {run['p50_ms']:.1f} ms | {run['p99_ms']:.1f} ms | {run['non_2xx']} "
+            f"| {cpu_ms} | {other} |"
         )
     lines += [
         "",
@@ -726,7 +739,10 @@ def main(argv=None) -> int:
                     raise BenchError(f"{name} warm-up got {warm.non_2xx} non-2xx replies: {warm.first_bad}")
             write_lua(lua, mode=mode, batch=batch, threads=common["threads"], run=run_tag, machines=machines)
             step(f"{name}: measuring {args.duration} s, {connections} connections")
+            before = cpu_snapshot(server.pid) if cpu_snapshot else None
             run = run_wrk(children, name=name, lua=lua, duration_s=args.duration, **common)
+            if before is not None:
+                run.cpu = cpu_between(before, cpu_snapshot(server.pid), run.requests)
             settle(run_prefix)
             if mode == "ingest":
                 run.database = ingested(run_tag + "-")
@@ -735,6 +751,8 @@ def main(argv=None) -> int:
                 f"{name}: {run.rps:,.0f} req/s, {run.orders_per_s:,.0f} orders/s, p50 {run.p50_ms:.1f} ms, "
                 f"p99 {run.p99_ms:.1f} ms, non-2xx {run.non_2xx}"
             )
+            if run.cpu:
+                step(cpu_line(name, run.cpu))
             if server.poll() is not None:
                 raise BenchError(f"gunicorn died during {name}:\n{log_path.read_text()[-3000:]}")
         deleted = delete_ingested(run_prefix)

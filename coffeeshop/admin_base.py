@@ -58,7 +58,8 @@ class RoleScopedMixin:
     `write_capability` is needed to change (and, unless `add_capability` / `delete_capability` say
     otherwise, to add and delete); None means read-only for everyone. `platform_only` pages exist only
     for platform staff. `tenant_scoped = False` marks a model that belongs to no merchant (the material
-    catalogue, schedules); any other model must be scopable or the page refuses to start.
+    catalogue, schedules); any other model must be scopable, or its page fails loudly rather than list
+    every merchant's rows.
     """
 
     view_capability: str | None = Capability.VIEW

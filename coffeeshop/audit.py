@@ -108,6 +108,6 @@ def record_admin_entry(sender, instance, created, **kwargs) -> None:
         target_type=model._meta.label_lower if model is not None else "",
         target_id=str(instance.object_id or ""),
         target_repr=instance.object_repr[:200],
-        changes={"message": instance.get_change_message()},
+        changes={"message": str(instance.get_change_message())},
         **who,
     )

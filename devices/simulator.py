@@ -9,8 +9,20 @@ menu and payment mix, more customers at breakfast and lunch than at night. A sal
 while the machine is offline it is buffered and the backlog goes up when the machine is back. A sale
 without an answer is kept and sent again later (the server may have stored it: "duplicate"), and now
 and then a machine re-sends an answered order on purpose (a lost reply), so duplicates really happen.
-Later protocol features (commands, packages) are meant to be added as further small methods on
-`SimulatedMachine` and steps of its tick.
+
+Commands: each machine collects them by one channel (`CommandChannel`): only in its heartbeat replies,
+by pulling `commands/pending` every few seconds, or over its WebSocket (`/ws/devices/{id}/`, held
+open and reconnected with backoff). Whatever the channel, commands in a heartbeat reply are carried
+out too (the server leased them to the machine), and results always go up over HTTP: `accepted`,
+then `succeeded`/`failed` (`rejected` or `busy` when the machine will not or cannot start). The
+machine carries out one command at a time, for real: a remote test brew drains the bins and shows
+`brewing` but sells nothing, a restart goes silent and resets the uptime, a locked machine refuses
+to brew. A command id it has already carried out is never carried out again: a redelivery (the
+result was lost) gets the stored final result re-reported.
+
+Misbehaviour (`Misbehaviour`), given to some machines on purpose so that every alarm the back office
+raises can be seen: failing or ignoring commands, going silent for longer than the offline timeout,
+overheating, and running a bin dry. The episodic ones come and go on a schedule (`EpisodeTiming`).
 """
 
 from __future__ import annotations
@@ -26,7 +38,9 @@ import math
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+import hashlib
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -35,6 +49,8 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
+from websockets.asyncio.client import connect as websocket_connect
+from websockets.exceptions import WebSocketException
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +68,114 @@ FACTORY_PACKAGE_VERSION = "2026.1.0"
 # How long run_fleet lets machines finish the call they are in once told to stop: an order whose
 # request is cut off may be stored without the machine knowing, and then the books disagree.
 STOP_GRACE_S = 5.0
+
+
+# --- Commands and misbehaviour: the vocabulary ------------------------------------------------------
+
+
+class CommandChannel(enum.StrEnum):
+    """How a machine collects its commands (protocol: Commands); results always go up over HTTP."""
+
+    HEARTBEAT = "heartbeat"  # only in the replies to its heartbeats
+    PULL = "pull"  # GET commands/pending every pull interval, and just before each heartbeat
+    WEBSOCKET = "websocket"  # pushed over /ws/devices/{id}/, held open and reconnected with backoff
+
+
+MIXED_CHANNELS = "mixed"
+DEFAULT_PULL_INTERVAL_S = 5.0
+SOCKET_BACKOFF_BASE_S = 1.0
+SOCKET_BACKOFF_CAP_S = 30.0
+# A socket that stayed open this long was healthy: the next reconnection starts from the shortest delay.
+SOCKET_STABLE_S = 10.0
+# Every command id a machine has carried out is remembered (a redelivery is never carried out twice),
+# up to this many; real machines keep such a log on flash.
+REMEMBERED_COMMANDS = 1000
+
+
+class Misbehaviour(enum.StrEnum):
+    """What a machine can be told to do wrong, and the alarm each one makes the back office raise."""
+
+    FAIL_COMMANDS = "fail_commands"  # reports every command failed: command_failed / upgrade_failed
+    IGNORE_COMMANDS = "ignore_commands"  # never reports: retried, then timed out: command_failed
+    GO_SILENT = "go_silent"  # stops calling for longer than the offline timeout: offline
+    OVERHEAT = "overheat"  # the boiler climbs above 100 °C, then recovers: temperature_out_of_range
+    RUN_DRY = "run_dry"  # one bin runs low, then empty, and is refilled later: material_low / _empty
+
+
+@dataclass(frozen=True)
+class EpisodeTiming:
+    """When an episodic misbehaviour strikes, in seconds: first `first_after_s` after the machine is
+    told to misbehave, for `lasts_s`, then again `every_s` after the last one ended. Each a (low, high)
+    range drawn from anew every time."""
+
+    first_after_s: tuple[float, float]
+    lasts_s: tuple[float, float]
+    every_s: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    """How a command ended on the machine, as it reports it: `status` is a protocol result status
+    (`succeeded`, `failed`, `rejected`, `busy`), or `ignored` for a command it never answers."""
+
+    status: str
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in {"succeeded", "failed", "rejected"}
+
+    def as_protocol(self, finished_at: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": self.status, "result": self.result, "finished_at": finished_at}
+        if self.error:
+            body["error"] = self.error
+        return body
+
+
+class BadPayload(ValueError):
+    """A command's payload lacks what the machine needs to carry it out: it is rejected."""
+
+
+IN_HAND = CommandOutcome("in_hand")  # received, waiting or being carried out
+IGNORED = CommandOutcome("ignored")
+BUSY = CommandOutcome("busy")
+
+
+EPISODIC_MISBEHAVIOURS = (Misbehaviour.GO_SILENT, Misbehaviour.OVERHEAT, Misbehaviour.RUN_DRY)
+# The server's default offline timeout is 600 s: a silence of 11-15 minutes makes it an offline alarm.
+DEFAULT_EPISODE_TIMINGS: dict[Misbehaviour, EpisodeTiming] = {
+    Misbehaviour.GO_SILENT: EpisodeTiming((60.0, 300.0), (660.0, 900.0), (1800.0, 3600.0)),
+    Misbehaviour.OVERHEAT: EpisodeTiming((30.0, 180.0), (240.0, 480.0), (1200.0, 2400.0)),
+    Misbehaviour.RUN_DRY: EpisodeTiming((30.0, 180.0), (300.0, 900.0), (1200.0, 2400.0)),
+}
+# What `simulate_fleet` does without --misbehave: one machine in twenty (at least one) per kind, so a
+# demo fleet shows every alarm type.
+DEMO_MISBEHAVIOUR: dict[Misbehaviour, float] = dict.fromkeys(Misbehaviour, 0.05)
+DEFAULT_MISBEHAVE_FRACTION = 0.1
+
+# How long the machine takes to carry out a command, in seconds (times `command_time_scale`).
+REMOTE_BREW_S = (3.0, 5.0)
+DOOR_ACTUATION_S = 0.5
+PACKAGE_INSTALL_S = (1.0, 2.0)
+RESTART_SILENCE_S = (3.0, 6.0)
+CLEAN_PROGRAMS: dict[str, tuple[float, float]] = {"rinse": (4.0, 250.0), "milk": (6.0, 400.0), "full": (10.0, 800.0)}
+SIMULATED_FAULT_S = 0.5
+SYNC_PARTS = frozenset({"status", "materials", "orders"})
+# Commands a machine cannot start while it is making a customer's drink: it answers `busy`.
+WAITS_FOR_THE_CUSTOMER = frozenset({"make_product", "clean", "restart", "upgrade"})
+# The payload fields a machine needs to carry out each command type (protocol: "Types and payloads").
+PAYLOAD_FIELDS: dict[str, dict[str, type]] = {
+    "make_product": {"product_id": str},
+    "open_door": {"duration_s": int},
+    "upgrade": {"package_id": str, "version": str, "url": str, "sha256": str},
+    "sync": {"what": list},
+    "set_params": {"params": dict},
+    "restart": {},
+    "clean": {"program": str},
+    "lock": {},
+    "unlock": {},
+}
 
 
 @dataclass(frozen=True)
@@ -138,6 +262,8 @@ class EventKind(enum.StrEnum):
     BACK = "back"
     REFILLED = "refilled"
     COMMANDS = "commands"
+    EXECUTED = "executed"
+    MISBEHAVING = "misbehaving"
     SOLD = "sold"
     BACKLOG = "backlog"
     DUPLICATE = "duplicate"
@@ -173,6 +299,11 @@ class FleetStats:
     and once as duplicate. `delivered` lists each order the server confirmed having (its first answer
     was accepted or duplicate), once; `unsent` the orders still waiting in a machine when the fleet
     stopped. Together with the rejected ones they account for every order sold.
+
+    Commands: `commands_received` counts the command ids machines got for the first time (also by
+    channel); every later delivery of one a machine already had is a duplicate delivery. Each received
+    command ends succeeded, failed, rejected or ignored, or is cut off by the stop; `commands_busy`
+    counts the times a machine asked for a later retry (the retry is a duplicate delivery).
     """
 
     registered: int = 0
@@ -193,6 +324,28 @@ class FleetStats:
     orders_buffered_max: int = 0
     backlogs_uploaded: int = 0
     orders_unsent: int = 0
+    machines_on_heartbeat: int = 0
+    machines_on_pull: int = 0
+    machines_on_websocket: int = 0
+    machines_misbehaving: int = 0
+    commands_received: int = 0
+    commands_via_heartbeat: int = 0
+    commands_via_pull: int = 0
+    commands_via_websocket: int = 0
+    commands_succeeded: int = 0
+    commands_failed: int = 0
+    commands_rejected: int = 0
+    commands_busy: int = 0
+    commands_ignored: int = 0
+    commands_duplicate_deliveries: int = 0
+    command_reports_failed: int = 0
+    command_results_unsent: int = 0
+    pulls_sent: int = 0
+    websocket_connections: int = 0
+    websocket_drops: int = 0
+    silent_periods: int = 0
+    overheat_periods: int = 0
+    dry_runs: int = 0
     delivered: list[OrderRecord] = field(default_factory=list, repr=False)
     unsent: list[OrderRecord] = field(default_factory=list, repr=False)
 
@@ -252,27 +405,36 @@ class BoilerTemperature:
 
     Excursions model what an operator sees on real machines: a dip after a run of drinks or a cold
     water refill, a small overshoot when the heater cuts out late, and now and then a slow heater that
-    sags far below the setpoint. The value never leaves [FLOOR_C, CEILING_C].
+    sags far below the setpoint. The value never leaves [FLOOR_C, CEILING_C], unless the machine is
+    `overheating` (a stuck heater relay, the `overheat` misbehaviour): then it climbs towards
+    OVERHEAT_C, and cools back down step by step once the relay lets go.
     """
 
     FLOOR_C = 15.0
     CEILING_C = 99.0
+    OVERHEAT_C = 106.0
+    OVERHEAT_CEILING_C = 112.0
     REVERSION = 0.2
     NOISE_C = 0.3
 
     setpoint_c: float = 92.0
     current_c: float = 92.0
+    overheating: bool = False
     _target_c: float = field(default=92.0, init=False, repr=False)
     _excursion_steps: int = field(default=0, init=False, repr=False)
 
     def step(self, rng: random.Random) -> float:
-        if self._excursion_steps > 0:
+        if self.overheating:
+            self._target_c, self._excursion_steps = self.OVERHEAT_C, 0
+        elif self._excursion_steps > 0:
             self._excursion_steps -= 1
         else:
             self._target_c = self.setpoint_c
             self._maybe_start_excursion(rng)
+        hot = self.overheating or self.current_c > self.CEILING_C
+        ceiling = self.OVERHEAT_CEILING_C if hot else self.CEILING_C
         self.current_c += self.REVERSION * (self._target_c - self.current_c) + rng.gauss(0.0, self.NOISE_C)
-        self.current_c = min(self.CEILING_C, max(self.FLOOR_C, self.current_c))
+        self.current_c = min(ceiling, max(self.FLOOR_C, self.current_c))
         return self.current_c
 
     def _maybe_start_excursion(self, rng: random.Random) -> None:
@@ -319,6 +481,30 @@ class BinLevel:
         if refilled is not None:
             body["refilled"] = refilled
         return body
+
+
+class Episodes:
+    """When one episodic misbehaviour is on, for one machine: a schedule drawn from its `EpisodeTiming`.
+
+    Pure: it only reads the times it is asked about (seconds on the machine's monotonic clock), so tests
+    step it with a fake clock. An episode that was never asked about while it lasted is skipped.
+    """
+
+    def __init__(self, timing: EpisodeTiming, rng: random.Random, now: float):
+        self.timing = timing
+        self._rng = rng
+        self.starts_at = now + rng.uniform(*timing.first_after_s)
+        self.ends_at = self.starts_at + rng.uniform(*timing.lasts_s)
+
+    def is_on(self, now: float) -> bool:
+        while now >= self.ends_at:
+            self.starts_at = self.ends_at + self._rng.uniform(*self.timing.every_s)
+            self.ends_at = self.starts_at + self._rng.uniform(*self.timing.lasts_s)
+        return self.starts_at <= now
+
+    def remaining_s(self, now: float) -> float:
+        """Seconds the episode on at `now` still lasts; 0 when none is on."""
+        return self.ends_at - now if self.is_on(now) else 0.0
 
 
 # --- Sales -----------------------------------------------------------------------------------------
@@ -520,6 +706,9 @@ class FleetSettings:
     sales_per_hour: float = DEFAULT_SALES_PER_HOUR
     sales_curve: tuple[float, ...] = DAILY_SALES_CURVE
     duplicate_probability: float = DEFAULT_DUPLICATE_PROBABILITY
+    pull_interval_s: float = DEFAULT_PULL_INTERVAL_S
+    # How long commands take on the machine, times their real durations (0 makes them instant: tests).
+    command_time_scale: float = 1.0
 
     def sales_rate_per_hour(self, local_time: datetime) -> float:
         return sales_rate_per_hour(local_time, self.sales_per_hour, self.sales_curve)
@@ -570,6 +759,27 @@ class ProtocolClient:
         self._rng = rng or random.Random()
 
     async def request(self, method: str, path: str, *, body: Any = None, token: str | None = None) -> Reply:
+        return _unwrap(await self._exchange(method, path, body=body, token=token))
+
+    async def download(self, url: str, *, token: str | None = None) -> bytes:
+        """The bytes at `url` (a recipe package), with the same retries; the token goes only to the server.
+
+        A URL on another host is fetched without the machine's token: a token never leaves its server.
+        """
+        target = self.client.base_url.join(url)
+        same_server = (target.scheme, target.host, target.port) == (
+            self.client.base_url.scheme,
+            self.client.base_url.host,
+            self.client.base_url.port,
+        )
+        response = await self._exchange("GET", str(target), token=token if same_server else None)
+        if not response.is_success:
+            _unwrap(response)  # raises the refusal
+        return response.content
+
+    async def _exchange(
+        self, method: str, path: str, *, body: Any = None, token: str | None = None
+    ) -> httpx.Response:
         headers = {"Authorization": f"Device {token}"} if token else {}
         failure = "no attempt made"
         for attempt in range(1, self.attempts + 1):
@@ -591,7 +801,7 @@ class ProtocolClient:
                     failure = f"{response.status_code} from server"
                     delay = self._backoff(attempt)
                 else:
-                    return _unwrap(response)
+                    return response
             if attempt < self.attempts:
                 logger.debug("%s %s failed (%s), retrying in %.2fs", method, path, failure, delay)
                 await self._sleep(delay)
@@ -674,6 +884,16 @@ class FleetStopping(Exception):
     """The fleet is stopping: the machine leaves its life loop at the next quiet moment."""
 
 
+SocketConnector = Callable[..., Any]
+
+
+def socket_base_url(base_url: str) -> str:
+    """The server's WebSocket origin for an HTTP base URL: http→ws, https→wss, same host and path."""
+    url = httpx.URL(base_url)
+    scheme = "wss" if url.scheme == "https" else "ws"
+    return str(url.copy_with(scheme=scheme, query=None, fragment=None)).rstrip("/")
+
+
 @dataclass
 class FleetSession:
     """What every machine of one fleet run shares: the client, the secret, the knobs and the counters.
@@ -689,6 +909,9 @@ class FleetSession:
     on_event: EventSink | None = None
     order_numbers: OrderNumbers = field(default_factory=OrderNumbers)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # Where machines on the WebSocket channel connect (ws(s)://host[:port][/prefix]), and with what.
+    socket_url: str = "ws://localhost"
+    connect_socket: SocketConnector = websocket_connect
 
     def emit(self, kind: EventKind, serial: str, detail: str = "") -> None:
         logger.info("%s %s %s", serial, kind, detail)
@@ -758,11 +981,63 @@ class SimulatedMachine:
         self.is_offline = False
         self.brewing_until = -math.inf
         self._next_customer_at: float | None = None
+        # Commands: how they come, what the machine remembers of them, and what commands changed.
+        self.command_channel = CommandChannel.HEARTBEAT
+        self.params: dict[str, Any] = {}
+        self.is_locked = False
+        self.lock_reason = ""
+        self.is_rebooting = False
+        self.cleaning_until = -math.inf
+        self.door_open_until = -math.inf
+        self._handled: OrderedDict[str, CommandOutcome] = OrderedDict()
+        self._queue: deque[dict[str, Any]] = deque()
+        self.results_waiting: dict[str, CommandOutcome] = {}
+        self._worker: asyncio.Task[None] | None = None
+        self._socket: Any = None
+        self._closing_sockets: set[asyncio.Task[Any]] = set()
+        self._registering = asyncio.Lock()
+        self._reporting = asyncio.Lock()
+        # Misbehaviour: what this machine does wrong on purpose, and when.
+        self.misbehaviours: frozenset[Misbehaviour] = frozenset()
+        self._episodes: dict[Misbehaviour, Episodes] = {}
+        self.dry_bin: int | None = None
+        self._was_overheating = False
+
+    def misbehave(
+        self, kinds: Iterable[str], timings: Mapping[Misbehaviour, EpisodeTiming] | None = None
+    ) -> None:
+        """Make this machine misbehave from now on; the episodic kinds follow `timings` (defaults)."""
+        self.misbehaviours = frozenset(Misbehaviour(kind) for kind in kinds)
+        timings = {**DEFAULT_EPISODE_TIMINGS, **(timings or {})}
+        now = self._clock()
+        self._episodes = {
+            kind: Episodes(timings[kind], self.rng, now)
+            for kind in EPISODIC_MISBEHAVIOURS
+            if kind in self.misbehaviours
+        }
+
+    def is_misbehaving(self, kind: Misbehaviour) -> bool:
+        """Is an episode of `kind` on now (for fail/ignore_commands: does the machine do it at all)?"""
+        if kind not in self.misbehaviours:
+            return False
+        episodes = self._episodes.get(kind)
+        return episodes is None or episodes.is_on(self._clock())
+
+    def silence_due_s(self) -> float:
+        """Seconds a `go_silent` episode on now still lasts (0 when the machine may talk)."""
+        episodes = self._episodes.get(Misbehaviour.GO_SILENT)
+        return episodes.remaining_s(self._clock()) if episodes else 0.0
+
+    @property
+    def is_reachable(self) -> bool:
+        """Can the machine talk to the server now (not offline, not rebooting)?"""
+        return not (self.is_offline or self.is_rebooting)
 
     # Physics ---------------------------------------------------------------------------------------
 
     def step(self) -> list[int]:
         """Advance one tick of the machine's life; returns the indexes of bins refilled during it."""
+        self.temperature.overheating = self.is_misbehaving(Misbehaviour.OVERHEAT)
         self.temperature.step(self.rng)
         self.rssi_dbm = min(-35, max(-90, self.rssi_dbm + self.rng.randint(-2, 2)))
         self.state = self.rng.choices(("idle", "brewing", "cleaning"), weights=(82, 15, 3))[0]
@@ -770,7 +1045,28 @@ class SimulatedMachine:
             self._make_drink()
         if self.state == "cleaning":
             self._draw("WATER", RINSE_WATER_ML)
-        return self._refill_near_empty_bins()
+        return self._refill_near_empty_bins() + self._run_dry()
+
+    def _run_dry(self) -> list[int]:
+        """The `run_dry` episode: one bin runs low (one tick), then empty until the episode ends; then
+        staff refill it (returned, so it is reported with refilled=true)."""
+        if Misbehaviour.RUN_DRY not in self.misbehaviours:
+            return []
+        drying = self.is_misbehaving(Misbehaviour.RUN_DRY)
+        if drying and self.dry_bin is None:
+            level = self.rng.choice(self.bins)
+            self.dry_bin = level.spec.index
+            level.remaining = min(level.remaining, level.spec.capacity * 0.08)
+            return []
+        level = next((b for b in self.bins if b.spec.index == self.dry_bin), None)
+        if level is None:
+            return []
+        if drying:
+            level.remaining = 0.0
+            return []
+        self.dry_bin = None
+        level.fill_to(level.spec.capacity * self.rng.uniform(0.85, 1.0))
+        return [level.spec.index]
 
     def _make_drink(self) -> None:
         recipe = self.rng.choice(DRINK_RECIPES)
@@ -795,6 +1091,8 @@ class SimulatedMachine:
         """Staff notice a near-empty bin only some of the time, so levels sometimes run lower first."""
         refilled = []
         for level in self.bins:
+            if level.spec.index == self.dry_bin:
+                continue
             if level.is_near_empty and self.rng.random() < 0.5:
                 level.fill_to(level.spec.capacity * self.rng.uniform(0.85, 1.0))
                 refilled.append(level.spec.index)
@@ -815,8 +1113,16 @@ class SimulatedMachine:
 
     @property
     def reported_state(self) -> str:
-        """What the machine says it is doing: brewing while a sold drink is being made."""
-        return "brewing" if self._clock() < self.brewing_until else self.state
+        """What the machine says it is doing: brewing while a drink is being made, cleaning while a
+        cleaning program runs, maintenance while its door is open; else what the tick made it."""
+        now = self._clock()
+        if now < self.brewing_until:
+            return "brewing"
+        if now < self.cleaning_until:
+            return "cleaning"
+        if now < self.door_open_until:
+            return "maintenance"
+        return self.state
 
     # Sales (pure) ----------------------------------------------------------------------------------
 
@@ -1123,6 +1429,441 @@ class SimulatedMachine:
         if commands:
             # Executing commands is a later feature; say they arrived so a demo shows the lease happened.
             session.emit(EventKind.COMMANDS, self.serial, f"{len(commands)} received, not executed")
+
+    # Commands --------------------------------------------------------------------------------------
+
+    def receive_commands(self, session: FleetSession, commands: Any, channel: CommandChannel) -> None:
+        """Take commands as they arrive (heartbeat reply, pull or push): queue the new ones, in order, for
+        the machine to carry out one at a time; answer a redelivered one from memory, never twice."""
+        if not isinstance(commands, list):
+            raise ProtocolViolation(f"commands by {channel} is not a list")
+        for command in commands:
+            command_id = command.get("command_id") if isinstance(command, dict) else None
+            if not isinstance(command_id, str) or not command_id:
+                logger.warning("%s: a command without a command_id came by %s: %r", self.serial, channel, command)
+                continue
+            known = self._handled.get(command_id)
+            if known is not None:
+                self._redelivered(session, command, known, channel)
+                continue
+            session.stats.commands_received += 1
+            counter = f"commands_via_{channel}"
+            setattr(session.stats, counter, getattr(session.stats, counter) + 1)
+            session.emit(
+                EventKind.COMMANDS,
+                self.serial,
+                f"{command.get('type')} {command_id} via {channel} (attempt {command.get('attempt')})",
+            )
+            if Misbehaviour.IGNORE_COMMANDS in self.misbehaviours:
+                self._remember(command_id, IGNORED)
+                session.stats.commands_ignored += 1
+                session.emit(EventKind.MISBEHAVING, self.serial, f"ignoring {command.get('type')} {command_id}")
+                continue
+            self._remember(command_id, IN_HAND)
+            self._queue.append(command)
+        self._wake_worker(session)
+
+    def _redelivered(
+        self, session: FleetSession, command: dict[str, Any], known: CommandOutcome, channel: CommandChannel
+    ) -> None:
+        """A command id the machine already had: the server never heard how it went (or asked again
+        after `busy`). A final result is re-reported, never re-done; work in hand is not started twice."""
+        session.stats.commands_duplicate_deliveries += 1
+        command_id = command["command_id"]
+        if known.status == BUSY.status:
+            self._remember(command_id, IN_HAND)
+            self._queue.append(command)
+            detail = "retried after busy"
+        elif known.is_final:
+            self.results_waiting[command_id] = known
+            detail = f"already {known.status}: result reported again"
+        else:
+            detail = "ignored again" if known.status == IGNORED.status else "already in hand"
+        session.emit(
+            EventKind.DUPLICATE, self.serial, f"command {command_id} delivered again via {channel}: {detail}"
+        )
+
+    def _remember(self, command_id: str, outcome: CommandOutcome) -> None:
+        self._handled[command_id] = outcome
+        self._handled.move_to_end(command_id)
+        while len(self._handled) > REMEMBERED_COMMANDS:
+            oldest, oldest_outcome = next(iter(self._handled.items()))
+            if oldest_outcome.status == IN_HAND.status:
+                break
+            del self._handled[oldest]
+
+    def outcome_of(self, command_id: str) -> CommandOutcome | None:
+        """What the machine remembers of a command: in hand, busy, ignored or its final result."""
+        return self._handled.get(command_id)
+
+    def _wake_worker(self, session: FleetSession) -> None:
+        if (self._queue or self.results_waiting) and (self._worker is None or self._worker.done()):
+            self._worker = asyncio.create_task(
+                self._guarded(session, self._work_through_commands(session)), name=f"{self.serial} commands"
+            )
+
+    async def _work_through_commands(self, session: FleetSession) -> None:
+        """Carry out the queued commands one at a time, in the order they came, sending results between."""
+        while not session.stopping.is_set():
+            await self.send_results(session)
+            if not self._queue:
+                return
+            await self.carry_out(session, self._queue.popleft())
+
+    def refusal_of(self, command: dict[str, Any]) -> CommandOutcome | None:
+        """Why the machine will not (`rejected`) or cannot now (`busy`) start a command; None if it can."""
+        kind = command.get("type")
+        fields = PAYLOAD_FIELDS.get(kind) if isinstance(kind, str) else None
+        if fields is None:
+            return CommandOutcome("rejected", error=f"unsupported command type {kind!r}")
+        try:
+            payload = _checked_payload(command.get("payload"), fields)
+        except BadPayload as error:
+            return CommandOutcome("rejected", error=f"bad payload: {error}")
+        if kind == "make_product":
+            if self.is_locked:
+                return CommandOutcome("rejected", error=f"the machine is locked ({self.lock_reason or 'locked'})")
+            if payload["product_id"] not in MENU_BY_ID:
+                return CommandOutcome("rejected", error=f"no product {payload['product_id']!r} on this machine")
+        if kind == "clean" and payload["program"] not in CLEAN_PROGRAMS:
+            return CommandOutcome("rejected", error=f"no cleaning program {payload['program']!r}")
+        if kind == "sync" and not (payload["what"] and set(payload["what"]) <= SYNC_PARTS):
+            return CommandOutcome("rejected", error=f"cannot sync {payload['what']!r}")
+        if kind == "open_door" and payload["duration_s"] < 1:
+            return CommandOutcome("rejected", error="duration_s must be at least 1")
+        if kind in WAITS_FOR_THE_CUSTOMER and self._clock() < self.serving_until:
+            return CommandOutcome("busy", error="making a customer's drink")
+        return None
+
+    async def carry_out(self, session: FleetSession, command: dict[str, Any]) -> CommandOutcome:
+        """Say `accepted`, do the command, keep and report the final result (or ask for a retry)."""
+        command_id, kind = command["command_id"], command.get("type")
+        outcome = self.refusal_of(command)
+        if outcome is None:
+            await self._report(session, command_id, CommandOutcome("accepted"))
+            if Misbehaviour.FAIL_COMMANDS in self.misbehaviours:
+                await self._busy_for(session, SIMULATED_FAULT_S * session.settings.command_time_scale)
+                outcome = CommandOutcome("failed", error="simulated fault (misbehaving: fail_commands)")
+            else:
+                outcome = await self.execute(session, command)
+        if not outcome.is_final:
+            session.stats.commands_busy += 1
+            self._remember(command_id, BUSY)
+            await self._report(session, command_id, outcome)
+            return outcome
+        self._remember(command_id, outcome)
+        counter = f"commands_{outcome.status}"
+        setattr(session.stats, counter, getattr(session.stats, counter) + 1)
+        error = f": {outcome.error}" if outcome.error else ""
+        session.emit(EventKind.EXECUTED, self.serial, f"{kind} {command_id} {outcome.status}{error}")
+        self.results_waiting[command_id] = outcome
+        await self.send_results(session)
+        return outcome
+
+    async def execute(self, session: FleetSession, command: dict[str, Any]) -> CommandOutcome:
+        """Do what the command says, taking the time it takes; the payload has passed `refusal_of`."""
+        handlers = {
+            "make_product": self._make_product,
+            "open_door": self._open_door,
+            "upgrade": self._upgrade,
+            "sync": self._sync,
+            "set_params": self._set_params,
+            "restart": self._restart,
+            "clean": self._clean,
+            "lock": self._lock,
+            "unlock": self._unlock,
+        }
+        return await handlers[command["type"]](session, command.get("payload") or {})
+
+    def remote_brew_materials(self, product: Product, options: Any) -> dict[str, float]:
+        """What one remote test cup takes from the bins: the product's cup, scaled by size, plus sugar."""
+        options = options if isinstance(options, dict) else {}
+        scale = LARGE_CUP_SCALE if options.get("size") == "large" else 1.0
+        needs = {material: amount * scale for material, amount in product.materials.items()}
+        sugar = options.get("sugar")
+        if isinstance(sugar, int) and not isinstance(sugar, bool) and sugar > 0:
+            needs[SUGAR_MATERIAL] = needs.get(SUGAR_MATERIAL, 0.0) + SUGAR_PER_LEVEL_G * sugar
+        return needs
+
+    async def _make_product(self, session: FleetSession, payload: dict[str, Any]) -> CommandOutcome:
+        """A remote test brew: the bins drain and the machine shows `brewing`, but nothing is sold."""
+        product = MENU_BY_ID[payload["product_id"]]
+        needs = self.remote_brew_materials(product, payload.get("options"))
+        for material, amount in needs.items():
+            level = self._bin_of(material)
+            if level is not None and level.remaining < amount:
+                return CommandOutcome(
+                    "failed",
+                    error=f"not enough {material}: {level.remaining:.0f} {level.spec.unit} left, "
+                    f"{amount:.0f} needed",
+                )
+        for material, amount in needs.items():
+            self._draw(material, amount)
+        seconds = self._takes(session, REMOTE_BREW_S)
+        self.brewing_until = max(self._clock(), self.brewing_until) + seconds
+        await self._busy_for(session, seconds)
+        used = {material: round(amount) for material, amount in needs.items()}
+        return CommandOutcome("succeeded", {"product_id": product.product_id, "test_brew": True, "used": used})
+
+    async def _open_door(self, session: FleetSession, payload: dict[str, Any]) -> CommandOutcome:
+        """The door unlocks (the result says so) and stays open for `duration_s`, shown as maintenance."""
+        await self._busy_for(session, DOOR_ACTUATION_S * session.settings.command_time_scale)
+        duration_s = payload["duration_s"]
+        self.door_open_until = self._clock() + duration_s * session.settings.command_time_scale
+        return CommandOutcome("succeeded", {"door": "open", "duration_s": duration_s})
+
+    async def _upgrade(self, session: FleetSession, payload: dict[str, Any]) -> CommandOutcome:
+        """Download the package, check its SHA-256, install it: the next heartbeat reports its version."""
+        try:
+            package = await session.api.download(payload["url"], token=self.token)
+        except ProtocolError as error:
+            return CommandOutcome("failed", error=f"package download failed: {error}")
+        digest = hashlib.sha256(package).hexdigest()
+        if digest != payload["sha256"].lower():
+            return CommandOutcome("failed", error=f"package SHA-256 is {digest}, not {payload['sha256']}")
+        await self._busy_for(session, self._takes(session, PACKAGE_INSTALL_S))
+        self.package_version = payload["version"]
+        return CommandOutcome(
+            "succeeded", {"package_id": payload["package_id"], "package_version": self.package_version}
+        )
+
+    async def _sync(self, session: FleetSession, payload: dict[str, Any]) -> CommandOutcome:
+        """Report now what the server asked for: waiting orders, every bin's level, a heartbeat."""
+        what = set(payload["what"])
+        try:
+            if "orders" in what and self.outbox:
+                await self.upload_backlog(session)
+            if "materials" in what:
+                await self.report_levels(session)
+            if "status" in what:
+                await self.heartbeat(session)
+        except ProtocolError as error:
+            return CommandOutcome("failed", error=f"sync failed: {error}")
+        return CommandOutcome("succeeded", {"synced": sorted(what)})
+
+    async def _set_params(self, session: FleetSession, payload: dict[str, Any]) -> CommandOutcome:
+        self.params.update(payload["params"])
+        return CommandOutcome("succeeded", {"params": dict(self.params)})
+
+    async def _restart(self, session: FleetSession, payload: dict[str, Any]) -> CommandOutcome:
+        """Go silent for a few seconds (socket dropped, no calls), come back with the uptime reset."""
+        seconds = self._takes(session, RESTART_SILENCE_S)
+        self.is_rebooting = True
+        self._drop_socket()
+        session.emit(EventKind.OFFLINE, self.serial, f"restarting ({seconds:.1f}s): {payload.get('reason', '')}")
+        try:
+            await self._busy_for(session, seconds)
+        finally:
+            self.is_rebooting = False
+        self.reboot()
+        session.emit(EventKind.BACK, self.serial, "after a remote restart")
+        return CommandOutcome("succeeded", {"uptime_s": self.uptime_s})
+
+    async def _clean(self, session: FleetSession, payload: dict[str, Any]) -> CommandOutcome:
+        program = payload["program"]
+        seconds, water_ml = CLEAN_PROGRAMS[program]
+        seconds *= session.settings.command_time_scale * self.rng.uniform(0.9, 1.1)
+        self._draw("WATER", water_ml)
+        self.cleaning_until = self._clock() + seconds
+        await self._busy_for(session, seconds)
+        return CommandOutcome("succeeded", {"program": program, "water_ml": water_ml})
+
+    async def _lock(self, session: FleetSession, payload: dict[str, Any]) -> CommandOutcome:
+        """Locked, the machine sells nothing and refuses remote brews until unlocked."""
+        self.is_locked, self.lock_reason = True, str(payload.get("reason") or "")
+        return CommandOutcome("succeeded", {"locked": True})
+
+    async def _unlock(self, session: FleetSession, payload: dict[str, Any]) -> CommandOutcome:
+        self.is_locked, self.lock_reason = False, ""
+        return CommandOutcome("succeeded", {"locked": False})
+
+    def _takes(self, session: FleetSession, seconds: tuple[float, float]) -> float:
+        return self.rng.uniform(*seconds) * session.settings.command_time_scale
+
+    async def _busy_for(self, session: FleetSession, seconds: float) -> None:
+        if await session.pause(seconds):
+            raise FleetStopping
+
+    def _bin_of(self, material: str) -> BinLevel | None:
+        return next((level for level in self.bins if level.spec.material == material), None)
+
+    async def _report(self, session: FleetSession, command_id: str, outcome: CommandOutcome) -> None:
+        """A progress report (`accepted`, `busy`): worth sending, not worth keeping if it is lost."""
+        if not self.is_reachable:
+            return
+        try:
+            await self._post_result(session, command_id, outcome)
+        except ProtocolError as error:
+            session.stats.command_reports_failed += 1
+            logger.warning("%s: reporting %s for %s failed: %s", self.serial, outcome.status, command_id, error)
+
+    async def send_results(self, session: FleetSession) -> None:
+        """Send the final results the server has not acknowledged; while it cannot be reached they wait.
+
+        A refusal (404: not this machine's, 409: the server holds another final result) is logged and
+        dropped, since sending it again would be refused again.
+        """
+        async with self._reporting:
+            for command_id, outcome in list(self.results_waiting.items()):
+                if not self.is_reachable:
+                    return
+                token = self.token
+                try:
+                    await self._post_result(session, command_id, outcome)
+                except Unauthorized:
+                    session.stats.command_reports_failed += 1
+                    await self._reregister(session, token)
+                    return
+                except Rejected as error:
+                    if error.status >= 500:
+                        session.stats.command_reports_failed += 1
+                        return
+                    logger.warning("%s: result of %s refused: %s", self.serial, command_id, error)
+                except ProtocolError as error:
+                    session.stats.command_reports_failed += 1
+                    logger.warning("%s: result of %s not sent: %s", self.serial, command_id, error)
+                    return
+                self.results_waiting.pop(command_id, None)
+
+    async def _post_result(self, session: FleetSession, command_id: str, outcome: CommandOutcome) -> Reply:
+        return await session.api.request(
+            "POST",
+            self.path(f"commands/{quote(command_id, safe='')}/result"),
+            body=outcome.as_protocol(format_timestamp(self.machine_time())),
+            token=self.token,
+        )
+
+    async def pull_commands(self, session: FleetSession) -> None:
+        reply = await session.api.request("GET", self.path("commands/pending"), token=self.token)
+        session.stats.pulls_sent += 1
+        self.receive_commands(session, _require(reply.data, "commands", list), CommandChannel.PULL)
+
+    async def poll_commands(self, session: FleetSession) -> None:
+        """The pull channel: ask for commands every pull interval (and the tick asks before heartbeats)."""
+        while not await session.pause(session.settings.pull_interval_s * self.rng.uniform(0.9, 1.1)):
+            if self.is_reachable and self.device_id is not None:
+                await self._attempt(session, self.pull_commands)
+
+    def socket_url(self, session: FleetSession) -> str:
+        if self.device_id is None:
+            raise RuntimeError(f"{self.serial} has no device_id: register first")
+        return f"{session.socket_url}/ws/devices/{quote(self.device_id, safe='')}/"
+
+    async def hold_socket(self, session: FleetSession) -> None:
+        """The WebSocket channel: hold /ws/devices/{id}/ open while the machine can talk, and take every
+        pushed command. A refused or dropped socket is opened again after a capped, jittered backoff
+        that starts over once a socket has stayed up for SOCKET_STABLE_S."""
+        failures = 0
+        while not session.stopping.is_set():
+            if not self.is_reachable or self.token is None:
+                if await session.pause(0.2):
+                    return
+                continue
+            opened_at: float | None = None
+            try:
+                async with session.connect_socket(
+                    self.socket_url(session),
+                    additional_headers={"Authorization": f"Device {self.token}"},
+                    user_agent_header=USER_AGENT,
+                    proxy=None,
+                    compression=None,
+                    open_timeout=REQUEST_TIMEOUT.connect,
+                ) as socket:
+                    opened_at = self._clock()
+                    self._socket = socket
+                    session.stats.websocket_connections += 1
+                    async for message in socket:
+                        self._take_push(session, message)
+            except (OSError, TimeoutError, WebSocketException) as error:
+                logger.debug("%s: socket: %s: %s", self.serial, type(error).__name__, error)
+            finally:
+                self._socket = None
+            if session.stopping.is_set():
+                return
+            if opened_at is not None:
+                session.stats.websocket_drops += 1
+                if self._clock() - opened_at >= SOCKET_STABLE_S:
+                    failures = 0
+            failures += 1
+            delay = min(SOCKET_BACKOFF_CAP_S, SOCKET_BACKOFF_BASE_S * 2 ** min(failures - 1, 6))
+            if await session.pause(delay * self.rng.uniform(0.5, 1.0)):
+                return
+
+    def _take_push(self, session: FleetSession, message: str | bytes) -> None:
+        try:
+            push = json.loads(message)
+        except ValueError:
+            logger.warning("%s: the socket sent something that is not JSON: %r", self.serial, message[:200])
+            return
+        if isinstance(push, dict) and push.get("type") == "command" and isinstance(push.get("command"), dict):
+            self.receive_commands(session, [push["command"]], CommandChannel.WEBSOCKET)
+
+    def _drop_socket(self) -> None:
+        """Close the socket now (going silent, restarting); `hold_socket` waits until the machine talks."""
+        if self._socket is not None:
+            closing = asyncio.ensure_future(self._socket.close())
+            self._closing_sockets.add(closing)
+            closing.add_done_callback(self._closing_sockets.discard)
+
+    async def report_levels(self, session: FleetSession) -> None:
+        """Every bin's level now (a `sync` of materials), none flagged as a refill."""
+        body = {
+            "sent_at": format_timestamp(self.machine_time()),
+            "bins": [level.as_protocol(refilled=False) for level in self.bins],
+        }
+        await session.api.request("POST", self.path("materials/report"), body=body, token=self.token)
+        session.stats.material_reports_sent += 1
+
+    def _note_episodes(self, session: FleetSession) -> None:
+        """Count and announce the misbehaviour episodes that began or ended during the last step."""
+        overheating = self.temperature.overheating
+        if overheating != self._was_overheating:
+            self._was_overheating = overheating
+            if overheating:
+                session.stats.overheat_periods += 1
+            session.emit(
+                EventKind.MISBEHAVING,
+                self.serial,
+                "overheating: the boiler climbs above 100 °C" if overheating else "overheat over: cooling down",
+            )
+        if self.dry_bin != self._was_dry_bin:
+            if self.dry_bin is not None:
+                session.stats.dry_runs += 1
+                level = self._bin_of_index(self.dry_bin)
+                session.emit(EventKind.MISBEHAVING, self.serial, f"running bin {self.dry_bin} ({level}) dry")
+            else:
+                session.emit(EventKind.MISBEHAVING, self.serial, f"bin {self._was_dry_bin} refilled after running dry")
+            self._was_dry_bin = self.dry_bin
+
+    def _bin_of_index(self, index: int) -> str:
+        return next((level.spec.material for level in self.bins if level.spec.index == index), "?")
+
+    async def _guarded(self, session: FleetSession, work: Awaitable[None]) -> None:
+        """A helper of the machine (command worker, pull loop, socket): a bug is logged, never silent."""
+        try:
+            await work
+        except (FleetStopping, MachineStopped):
+            pass
+        except Exception:
+            logger.exception("%s: a helper crashed; the machine carries on without it", self.serial)
+            session.stats.machines_crashed += 1
+            session.emit(EventKind.CRASHED, self.serial, "a helper crashed: see the log for the traceback")
+
+    def _start_channel(self, session: FleetSession) -> list[asyncio.Task[None]]:
+        loops = {CommandChannel.PULL: self.poll_commands, CommandChannel.WEBSOCKET: self.hold_socket}
+        loop = loops.get(self.command_channel)
+        if loop is None:
+            return []
+        return [
+            asyncio.create_task(self._guarded(session, loop(session)), name=f"{self.serial} {self.command_channel}")
+        ]
+
+    async def _stop_helpers(self, helpers: list[asyncio.Task[None]]) -> None:
+        tasks = [*helpers, *([self._worker] if self._worker else []), *self._closing_sockets]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     # Life loop -------------------------------------------------------------------------------------
 

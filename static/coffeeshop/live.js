@@ -183,7 +183,7 @@
     var socket = new WebSocket(scheme + "://" + window.location.host + "/ws/live/");
     socket.addEventListener("open", function () {
       attempts = 0;
-      document.documentElement.dataset.live = "connected";
+      document.documentElement.dataset.liveSocket = "connected";
     });
     socket.addEventListener("message", function (event) {
       var message;
@@ -196,7 +196,7 @@
       if (handle && message.data) handle(message.data);
     });
     socket.addEventListener("close", function () {
-      document.documentElement.dataset.live = "disconnected";
+      document.documentElement.dataset.liveSocket = "disconnected";
       var delay = Math.min(MAX_BACKOFF_MS, 1000 * Math.pow(2, attempts));
       attempts += 1;
       window.setTimeout(connect, delay / 2 + Math.random() * (delay / 2));

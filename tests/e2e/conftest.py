@@ -44,8 +44,10 @@ class LiveServer:
         return f"ws://{parsed.netloc}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def live_asgi_server(django_db_setup, django_db_blocker, tmp_path_factory):
+    """One server per test: the database is flushed between transactional tests, which gives content
+    types new ids that a long-lived server process would still have cached."""
     port = _free_port()
     with django_db_blocker.unblock():
         database_url = _database_url_of_test_db()
