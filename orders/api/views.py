@@ -4,9 +4,9 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.models import Capability
+from operations.api.serializers import TaskJobSerializer
 from orders import selectors, services
 from orders.api import serializers
-from operations.api.serializers import TaskJobSerializer
 from orders.filters import OrderFilter
 from orders.tasks import export_orders
 
@@ -40,7 +40,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(request=None, responses={202: TaskJobSerializer})
     @action(detail=False, methods=["post"], url_path="export")
     def export(self, request):
-        """Export the orders matching the same filters as the list (query string) to CSV, in the background."""
+        """Export the orders matching the list's filters (query string) to CSV, in the background."""
         job = services.start_orders_export(
             request.user, request.query_params.dict(), enqueue=export_orders.delay
         )

@@ -425,6 +425,8 @@ def test_an_unexpected_error_in_a_staff_call_is_500_and_leaks_nothing(
 
 
 def test_a_body_in_a_format_the_server_cannot_read_is_a_400_validation_error(machine, api_error):
-    reply = machine.post(f"/api/v1/devices/{machine.device.pk}/status", b"state=idle", content_type="text/plain")
+    reply = machine.post(
+        f"/api/v1/devices/{machine.device.pk}/status", b"state=idle", content_type="text/plain"
+    )
 
     api_error(reply, 400, "VALIDATION_ERROR")
