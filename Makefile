@@ -8,7 +8,9 @@ FLEET_SIZE ?= 20
 SIMULATOR ?= 1
 PYTEST_ARGS ?=
 
-export PORT FLEET_SIZE
+# honcho assigns its own PORT to every process, so the web port travels as WEB_PORT.
+export WEB_PORT = $(PORT)
+export FLEET_SIZE
 
 .PHONY: install run run-web run-worker run-beat run-fleet test lint format init-db seed-demo bench clean
 

@@ -32,13 +32,13 @@ import contextlib
 import dataclasses
 import email.utils
 import enum
+import hashlib
 import json
 import logging
 import math
 import os
 import random
 import time
-import hashlib
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -127,9 +127,12 @@ class CommandOutcome:
         return self.status in {"succeeded", "failed", "rejected"}
 
     def as_protocol(self, finished_at: str) -> dict[str, Any]:
-        body: dict[str, Any] = {"status": self.status, "result": self.result, "finished_at": finished_at}
+        """The result call's body; only a final result carries `finished_at`."""
+        body: dict[str, Any] = {"status": self.status, "result": self.result}
         if self.error:
             body["error"] = self.error
+        if self.is_final:
+            body["finished_at"] = finished_at
         return body
 
 
@@ -159,7 +162,11 @@ REMOTE_BREW_S = (3.0, 5.0)
 DOOR_ACTUATION_S = 0.5
 PACKAGE_INSTALL_S = (1.0, 2.0)
 RESTART_SILENCE_S = (3.0, 6.0)
-CLEAN_PROGRAMS: dict[str, tuple[float, float]] = {"rinse": (4.0, 250.0), "milk": (6.0, 400.0), "full": (10.0, 800.0)}
+CLEAN_PROGRAMS: dict[str, tuple[float, float]] = {
+    "rinse": (4.0, 250.0),
+    "milk": (6.0, 400.0),
+    "full": (10.0, 800.0),
+}
 SIMULATED_FAULT_S = 0.5
 SYNC_PARTS = frozenset({"status", "materials", "orders"})
 # Commands a machine cannot start while it is making a customer's drink: it answers `busy`.
@@ -837,6 +844,19 @@ def _require(data: Any, name: str, kind: type | tuple[type, ...]) -> Any:
     return data[name]
 
 
+def _checked_payload(payload: Any, fields: Mapping[str, type]) -> dict[str, Any]:
+    """The payload, if it has every field the machine needs with the right JSON type; else BadPayload."""
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        raise BadPayload("not an object")
+    for name, kind in fields.items():
+        value = payload.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise BadPayload(f"{name} missing or not {kind.__name__}")
+    return payload
+
+
 def _is_worth_retrying(error: Rejected) -> bool:
     """A new token (401) or a server in trouble (5xx) may take the call later; other refusals never will."""
     return isinstance(error, Unauthorized) or error.status >= 500
@@ -980,6 +1000,7 @@ class SimulatedMachine:
         self.outbox: list[SaleOrder] = []
         self.is_offline = False
         self.brewing_until = -math.inf
+        self.serving_until = -math.inf  # while a customer's drink is being made
         self._next_customer_at: float | None = None
         # Commands: how they come, what the machine remembers of them, and what commands changed.
         self.command_channel = CommandChannel.HEARTBEAT
@@ -1001,6 +1022,7 @@ class SimulatedMachine:
         self.misbehaviours: frozenset[Misbehaviour] = frozenset()
         self._episodes: dict[Misbehaviour, Episodes] = {}
         self.dry_bin: int | None = None
+        self._was_dry_bin: int | None = None
         self._was_overheating = False
 
     def misbehave(
@@ -1181,7 +1203,8 @@ class SimulatedMachine:
                 for material, amount in product.materials.items():
                     self._draw(material, amount * scale * self.rng.uniform(0.95, 1.05))
                 self._draw(SUGAR_MATERIAL, SUGAR_PER_LEVEL_G * item["options"].get("sugar", 0))
-        self.brewing_until = max(self._clock(), self.brewing_until) + BREW_SECONDS_PER_CUP * cups
+        self.serving_until = max(self._clock(), self.serving_until) + BREW_SECONDS_PER_CUP * cups
+        self.brewing_until = max(self.brewing_until, self.serving_until)
 
     # Protocol bodies (pure) ------------------------------------------------------------------------
 
@@ -1267,7 +1290,7 @@ class SimulatedMachine:
         session.stats.orders_sold += 1
         self.brew(order)
         self.outbox.append(order)
-        if self.is_offline:
+        if not self.is_reachable:
             self._note_waiting(session)
             session.emit(
                 EventKind.SOLD, self.serial, f"{order.describe()} (offline: {len(self.outbox)} waiting)"
@@ -1427,8 +1450,7 @@ class SimulatedMachine:
             raise ProtocolViolation("heartbeat reply: commands not a list or desired_package not an object")
         self.desired_package = package
         if commands:
-            # Executing commands is a later feature; say they arrived so a demo shows the lease happened.
-            session.emit(EventKind.COMMANDS, self.serial, f"{len(commands)} received, not executed")
+            self.receive_commands(session, commands, CommandChannel.HEARTBEAT)
 
     # Commands --------------------------------------------------------------------------------------
 
@@ -1440,7 +1462,9 @@ class SimulatedMachine:
         for command in commands:
             command_id = command.get("command_id") if isinstance(command, dict) else None
             if not isinstance(command_id, str) or not command_id:
-                logger.warning("%s: a command without a command_id came by %s: %r", self.serial, channel, command)
+                logger.warning(
+                    "%s: a command without a command_id came by %s: %r", self.serial, channel, command
+                )
                 continue
             known = self._handled.get(command_id)
             if known is not None:
@@ -1457,7 +1481,9 @@ class SimulatedMachine:
             if Misbehaviour.IGNORE_COMMANDS in self.misbehaviours:
                 self._remember(command_id, IGNORED)
                 session.stats.commands_ignored += 1
-                session.emit(EventKind.MISBEHAVING, self.serial, f"ignoring {command.get('type')} {command_id}")
+                session.emit(
+                    EventKind.MISBEHAVING, self.serial, f"ignoring {command.get('type')} {command_id}"
+                )
                 continue
             self._remember(command_id, IN_HAND)
             self._queue.append(command)
@@ -1499,7 +1525,7 @@ class SimulatedMachine:
     def _wake_worker(self, session: FleetSession) -> None:
         if (self._queue or self.results_waiting) and (self._worker is None or self._worker.done()):
             self._worker = asyncio.create_task(
-                self._guarded(session, self._work_through_commands(session)), name=f"{self.serial} commands"
+                self._guarded(session, self._work_through_commands), name=f"{self.serial} commands"
             )
 
     async def _work_through_commands(self, session: FleetSession) -> None:
@@ -1522,9 +1548,13 @@ class SimulatedMachine:
             return CommandOutcome("rejected", error=f"bad payload: {error}")
         if kind == "make_product":
             if self.is_locked:
-                return CommandOutcome("rejected", error=f"the machine is locked ({self.lock_reason or 'locked'})")
+                return CommandOutcome(
+                    "rejected", error=f"the machine is locked ({self.lock_reason or 'locked'})"
+                )
             if payload["product_id"] not in MENU_BY_ID:
-                return CommandOutcome("rejected", error=f"no product {payload['product_id']!r} on this machine")
+                return CommandOutcome(
+                    "rejected", error=f"no product {payload['product_id']!r} on this machine"
+                )
         if kind == "clean" and payload["program"] not in CLEAN_PROGRAMS:
             return CommandOutcome("rejected", error=f"no cleaning program {payload['program']!r}")
         if kind == "sync" and not (payload["what"] and set(payload["what"]) <= SYNC_PARTS):
@@ -1603,7 +1633,9 @@ class SimulatedMachine:
         self.brewing_until = max(self._clock(), self.brewing_until) + seconds
         await self._busy_for(session, seconds)
         used = {material: round(amount) for material, amount in needs.items()}
-        return CommandOutcome("succeeded", {"product_id": product.product_id, "test_brew": True, "used": used})
+        return CommandOutcome(
+            "succeeded", {"product_id": product.product_id, "test_brew": True, "used": used}
+        )
 
     async def _open_door(self, session: FleetSession, payload: dict[str, Any]) -> CommandOutcome:
         """The door unlocks (the result says so) and stays open for `duration_s`, shown as maintenance."""
@@ -1650,7 +1682,9 @@ class SimulatedMachine:
         seconds = self._takes(session, RESTART_SILENCE_S)
         self.is_rebooting = True
         self._drop_socket()
-        session.emit(EventKind.OFFLINE, self.serial, f"restarting ({seconds:.1f}s): {payload.get('reason', '')}")
+        session.emit(
+            EventKind.OFFLINE, self.serial, f"restarting ({seconds:.1f}s): {payload.get('reason', '')}"
+        )
         try:
             await self._busy_for(session, seconds)
         finally:
@@ -1695,7 +1729,9 @@ class SimulatedMachine:
             await self._post_result(session, command_id, outcome)
         except ProtocolError as error:
             session.stats.command_reports_failed += 1
-            logger.warning("%s: reporting %s for %s failed: %s", self.serial, outcome.status, command_id, error)
+            logger.warning(
+                "%s: reporting %s for %s failed: %s", self.serial, outcome.status, command_id, error
+            )
 
     async def send_results(self, session: FleetSession) -> None:
         """Send the final results the server has not acknowledged; while it cannot be reached they wait.
@@ -1824,7 +1860,9 @@ class SimulatedMachine:
             session.emit(
                 EventKind.MISBEHAVING,
                 self.serial,
-                "overheating: the boiler climbs above 100 °C" if overheating else "overheat over: cooling down",
+                "overheating: the boiler climbs above 100 °C"
+                if overheating
+                else "overheat over: cooling down",
             )
         if self.dry_bin != self._was_dry_bin:
             if self.dry_bin is not None:
@@ -1832,16 +1870,18 @@ class SimulatedMachine:
                 level = self._bin_of_index(self.dry_bin)
                 session.emit(EventKind.MISBEHAVING, self.serial, f"running bin {self.dry_bin} ({level}) dry")
             else:
-                session.emit(EventKind.MISBEHAVING, self.serial, f"bin {self._was_dry_bin} refilled after running dry")
+                session.emit(
+                    EventKind.MISBEHAVING, self.serial, f"bin {self._was_dry_bin} refilled after running dry"
+                )
             self._was_dry_bin = self.dry_bin
 
     def _bin_of_index(self, index: int) -> str:
         return next((level.spec.material for level in self.bins if level.spec.index == index), "?")
 
-    async def _guarded(self, session: FleetSession, work: Awaitable[None]) -> None:
+    async def _guarded(self, session: FleetSession, work: Callable[[FleetSession], Awaitable[None]]) -> None:
         """A helper of the machine (command worker, pull loop, socket): a bug is logged, never silent."""
         try:
-            await work
+            await work(session)
         except (FleetStopping, MachineStopped):
             pass
         except Exception:
@@ -1855,7 +1895,7 @@ class SimulatedMachine:
         if loop is None:
             return []
         return [
-            asyncio.create_task(self._guarded(session, loop(session)), name=f"{self.serial} {self.command_channel}")
+            asyncio.create_task(self._guarded(session, loop), name=f"{self.serial} {self.command_channel}")
         ]
 
     async def _stop_helpers(self, helpers: list[asyncio.Task[None]]) -> None:
@@ -1872,14 +1912,24 @@ class SimulatedMachine:
         jitter = min(session.settings.max_start_jitter_s, self.interval_s(session))
         if await session.pause(self.rng.uniform(0.0, jitter)):
             return
+        helpers: list[asyncio.Task[None]] = []
         try:
             reply = await self.register_until_accepted(session)
             session.stats.registered += 1
             known = "known serial" if reply.status == 200 else "new"
-            session.emit(EventKind.REGISTERED, self.serial, f"device {self.device_id} ({known})")
+            session.emit(
+                EventKind.REGISTERED,
+                self.serial,
+                f"device {self.device_id} ({known}), commands by {self.command_channel}",
+            )
+            if self.misbehaviours:
+                session.emit(EventKind.MISBEHAVING, self.serial, ", ".join(sorted(self.misbehaviours)))
+            helpers = self._start_channel(session)
             while not session.stopping.is_set():
-                if self.rng.random() < session.settings.offline_probability:
-                    await self.stay_offline(session)
+                drops_offline = self.rng.random() < session.settings.offline_probability
+                silence_s = self.silence_due_s()
+                if silence_s > 0 or drops_offline:
+                    await self.stay_offline(session, silence_s or None)
                     if session.stopping.is_set():
                         break
                 await self.tick(session)
@@ -1889,13 +1939,23 @@ class SimulatedMachine:
             session.emit(EventKind.REFUSED, self.serial, str(error))
         except FleetStopping:
             pass
+        finally:
+            await self._stop_helpers(helpers)
 
     async def tick(self, session: FleetSession) -> None:
         self.unreported_refills.update(self.step())
+        self._note_episodes(session)
+        if not self.is_reachable:
+            return
         if self.outbox:
             await self._attempt(session, self.upload_backlog)
         if self.unreported_refills:
             await self._attempt(session, self.report_materials)
+        if self.results_waiting:
+            await self.send_results(session)
+        if self.command_channel == CommandChannel.PULL:
+            # Just before the heartbeat, so the machine's commands come by its channel, not in the reply.
+            await self._attempt(session, self.pull_commands)
         await self._attempt(session, self.heartbeat)
 
     async def trade(self, session: FleetSession, duration_s: float) -> None:
@@ -1920,20 +1980,33 @@ class SimulatedMachine:
                 return
             self._next_customer_at = None
             shop_time = self.machine_time().astimezone(SHOP_TIMEZONE)
-            if self.rng.random() * peak < session.settings.sales_rate_per_hour(shop_time):
+            # A locked machine serves nobody.
+            if (
+                self.rng.random() * peak < session.settings.sales_rate_per_hour(shop_time)
+                and not self.is_locked
+            ):
                 await self.sell(session)
 
     async def _attempt(self, session: FleetSession, call: Callable[[FleetSession], Awaitable[None]]) -> None:
         """Run one protocol call the way a machine does: re-register on 401, note failures, carry on."""
+        token = self.token
         try:
             await call(session)
         except Unauthorized:
-            await self.register_until_accepted(session)
-            session.stats.reregistrations += 1
-            session.emit(EventKind.REREGISTERED, self.serial, f"device {self.device_id}")
+            await self._reregister(session, token)
         except ProtocolError as error:
             logger.warning("%s: %s failed: %s", self.serial, call.__name__, error)
             session.emit(EventKind.FAILED, self.serial, f"{call.__name__}: {error}")
+
+    async def _reregister(self, session: FleetSession, refused_token: str | None) -> None:
+        """Register again after a 401, once: the heartbeat, the pull and the results may all be refused
+        the same token at once, and a second registration would revoke the first one's new token."""
+        async with self._registering:
+            if self.token != refused_token:
+                return
+            await self.register_until_accepted(session)
+            session.stats.reregistrations += 1
+            session.emit(EventKind.REREGISTERED, self.serial, f"device {self.device_id}")
 
     async def register_until_accepted(self, session: FleetSession) -> Reply:
         """Register, retrying with backoff while the server is unreachable; a refusal stops the machine."""
@@ -1954,17 +2027,25 @@ class SimulatedMachine:
             if await session.pause(delay):
                 raise FleetStopping
 
-    async def stay_offline(self, session: FleetSession) -> None:
+    async def stay_offline(self, session: FleetSession, duration_s: float | None = None) -> None:
         """Go silent for a while (network loss or power cut), still selling: the sales wait in `outbox`.
 
-        The machine keeps living meanwhile; its waiting orders go up as a backlog at the next tick.
+        For `duration_s` (a `go_silent` episode), else for `offline_intervals` heartbeat intervals. The
+        machine keeps living meanwhile; its waiting orders go up as a backlog at the next tick.
         """
         interval = self.interval_s(session)
-        low, high = session.settings.offline_intervals
-        duration = self.rng.uniform(low, high) * interval
+        if duration_s is None:
+            low, high = session.settings.offline_intervals
+            duration = self.rng.uniform(low, high) * interval
+            why = ""
+        else:
+            duration = duration_s
+            session.stats.silent_periods += 1
+            why = " (misbehaving: go_silent)"
         session.stats.offline_periods += 1
-        session.emit(EventKind.OFFLINE, self.serial, f"for {duration:.1f}s")
+        session.emit(EventKind.OFFLINE, self.serial, f"for {duration:.1f}s{why}")
         self.is_offline = True
+        self._drop_socket()
         try:
             await self.trade(session, duration)
         finally:
@@ -1994,6 +2075,42 @@ def build_fleet(devices: int, serial_prefix: str = "SIM", seed: int | None = Non
         rng = random.Random(f"{seed}:{serial}") if seed is not None else random.Random()
         machines.append(SimulatedMachine(serial, model, firmware, alias, rng=rng))
     return machines
+
+
+def command_channels_of(channels: str | Iterable[str]) -> tuple[CommandChannel, ...]:
+    """The channels machines take in turn: "mixed" (all three), one channel's name, or several names."""
+    names = [channels] if isinstance(channels, str) else list(channels)
+    if names == [MIXED_CHANNELS]:
+        return tuple(CommandChannel)
+    try:
+        chosen = tuple(CommandChannel(name) for name in names)
+    except ValueError as error:
+        raise FleetConfigurationError(
+            f"command channels are {', '.join(CommandChannel)} or {MIXED_CHANNELS}: {error}"
+        ) from error
+    if not chosen:
+        raise FleetConfigurationError("give at least one command channel")
+    return chosen
+
+
+def choose_misbehaving(
+    serials: Sequence[str], fractions: Mapping[str, float], rng: random.Random
+) -> dict[str, set[Misbehaviour]]:
+    """Which machines misbehave how: for each kind, that fraction of the fleet (at least one machine
+    when the fraction is above 0), the kinds spread over different machines as far as the fleet allows."""
+    order = list(serials)
+    rng.shuffle(order)
+    chosen: dict[str, set[Misbehaviour]] = {}
+    cursor = 0
+    for kind in Misbehaviour:
+        fraction = fractions.get(kind, 0.0)
+        if fraction <= 0 or not order:
+            continue
+        count = min(len(order), max(1, round(fraction * len(order))))
+        for offset in range(count):
+            chosen.setdefault(order[(cursor + offset) % len(order)], set()).add(kind)
+        cursor += count
+    return chosen
 
 
 async def _supervise(machine: SimulatedMachine, session: FleetSession) -> None:
@@ -2045,6 +2162,36 @@ def _validate_fleet_arguments(
         raise FleetConfigurationError(
             f"serial_prefix is too long for order ids (at most {MAX_SERIAL_PREFIX_FOR_SALES} characters)"
         )
+    if not (math.isfinite(settings.pull_interval_s) and settings.pull_interval_s > 0):
+        raise FleetConfigurationError("pull_interval_s must be positive")
+    if not (math.isfinite(settings.command_time_scale) and settings.command_time_scale >= 0):
+        raise FleetConfigurationError("command_time_scale must be a number of at least 0")
+
+
+def _checked_misbehaviour(
+    misbehave: Mapping[str, float] | None,
+    misbehaving_serials: Mapping[str, Iterable[str]] | None,
+    timings: Mapping[str, EpisodeTiming] | None,
+) -> tuple[dict[str, float], dict[str, set[Misbehaviour]], dict[Misbehaviour, EpisodeTiming]]:
+    known = ", ".join(Misbehaviour)
+    try:
+        fractions = {Misbehaviour(kind): float(f) for kind, f in (misbehave or {}).items()}
+        by_serial = {
+            serial: {Misbehaviour(kind) for kind in kinds}
+            for serial, kinds in (misbehaving_serials or {}).items()
+        }
+        episode_timings = {Misbehaviour(kind): timing for kind, timing in (timings or {}).items()}
+    except ValueError as error:
+        raise FleetConfigurationError(f"misbehaviours are {known}: {error}") from error
+    if not all(0.0 <= fraction <= 1.0 for fraction in fractions.values()):
+        raise FleetConfigurationError("a misbehaving fraction must be between 0 and 1")
+    for kind, timing in episode_timings.items():
+        ranges = (timing.first_after_s, timing.lasts_s, timing.every_s)
+        if kind not in EPISODIC_MISBEHAVIOURS or not all(0.0 <= low <= high for low, high in ranges):
+            raise FleetConfigurationError(
+                f"{kind}: timings are for {', '.join(EPISODIC_MISBEHAVIOURS)}, as (low, high) ranges from 0"
+            )
+    return fractions, by_serial, episode_timings
 
 
 async def run_fleet(
@@ -2065,6 +2212,13 @@ async def run_fleet(
     duplicate_probability: float = DEFAULT_DUPLICATE_PROBABILITY,
     offline_intervals: tuple[float, float] = FleetSettings.offline_intervals,
     state_file: str | os.PathLike[str] | None = None,
+    command_channels: str | Iterable[str] = MIXED_CHANNELS,
+    pull_interval_s: float = DEFAULT_PULL_INTERVAL_S,
+    command_time_scale: float = 1.0,
+    misbehave: Mapping[str, float] | None = None,
+    misbehaving_serials: Mapping[str, Collection[str]] | None = None,
+    misbehaviour_timings: Mapping[str, EpisodeTiming] | None = None,
+    connect_socket: SocketConnector | None = None,
 ) -> FleetStats:
     """Run `devices` machines concurrently until `duration_s` passes, `stop` is set or all have stopped.
 
@@ -2074,8 +2228,15 @@ async def run_fleet(
     `sales_curve` (24 hourly weights, shop time; `FLAT_SALES_CURVE` for a steady rate); 0 sells nothing.
     `duplicate_probability` is the chance that a machine re-sends an answered order (a lost reply).
     `state_file` keeps each machine's order counter across runs, so a restarted fleet never reuses an
-    order id; without it the counters start at 1. `transport` lets tests run the fleet against an
-    in-process fake.
+    order id; without it the counters start at 1. `transport` (and `connect_socket`, the WebSocket
+    opener) let tests run the fleet against an in-process fake.
+
+    Commands: machine N collects its commands by `command_channels[N mod len]` ("mixed": heartbeat,
+    pull, websocket in turn; or one channel's name), pulling every `pull_interval_s`; commands take
+    their real durations times `command_time_scale`. Misbehaviour: `misbehave` maps a `Misbehaviour`
+    to the fraction of the fleet that does it (at least one machine when above 0);
+    `misbehaving_serials` names machines that do given kinds; `misbehaviour_timings` replaces the
+    episodes' `DEFAULT_EPISODE_TIMINGS` (fast demos and tests).
 
     On the end, machines finish the call they are in (up to STOP_GRACE_S) so no answered order goes
     unbooked. Returns the counters with the ledgers of orders delivered and orders still unsent;
@@ -2088,6 +2249,12 @@ async def run_fleet(
         sales_per_hour=float(sales_per_hour),
         sales_curve=tuple(float(v) for v in sales_curve),
         duplicate_probability=duplicate_probability,
+        pull_interval_s=float(pull_interval_s),
+        command_time_scale=float(command_time_scale),
+    )
+    channels = command_channels_of(command_channels)
+    fractions, by_serial, episode_timings = _checked_misbehaviour(
+        misbehave, misbehaving_serials, misbehaviour_timings
     )
     _validate_fleet_arguments(
         base_url,
@@ -2100,8 +2267,18 @@ async def run_fleet(
     )
     order_numbers = OrderNumbers(state_file)
     machines = build_fleet(devices, serial_prefix, seed)
-    for machine in machines:
+    misbehaving = choose_misbehaving(
+        [machine.serial for machine in machines],
+        fractions,
+        random.Random(f"{seed}:misbehave") if seed is not None else random.Random(),
+    )
+    for serial, kinds in by_serial.items():
+        misbehaving.setdefault(serial, set()).update(kinds)
+    for position, machine in enumerate(machines):
         machine.next_order_number = order_numbers.first_free(machine.serial)
+        machine.command_channel = channels[position % len(channels)]
+        if misbehaving.get(machine.serial):
+            machine.misbehave(misbehaving[machine.serial], episode_timings)
     connections = max(1, min(devices, MAX_CONNECTIONS))
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(
@@ -2118,7 +2295,13 @@ async def run_fleet(
             FleetStats(),
             on_event,
             order_numbers,
+            socket_url=socket_base_url(base_url),
+            connect_socket=connect_socket or websocket_connect,
         )
+        for machine in machines:
+            counter = f"machines_on_{machine.command_channel}"
+            setattr(session.stats, counter, getattr(session.stats, counter) + 1)
+        session.stats.machines_misbehaving = sum(1 for machine in machines if machine.misbehaviours)
         tasks = [
             asyncio.create_task(_supervise(machine, session), name=machine.serial) for machine in machines
         ]
@@ -2142,6 +2325,7 @@ async def run_fleet(
         OrderRecord(m.serial, order.order_id, order.total) for m in machines for order in m.outbox
     ]
     stats.orders_unsent = len(stats.unsent)
+    stats.command_results_unsent = sum(len(machine.results_waiting) for machine in machines)
     return stats
 
 

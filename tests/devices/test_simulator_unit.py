@@ -2,8 +2,11 @@
 sales, and its machines' lives against an in-process fake of the protocol (httpx.MockTransport)."""
 
 import asyncio
+import hashlib
+import itertools
 import json
 import logging
+import math
 import random
 import re
 import statistics
@@ -18,17 +21,24 @@ from devices.simulator import (
     BACKLOG_LIMIT,
     DAILY_SALES_CURVE,
     DEFAULT_BINS,
+    DEMO_MISBEHAVIOUR,
     FLAT_SALES_CURVE,
+    LARGE_CUP_SCALE,
     MACHINE_STATES,
     MENU,
     PAYMENT_METHODS,
     BinLevel,
     BoilerTemperature,
+    CommandChannel,
+    CommandOutcome,
+    Episodes,
+    EpisodeTiming,
     EventKind,
     FleetConfigurationError,
     FleetEvent,
     FleetSession,
     FleetSettings,
+    Misbehaviour,
     OrderNumbers,
     ProtocolClient,
     Rejected,
@@ -37,6 +47,8 @@ from devices.simulator import (
     Unreachable,
     backlog_chunks,
     build_fleet,
+    choose_misbehaving,
+    command_channels_of,
     fleet_serial,
     format_timestamp,
     parse_retry_after,
@@ -319,7 +331,12 @@ class FakeServer:
     """Just enough of protocol v1 to watch the simulator behave: registration, tokens, heartbeats, and
     orders, idempotent on (device, order_id) like the real one. Order calls can be made to fail:
     `unreachable_order_calls` refuse the connection before anything is stored, `timeouts_after_storing`
-    store the order(s) and then let the reply time out, `reject_order_ids` are refused as invalid."""
+    store the order(s) and then let the reply time out, `reject_order_ids` are refused as invalid.
+
+    Commands: `send(device_id, type, payload)` queues one; the next heartbeat reply or pull hands it
+    out once (`deliveries` records by which channel); `results` records every result call, and
+    `lost_results` lets that many result replies time out after they were recorded. Packages are
+    served at /packages/<name>."""
 
     def __init__(self, secret=SECRET, revoke_after_heartbeats=None):
         self.secret = secret
@@ -335,9 +352,41 @@ class FakeServer:
         self.unreachable_order_calls = 0
         self.timeouts_after_storing = 0
         self.reject_order_ids: set[str] = set()
+        self.pending: dict[str, list[dict]] = {}
+        self.command_numbers = itertools.count(1)
+        self.deliveries: list[tuple[str, str, str]] = []  # (device_id, command_id, channel)
+        self.results: list[tuple[str, str, dict]] = []  # (device_id, command_id, body)
+        self.lost_results = 0
+        self.pulls = 0
+        self.packages: dict[str, bytes] = {}
+        self.package_requests: list[httpx.Request] = []
+
+    def send(self, device_id, command_type, payload=None, command_id=None):
+        command = {
+            "command_id": command_id or f"cmd-{next(self.command_numbers)}",
+            "type": command_type,
+            "payload": payload if payload is not None else {},
+            "issued_at": "2026-11-24T08:15:00Z",
+            "expires_at": "2026-11-24T09:15:00Z",
+            "attempt": 1,
+        }
+        self.pending.setdefault(device_id, []).append(command)
+        return command
+
+    def lease(self, device_id, channel):
+        leased, self.pending[device_id] = self.pending.get(device_id, []), []
+        self.deliveries.extend((device_id, command["command_id"], channel) for command in leased)
+        return leased
+
+    def results_of(self, command_id):
+        return [body["status"] for _, cid, body in self.results if cid == command_id]
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
+        if request.url.path.startswith("/packages/"):
+            self.package_requests.append(request)
+            package = self.packages.get(request.url.path.rsplit("/", 1)[1])
+            return httpx.Response(200, content=package) if package else error(404, "NOT_FOUND", "no package")
+        body = json.loads(request.content) if request.content else None
         if request.url.path == "/api/v1/devices/register":
             return self.register(body)
         device_id = request.url.path.split("/")[4]
@@ -345,6 +394,16 @@ class FakeServer:
             return error(401, "UNAUTHORIZED", "bad token")
         if request.url.path.endswith("/orders/create"):
             return self.take_orders(request, device_id, body)
+        if request.url.path.endswith("/commands/pending"):
+            self.pulls += 1
+            return envelope({"commands": self.lease(device_id, "pull")})
+        if request.url.path.endswith("/result"):
+            command_id = request.url.path.split("/")[6]
+            self.results.append((device_id, command_id, body))
+            if self.lost_results:
+                self.lost_results -= 1
+                raise httpx.ReadTimeout("the reply was lost", request=request)
+            return envelope({"command_id": command_id, "status": body["status"]})
         if request.url.path.endswith("/status"):
             self.heartbeats.append(body)
             if self.revoke_after_heartbeats and len(self.heartbeats) % self.revoke_after_heartbeats == 0:
@@ -353,7 +412,7 @@ class FakeServer:
                 {
                     "server_time": "2026-11-24T08:15:00Z",
                     "heartbeat_interval_s": 30,
-                    "commands": [],
+                    "commands": self.lease(device_id, "heartbeat"),
                     "desired_package": None,
                 }
             )
@@ -426,8 +485,14 @@ def fake_client(server) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url="http://server.test", transport=httpx.MockTransport(server))
 
 
+def no_sockets(url, **options):
+    """A WebSocket opener for fleets against the HTTP-only fake: every connection is refused."""
+    raise ConnectionRefusedError(f"no WebSocket server at {url}")
+
+
 async def fly(server, events=None, devices=3, duration_s=0.4, secret=SECRET, **options):
     """A short fleet run against the fake; it sells nothing unless the test asks for sales."""
+    options.setdefault("connect_socket", no_sockets)
     return await run_fleet(
         "http://server.test",
         secret,
@@ -962,3 +1027,575 @@ async def test_offline_spells_stop_sales_reaching_the_server_until_the_machine_i
     assert not unsent & {(serial_of[device_id], order_id) for device_id, order_id in server.orders}
     assert stats.orders_conflict == stats.orders_rejected == 0
     assert any(event.kind == EventKind.SOLD and "offline" in event.detail for event in events)
+
+
+# --- Commands --------------------------------------------------------------------------------------
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def clocked_machine(seed: int = 7, now: float = 1000.0) -> tuple[SimulatedMachine, FakeClock]:
+    clock = FakeClock(now)
+    machine = SimulatedMachine(
+        "SIM-000001", "CM-2000", "1.4.2", "Lobby 1", rng=random.Random(seed), clock=clock
+    )
+    return machine, clock
+
+
+async def commanded_machine(server, client, channel=CommandChannel.HEARTBEAT, misbehaviours=(), seed=7):
+    """A registered machine on `channel` whose commands take no time, with its session."""
+    machine = make_machine(seed)
+    machine.command_channel = channel
+    if misbehaviours:
+        machine.misbehave(misbehaviours)
+    session = no_sleep_session(client, command_time_scale=0.0, sales_per_hour=0)
+    await machine.register(session)
+    return machine, session
+
+
+async def settle(machine) -> None:
+    """Let the machine's command worker finish what it has in hand."""
+    for _ in range(100):
+        if machine._worker is None or machine._worker.done():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the command worker never finished")
+
+
+async def run_commands(server, machine, session, *commands):
+    """Queue the commands on the fake server, deliver them with one heartbeat, and wait for the results."""
+    sent = [server.send(machine.device_id, kind, payload) for kind, payload in commands]
+    await machine.heartbeat(session)
+    await settle(machine)
+    return sent
+
+
+def test_mixed_command_channels_are_taken_in_turn_and_unknown_ones_are_refused():
+    assert command_channels_of("mixed") == (
+        CommandChannel.HEARTBEAT,
+        CommandChannel.PULL,
+        CommandChannel.WEBSOCKET,
+    )
+    assert command_channels_of("pull") == (CommandChannel.PULL,)
+    assert command_channels_of(["websocket", "heartbeat"]) == (
+        CommandChannel.WEBSOCKET,
+        CommandChannel.HEARTBEAT,
+    )
+    with pytest.raises(FleetConfigurationError):
+        command_channels_of("carrier-pigeon")
+    with pytest.raises(FleetConfigurationError):
+        command_channels_of([])
+
+
+def test_misbehaving_machines_are_a_fraction_of_the_fleet_at_least_one_each_and_spread_out():
+    serials = [fleet_serial("SIM", i) for i in range(1, 21)]
+
+    demo = choose_misbehaving(serials, DEMO_MISBEHAVIOUR, random.Random(3))
+    half = choose_misbehaving(serials, {"overheat": 0.5}, random.Random(3))
+    tiny = choose_misbehaving(serials[:3], {"go_silent": 0.01, "run_dry": 0.0}, random.Random(3))
+
+    assert sorted(kind for kinds in demo.values() for kind in kinds) == sorted(Misbehaviour)
+    assert all(len(kinds) == 1 for kinds in demo.values()), "one kind per machine while the fleet allows"
+    assert len(half) == 10 and all(kinds == {Misbehaviour.OVERHEAT} for kinds in half.values())
+    assert list(tiny.values()) == [{Misbehaviour.GO_SILENT}], "above 0 means at least one machine"
+    assert demo == choose_misbehaving(serials, DEMO_MISBEHAVIOUR, random.Random(3)), "reproducible"
+
+
+def test_an_episode_starts_after_its_delay_lasts_its_time_and_comes_back_later():
+    timing = EpisodeTiming(first_after_s=(10.0, 10.0), lasts_s=(5.0, 5.0), every_s=(100.0, 100.0))
+    episodes = Episodes(timing, random.Random(1), now=0.0)
+
+    seen = [t for t in range(0, 250) if episodes.is_on(float(t))]
+    later = Episodes(timing, random.Random(1), now=0.0)
+
+    assert seen == [*range(10, 15), *range(115, 120), *range(220, 225)]
+    assert later.remaining_s(5.0) == 0.0
+    assert later.remaining_s(11.5) == 3.5
+    assert later.remaining_s(16.0) == 0.0
+
+
+def test_an_overheating_boiler_climbs_above_100c_then_cools_back_into_the_brewing_range():
+    boiler, rng = BoilerTemperature(), random.Random(2)
+
+    boiler.overheating = True
+    hot = [boiler.step(rng) for _ in range(20)]
+    boiler.overheating = False
+    cooling = [boiler.step(rng) for _ in range(20)]
+
+    assert max(hot) > 100.0 and hot[-1] > 100.0
+    assert all(reading <= BoilerTemperature.OVERHEAT_CEILING_C for reading in hot)
+    assert cooling[0] > 98.0, "it cools step by step, it does not jump back"
+    assert 88.0 <= cooling[-1] <= 96.0
+
+
+def test_an_overheating_machine_reports_the_heat_only_during_its_episode():
+    machine, clock = clocked_machine()
+    machine.misbehave(["overheat"], {"overheat": EpisodeTiming((60.0, 60.0), (300.0, 300.0), (9e9, 9e9))})
+    before, during, after = [], [], []
+
+    for _ in range(10):
+        machine.step()
+        clock.now += 5
+        before.append(machine.heartbeat_body()["temperature_c"])
+    clock.now = 1000.0 + 60
+    for _ in range(30):
+        machine.step()
+        clock.now += 5
+        during.append(machine.heartbeat_body()["temperature_c"])
+    clock.now = 1000.0 + 400
+    for _ in range(30):
+        machine.step()
+        after.append(machine.heartbeat_body()["temperature_c"])
+
+    assert max(before) < 98.0
+    assert max(during) > 100.0
+    assert max(after[-10:]) < 98.0, "recovered"
+
+
+def test_a_machine_running_dry_reports_one_bin_low_then_empty_then_refilled():
+    machine, clock = clocked_machine()
+    machine.misbehave(["run_dry"], {"run_dry": EpisodeTiming((30.0, 30.0), (100.0, 100.0), (9e9, 9e9))})
+    machine.step()
+    assert machine.dry_bin is None
+
+    clock.now += 30
+    assert machine.step() == []
+    dry = machine.dry_bin
+    level = next(b for b in machine.heartbeat_body()["bins"] if b["index"] == dry)
+    assert 0 < level["remaining"] <= 0.1 * level["capacity"], "low first"
+    clock.now += 10
+    for _ in range(30):
+        refilled = machine.step()
+        assert dry not in refilled, "nobody refills it while it runs dry"
+    assert next(b for b in machine.heartbeat_body()["bins"] if b["index"] == dry)["remaining"] == 0
+
+    clock.now += 100
+    refilled = machine.step()
+    assert dry in refilled and machine.dry_bin is None
+    assert next(b for b in machine.materials_body({dry})["bins"])["refilled"] is True
+    assert machine.bins[dry - 1].remaining >= 0.85 * machine.bins[dry - 1].spec.capacity
+
+
+def test_a_machine_going_silent_knows_how_long_its_silence_lasts():
+    machine, clock = clocked_machine()
+    assert machine.silence_due_s() == 0.0
+    machine.misbehave(["go_silent"], {"go_silent": EpisodeTiming((5.0, 5.0), (20.0, 20.0), (9e9, 9e9))})
+
+    assert machine.silence_due_s() == 0.0
+    clock.now += 8
+    assert machine.silence_due_s() == 17.0
+
+
+@pytest.mark.parametrize(
+    ("command", "status", "error"),
+    [
+        ({"type": "teleport", "payload": {}}, "rejected", "unsupported command type"),
+        ({"type": "open_door", "payload": {"duration_s": "long"}}, "rejected", "duration_s"),
+        ({"type": "open_door", "payload": []}, "rejected", "not an object"),
+        ({"type": "make_product", "payload": {"product_id": "bubble_tea"}}, "rejected", "bubble_tea"),
+        ({"type": "clean", "payload": {"program": "car-wash"}}, "rejected", "car-wash"),
+        ({"type": "sync", "payload": {"what": ["weather"]}}, "rejected", "weather"),
+    ],
+)
+def test_a_command_the_machine_cannot_understand_is_rejected_saying_why(command, status, error):
+    refusal = make_machine().refusal_of({"command_id": "c1", **command})
+
+    assert refusal is not None and refusal.status == status and error in refusal.error
+
+
+def test_a_locked_machine_refuses_to_brew_and_a_machine_serving_a_customer_asks_for_a_retry():
+    machine, clock = clocked_machine()
+    latte = {"command_id": "c1", "type": "make_product", "payload": {"product_id": "latte"}}
+    assert machine.refusal_of(latte) is None
+
+    machine.is_locked, machine.lock_reason = True, "night"
+    assert machine.refusal_of(latte) == CommandOutcome("rejected", error="the machine is locked (night)")
+    machine.is_locked = False
+    machine.brew(machine.make_order())
+    assert machine.refusal_of(latte).status == "busy"
+    assert (
+        machine.refusal_of({"command_id": "c2", "type": "set_params", "payload": {"params": {"a": 1}}})
+        is None
+    )
+    clock.now += 3600
+    assert machine.refusal_of(latte) is None
+
+
+def test_only_a_final_result_carries_finished_at():
+    assert CommandOutcome("accepted").as_protocol("2026-11-24T08:15:00Z") == {
+        "status": "accepted",
+        "result": {},
+    }
+    assert CommandOutcome("failed", {"x": 1}, "boom").as_protocol("2026-11-24T08:15:00Z") == {
+        "status": "failed",
+        "result": {"x": 1},
+        "error": "boom",
+        "finished_at": "2026-11-24T08:15:00Z",
+    }
+
+
+async def test_each_command_is_accepted_then_carried_out_and_its_result_reported_over_http():
+    server = FakeServer()
+    async with fake_client(server) as client:
+        machine, session = await commanded_machine(server, client)
+        uptime_before = machine.uptime_s
+        await run_commands(
+            server,
+            machine,
+            session,
+            ("open_door", {"duration_s": 30}),
+            ("set_params", {"params": {"brew_temp_c": 93}}),
+            ("clean", {"program": "rinse"}),
+            ("sync", {"what": ["status", "materials"]}),
+            ("restart", {"reason": "stuck grinder"}),
+        )
+
+    statuses = {cid: server.results_of(cid) for _, cid, _ in server.deliveries}
+    assert all(reported == ["accepted", "succeeded"] for reported in statuses.values()), statuses
+    assert session.stats.commands_received == session.stats.commands_succeeded == 5
+    assert session.stats.commands_via_heartbeat == 5
+    finals = [body for _, _, body in server.results if body["status"] == "succeeded"]
+    assert all(ISO_WITH_OFFSET.match(body["finished_at"]) for body in finals)
+    assert finals[0]["result"] == {"door": "open", "duration_s": 30}
+    assert machine.params == {"brew_temp_c": 93}
+    assert finals[2]["result"]["program"] == "rinse"
+    assert len(server.heartbeats) == 2 and len(server.material_reports) == 1, "sync sent both at once"
+    assert all(b["refilled"] is False for b in server.material_reports[0]["bins"])
+    assert machine.uptime_s < uptime_before, "the restart reset the uptime"
+
+
+async def test_a_remote_test_brew_drains_the_bins_shows_brewing_and_sells_nothing():
+    server = FakeServer()
+    async with fake_client(server) as client:
+        machine, session = await commanded_machine(server, client)
+        beans = machine.bins[0].remaining
+        session = FleetSession(
+            session.api, SECRET, FleetSettings(command_time_scale=0.05, sales_per_hour=0), session.stats
+        )
+        server.send(machine.device_id, "make_product", {"product_id": "latte", "options": {"size": "large"}})
+        await machine.heartbeat(session)
+        await asyncio.sleep(0.05)
+        states = [machine.reported_state]
+        await settle(machine)
+
+    assert states == ["brewing"]
+    assert machine.bins[0].remaining == pytest.approx(beans - 18 * LARGE_CUP_SCALE)
+    assert server.orders == {} and session.stats.orders_sold == 0
+    (result,) = [body for _, _, body in server.results if body["status"] == "succeeded"]
+    assert result["result"]["test_brew"] is True and result["result"]["product_id"] == "latte"
+
+
+async def test_a_locked_machine_rejects_a_remote_brew_until_it_is_unlocked():
+    server = FakeServer()
+    async with fake_client(server) as client:
+        machine, session = await commanded_machine(server, client)
+        lock, refused, unlock, brewed = await run_commands(
+            server,
+            machine,
+            session,
+            ("lock", {"reason": "night"}),
+            ("make_product", {"product_id": "espresso"}),
+            ("unlock", {}),
+            ("make_product", {"product_id": "espresso"}),
+        )
+
+    assert server.results_of(lock["command_id"]) == ["accepted", "succeeded"]
+    assert server.results_of(refused["command_id"]) == ["rejected"], "refused before it was accepted"
+    assert server.results_of(unlock["command_id"]) == ["accepted", "succeeded"]
+    assert server.results_of(brewed["command_id"]) == ["accepted", "succeeded"]
+    assert session.stats.commands_rejected == 1 and session.stats.commands_succeeded == 3
+
+
+async def test_a_brew_without_enough_of_a_material_fails_naming_it():
+    server = FakeServer()
+    async with fake_client(server) as client:
+        machine, session = await commanded_machine(server, client)
+        machine.bins[0].remaining = 5.0
+        (command,) = await run_commands(
+            server, machine, session, ("make_product", {"product_id": "espresso"})
+        )
+
+    (final,) = [
+        body for _, cid, body in server.results if cid == command["command_id"] and body["status"] == "failed"
+    ]
+    assert "BEAN-ARABICA" in final["error"]
+    assert machine.bins[0].remaining == 5.0, "nothing drawn"
+
+
+async def test_an_upgrade_downloads_checks_and_installs_the_package_and_the_next_heartbeat_reports_it():
+    server = FakeServer()
+    package = json.dumps({"package_id": "17", "version": "2026.11.4", "recipes": []}).encode()
+    server.packages["17.json"] = package
+    good = {
+        "package_id": "17",
+        "version": "2026.11.4",
+        "url": "/packages/17.json",
+        "sha256": hashlib.sha256(package).hexdigest(),
+    }
+    async with fake_client(server) as client:
+        machine, session = await commanded_machine(server, client)
+        tampered, installed = await run_commands(
+            server,
+            machine,
+            session,
+            ("upgrade", {**good, "version": "2026.11.5", "sha256": "0" * 64}),
+            ("upgrade", good),
+        )
+        await machine.heartbeat(session)
+
+    assert server.results_of(tampered["command_id"]) == ["accepted", "failed"]
+    assert server.results_of(installed["command_id"]) == ["accepted", "succeeded"]
+    assert server.package_requests[0].headers["Authorization"] == f"Device {machine.token}"
+    assert server.heartbeats[-1]["package_version"] == "2026.11.4"
+
+
+async def test_a_package_on_another_host_is_fetched_without_the_machines_token():
+    requests = []
+
+    def cdn(request):
+        requests.append(request)
+        return httpx.Response(200, content=b"{}")
+
+    api, _ = protocol_client(cdn)
+
+    await api.download("https://cdn.example.test/p.json", token="secret-token")
+    await api.download("/packages/p.json", token="secret-token")
+
+    assert "Authorization" not in requests[0].headers
+    assert requests[1].headers["Authorization"] == "Device secret-token"
+
+
+async def test_a_redelivered_command_is_not_carried_out_again_and_its_result_is_reported_again():
+    server = FakeServer()
+    async with fake_client(server) as client:
+        machine, session = await commanded_machine(server, client)
+        (command,) = await run_commands(server, machine, session, ("set_params", {"params": {"n": 1}}))
+        machine.params.clear()
+        server.pending[machine.device_id] = [dict(command, attempt=2)]  # the server never heard the result
+        await machine.heartbeat(session)
+        await settle(machine)
+
+    assert server.results_of(command["command_id"]) == ["accepted", "succeeded", "succeeded"]
+    assert machine.params == {}, "not carried out twice"
+    assert session.stats.commands_received == 1 and session.stats.commands_duplicate_deliveries == 1
+
+
+async def test_a_result_whose_reply_was_lost_is_sent_again_at_the_next_tick():
+    server = FakeServer()
+    async with fake_client(server) as client:
+        machine, session = await commanded_machine(server, client)
+        tries = session.api.attempts
+        server.lost_results = 2 * tries  # every try of `accepted` and of the final result
+        (command,) = await run_commands(server, machine, session, ("unlock", {}))
+        assert set(machine.results_waiting) == {command["command_id"]}
+        await machine.tick(session)
+
+    assert server.results_of(command["command_id"]) == ["accepted"] * tries + ["succeeded"] * (tries + 1)
+    assert not machine.results_waiting
+    assert session.stats.command_reports_failed == 2
+
+
+async def test_a_machine_serving_a_customer_says_busy_and_brews_when_the_command_comes_again():
+    server = FakeServer()
+    async with fake_client(server) as client:
+        machine, session = await commanded_machine(server, client)
+        machine.serving_until = math.inf
+        (command,) = await run_commands(server, machine, session, ("clean", {"program": "rinse"}))
+        machine.serving_until = -math.inf
+        server.pending[machine.device_id] = [dict(command, attempt=2)]
+        await machine.heartbeat(session)
+        await settle(machine)
+
+    assert server.results_of(command["command_id"]) == ["busy", "accepted", "succeeded"]
+    assert session.stats.commands_busy == 1 and session.stats.commands_succeeded == 1
+
+
+async def test_a_machine_told_to_fail_commands_reports_them_failed():
+    server = FakeServer()
+    async with fake_client(server) as client:
+        machine, session = await commanded_machine(server, client, misbehaviours=["fail_commands"])
+        (command,) = await run_commands(server, machine, session, ("clean", {"program": "full"}))
+
+    assert server.results_of(command["command_id"]) == ["accepted", "failed"]
+    assert session.stats.commands_failed == 1
+
+
+async def test_a_machine_told_to_ignore_commands_never_answers_even_when_they_come_again():
+    server = FakeServer()
+    async with fake_client(server) as client:
+        machine, session = await commanded_machine(server, client, misbehaviours=["ignore_commands"])
+        (command,) = await run_commands(server, machine, session, ("unlock", {}))
+        server.pending[machine.device_id] = [dict(command, attempt=2)]
+        await machine.heartbeat(session)
+        await settle(machine)
+
+    assert server.results == []
+    assert session.stats.commands_ignored == 1 and session.stats.commands_duplicate_deliveries == 1
+
+
+async def test_a_pulling_machine_collects_its_commands_by_pull_before_its_heartbeat_can():
+    server = FakeServer()
+    async with fake_client(server) as client:
+        machine, session = await commanded_machine(server, client, channel=CommandChannel.PULL)
+        server.send(machine.device_id, "unlock", {})
+        await machine.tick(session)
+        await settle(machine)
+
+    assert [channel for _, _, channel in server.deliveries] == ["pull"]
+    assert session.stats.commands_via_pull == 1 and session.stats.pulls_sent == 1
+
+
+async def test_a_fleet_takes_commands_by_each_channel_and_counts_them_by_channel():
+    server = FakeServer()
+    events: list[FleetEvent] = []
+    stop = asyncio.Event()
+
+    async def send_when_registered():
+        while len(server.devices) < 2:
+            await asyncio.sleep(0.01)
+        for device_id in server.devices.values():
+            server.send(device_id, "set_params", {"params": {"x": 1}})
+        while len([r for r in server.results if r[2]["status"] == "succeeded"]) < 2:
+            await asyncio.sleep(0.01)
+        stop.set()
+
+    sender = asyncio.create_task(send_when_registered())
+    stats = await fly(
+        server,
+        events,
+        devices=2,
+        duration_s=5,
+        stop=stop,
+        command_channels=["heartbeat", "pull"],
+        pull_interval_s=0.05,
+        command_time_scale=0,
+    )
+    await sender
+
+    assert stats.machines_on_heartbeat == stats.machines_on_pull == 1
+    assert stats.commands_received == stats.commands_succeeded == 2
+    assert stats.commands_via_heartbeat == 1 and stats.commands_via_pull == 1
+    assert sorted(channel for _, _, channel in server.deliveries) == ["heartbeat", "pull"]
+    assert stats.pulls_sent >= 1
+    assert any(event.kind == EventKind.EXECUTED and "succeeded" in event.detail for event in events)
+
+
+async def test_a_machine_on_the_websocket_takes_pushed_commands_and_reconnects_after_a_drop():
+    from websockets.asyncio.server import serve
+
+    server = FakeServer()
+    seen_headers, connections = [], []
+
+    async def machine_socket(socket):
+        seen_headers.append((socket.request.path, socket.request.headers.get("Authorization")))
+        connections.append(socket)
+        if len(connections) == 1:
+            command = server.send("1", "set_params", {"params": {"pushed": True}})
+            server.pending["1"].remove(command)
+            await socket.send(json.dumps({"type": "command", "command": command}))
+            await socket.send("not json")
+            await asyncio.sleep(0.1)
+            await socket.close()  # the server restarts: the machine must come back
+            return
+        await socket.wait_closed()
+
+    async with serve(machine_socket, "127.0.0.1", 0) as ws_server:
+        port = ws_server.sockets[0].getsockname()[1]
+        stop = asyncio.Event()
+
+        async def stop_when_reconnected():
+            while len(connections) < 2:
+                await asyncio.sleep(0.02)
+            stop.set()
+
+        watcher = asyncio.create_task(stop_when_reconnected())
+        async with fake_client(server) as client:
+            machine, session = await commanded_machine(server, client, channel=CommandChannel.WEBSOCKET)
+            session.socket_url = f"ws://127.0.0.1:{port}"
+            socket_task = asyncio.create_task(machine.hold_socket(session))
+            await asyncio.wait_for(watcher, timeout=10)
+            await settle(machine)
+            socket_task.cancel()  # as the fleet does when it stops
+            await asyncio.gather(socket_task, return_exceptions=True)
+
+    assert seen_headers[0] == ("/ws/devices/1/", f"Device {machine.token}")
+    assert machine.params == {"pushed": True}
+    assert session.stats.commands_via_websocket == 1
+    assert [body["status"] for _, _, body in server.results] == ["accepted", "succeeded"], "results over HTTP"
+    assert session.stats.websocket_connections == 2 and session.stats.websocket_drops >= 1
+
+
+async def test_socket_backoff_grows_while_the_server_refuses_and_is_capped():
+    attempts: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    def refuse(url, **options):
+        attempts.append(loop.time())
+        raise ConnectionRefusedError("down")
+
+    server = FakeServer()
+    async with fake_client(server) as client:
+        machine, session = await commanded_machine(server, client, channel=CommandChannel.WEBSOCKET)
+        session.connect_socket = refuse
+        task = asyncio.create_task(machine.hold_socket(session))
+        await asyncio.sleep(2.0)
+        session.stopping.set()
+        await asyncio.wait_for(task, timeout=5)
+
+    gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
+    assert 2 <= len(attempts) <= 4, "about 0.5-1 s, then 1-2 s: no tight loop"
+    assert all(gap >= 0.45 for gap in gaps)
+
+
+async def test_a_silent_machine_stops_heartbeating_for_its_episode_and_then_comes_back():
+    server = FakeServer()
+    events: list[FleetEvent] = []
+
+    stats = await fly(
+        server,
+        events,
+        devices=1,
+        duration_s=1.2,
+        command_channels="heartbeat",
+        misbehave={"go_silent": 1.0},
+        misbehaviour_timings={"go_silent": EpisodeTiming((0.2, 0.2), (0.5, 0.5), (60.0, 60.0))},
+    )
+
+    assert stats.machines_misbehaving == 1 and stats.silent_periods == 1 and stats.offline_periods == 1
+    kinds = [event.kind for event in events]
+    assert EventKind.OFFLINE in kinds and EventKind.BACK in kinds
+    offline = next(event for event in events if event.kind == EventKind.OFFLINE)
+    assert "go_silent" in offline.detail
+    assert stats.heartbeats_sent < 1.2 / 0.02 - 0.5 / 0.02 + 5, "no heartbeat while silent"
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"command_channels": "smoke-signals"},
+        {"pull_interval_s": 0},
+        {"command_time_scale": -1},
+        {"misbehave": {"explode": 0.5}},
+        {"misbehave": {"overheat": 1.5}},
+        {"misbehaving_serials": {"SIM-000001": ["sulk"]}},
+        {"misbehaviour_timings": {"fail_commands": EpisodeTiming((1, 2), (1, 2), (1, 2))}},
+        {"misbehaviour_timings": {"overheat": EpisodeTiming((2, 1), (1, 2), (1, 2))}},
+    ],
+)
+async def test_a_fleet_with_impossible_command_or_misbehaviour_options_is_refused_before_any_call(arguments):
+    calls = []
+
+    with pytest.raises(FleetConfigurationError):
+        await run_fleet(
+            "http://server.test", SECRET, 1, transport=httpx.MockTransport(calls.append), **arguments
+        )
+
+    assert calls == []
