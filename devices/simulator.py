@@ -270,6 +270,7 @@ class EventKind(enum.StrEnum):
     REFILLED = "refilled"
     COMMANDS = "commands"
     EXECUTED = "executed"
+    SOCKET = "socket"
     MISBEHAVING = "misbehaving"
     SOLD = "sold"
     BACKLOG = "backlog"
@@ -1529,7 +1530,8 @@ class SimulatedMachine:
             )
 
     async def _work_through_commands(self, session: FleetSession) -> None:
-        """Carry out the queued commands one at a time, in the order they came, sending results between."""
+        """Carry out the queued commands one at a time, in the order they came, sending each result as
+        soon as it is known (one try each time round; what is not sent waits for the next tick)."""
         while not session.stopping.is_set():
             await self.send_results(session)
             if not self._queue:
@@ -1566,7 +1568,8 @@ class SimulatedMachine:
         return None
 
     async def carry_out(self, session: FleetSession, command: dict[str, Any]) -> CommandOutcome:
-        """Say `accepted`, do the command, keep and report the final result (or ask for a retry)."""
+        """Say `accepted`, do the command and keep its final result for `send_results` (or ask for a
+        retry: `busy`)."""
         command_id, kind = command["command_id"], command.get("type")
         outcome = self.refusal_of(command)
         if outcome is None:
@@ -1587,7 +1590,6 @@ class SimulatedMachine:
         error = f": {outcome.error}" if outcome.error else ""
         session.emit(EventKind.EXECUTED, self.serial, f"{kind} {command_id} {outcome.status}{error}")
         self.results_waiting[command_id] = outcome
-        await self.send_results(session)
         return outcome
 
     async def execute(self, session: FleetSession, command: dict[str, Any]) -> CommandOutcome:
@@ -1808,6 +1810,7 @@ class SimulatedMachine:
                     opened_at = self._clock()
                     self._socket = socket
                     session.stats.websocket_connections += 1
+                    session.emit(EventKind.SOCKET, self.serial, "open")
                     async for message in socket:
                         self._take_push(session, message)
             except (OSError, TimeoutError, WebSocketException) as error:
@@ -1822,7 +1825,10 @@ class SimulatedMachine:
                     failures = 0
             failures += 1
             delay = min(SOCKET_BACKOFF_CAP_S, SOCKET_BACKOFF_BASE_S * 2 ** min(failures - 1, 6))
-            if await session.pause(delay * self.rng.uniform(0.5, 1.0)):
+            delay *= self.rng.uniform(0.5, 1.0)
+            if opened_at is not None or failures == 1:
+                session.emit(EventKind.SOCKET, self.serial, f"closed; opening again in {delay:.1f}s")
+            if await session.pause(delay):
                 return
 
     def _take_push(self, session: FleetSession, message: str | bytes) -> None:

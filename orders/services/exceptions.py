@@ -4,6 +4,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from coffeeshop import audit
 from coffeeshop.exceptions import Invalid
 from orders.models import Order
 
@@ -28,6 +29,7 @@ def mark_exception(order_id: int, *, user, reason: str) -> Order:
     order.exception_resolved_at = None
     order.exception_resolved_by = None
     order.save()
+    audit.record("order.exception_marked", order, changes={"reason": reason})
     return order
 
 
@@ -45,4 +47,5 @@ def resolve_exception(order_id: int, *, user, resolution: str) -> Order:
     order.exception_resolved_at = timezone.now()
     order.exception_resolved_by = user
     order.save()
+    audit.record("order.exception_resolved", order, changes={"resolution": resolution})
     return order

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from coffeeshop import audit
 from coffeeshop.live import broadcast_after_commit
 from devices.models import Device
 from orders.models import Order, OrderItem, PaymentMethod
@@ -89,7 +90,7 @@ def ingest_orders(
 ) -> list[IngestResult]:
     """Record a machine's orders; one result per order, in order. Safe to call again with the same orders."""
     now = now or timezone.now()
-    device = Device.objects.only("pk", "merchant_id", "location_id").get(pk=device_id)
+    device = Device.objects.only("pk", "merchant_id", "location_id", "serial", "alias").get(pk=device_id)
     results: dict[int, IngestResult] = {}
     existing = {
         o.machine_order_id: o
@@ -125,7 +126,20 @@ def ingest_orders(
         except IntegrityError:
             # A concurrent request inserted one of them first: take them one at a time.
             results.update({pos: _ingest_one(device, o, now) for pos, o in fresh})
-    return [results[position] for position in range(len(orders))]
+    ordered = [results[position] for position in range(len(orders))]
+    accepted = [r.order_id for r in ordered if r.result == ACCEPTED]
+    if accepted:
+        audit.record(
+            "orders.received",
+            device,
+            source="machine",
+            changes={
+                "accepted": len(accepted),
+                "order_ids": accepted[:50],
+                "duplicates": sum(r.result == DUPLICATE for r in ordered),
+            },
+        )
+    return ordered
 
 
 def _against_existing(order: OrderInput, known: Order) -> IngestResult:

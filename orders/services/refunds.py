@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from coffeeshop import audit
 from coffeeshop.exceptions import Invalid
 from coffeeshop.live import broadcast_after_commit
 from orders.models import REFUNDABLE_STATUSES, Order, PaymentStatus, Refund, RefundStatus
@@ -75,6 +76,16 @@ def refund_order(order_id: int, *, user, reason: str, amount: Decimal | None = N
             "status": refund.status,
             "payment_status": order.payment_status,
             "refunded_total": str(order.refunded_total),
+        },
+    )
+    audit.record(
+        "order.refunded" if outcome.succeeded else "order.refund_failed",
+        order,
+        changes={
+            "amount": str(amount),
+            "reason": reason,
+            "refund_id": refund.pk,
+            "payment_status": order.payment_status,
         },
     )
     return refund

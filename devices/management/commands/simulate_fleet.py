@@ -20,20 +20,27 @@ from devices.simulator import (
     CURRENCY,
     DAILY_SALES_CURVE,
     DEFAULT_DUPLICATE_PROBABILITY,
+    DEFAULT_MISBEHAVE_FRACTION,
     DEFAULT_OFFLINE_PROBABILITY,
+    DEFAULT_PULL_INTERVAL_S,
     DEFAULT_SALES_PER_HOUR,
+    DEMO_MISBEHAVIOUR,
     FLAT_SALES_CURVE,
+    MIXED_CHANNELS,
+    CommandChannel,
     EventKind,
     FleetConfigurationError,
     FleetEvent,
     FleetStats,
+    Misbehaviour,
     run_fleet,
 )
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # These are already logged by the simulator (warnings, errors); printing them again would double every line.
 LOGGED_EVENTS = frozenset({EventKind.FAILED, EventKind.REJECTED, EventKind.CONFLICT})
-ALARMING_EVENTS = frozenset({EventKind.REFUSED, EventKind.CRASHED})
+ALARMING_EVENTS = frozenset({EventKind.REFUSED, EventKind.CRASHED, EventKind.MISBEHAVING})
+NO_MISBEHAVIOUR = "none"
 
 
 def _positive_int(value: str) -> int:
@@ -64,11 +71,33 @@ def _probability(value: str) -> float:
     return number
 
 
+def _misbehaviour(value: str) -> tuple[Misbehaviour, float] | None:
+    """KIND[:FRACTION] (the fraction of the fleet, default DEFAULT_MISBEHAVE_FRACTION), or `none`."""
+    if value == NO_MISBEHAVIOUR:
+        return None
+    kind, _, fraction = value.partition(":")
+    if kind not in set(Misbehaviour):
+        raise argparse.ArgumentTypeError(f"KIND is one of {', '.join(Misbehaviour)} (or {NO_MISBEHAVIOUR})")
+    try:
+        return Misbehaviour(kind), _probability(fraction) if fraction else DEFAULT_MISBEHAVE_FRACTION
+    except ValueError as error:
+        raise argparse.ArgumentTypeError("FRACTION must be a number between 0 and 1") from error
+
+
+def misbehaviour_option(values: list[tuple[Misbehaviour, float] | None] | None) -> dict[Misbehaviour, float]:
+    """What --misbehave asks for: the demo mix when absent, nothing with `none`, the last word per kind."""
+    if values is None:
+        return dict(DEMO_MISBEHAVIOUR)
+    return {kind: fraction for kind, fraction in filter(None, values)}
+
+
 class Command(BaseCommand):
     help = (
         "Simulate N coffee machines speaking the machine protocol against a server: they register, "
         "heartbeat, report refills, sell drinks (buffering them while offline and uploading the backlog "
-        "when back), drop offline now and then and re-register when their token is refused."
+        "when back), drop offline now and then, re-register when their token is refused, and carry out "
+        "remote commands (by heartbeat, pull or WebSocket). A few misbehave on purpose (see --misbehave) "
+        "so that every alarm type shows up."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -118,6 +147,28 @@ class Command(BaseCommand):
             type=Path,
             help="Where the machines keep their order counters between runs, so a restarted fleet never "
             "reuses an order id (default: <data dir>/simulator/<serial prefix>-order-numbers.json).",
+        )
+        parser.add_argument(
+            "--command-channel",
+            choices=[*CommandChannel, MIXED_CHANNELS],
+            default=MIXED_CHANNELS,
+            help="How machines collect remote commands: only in heartbeat replies, by pulling every "
+            "--pull-interval seconds, over a WebSocket, or %(default)s (the three in turn).",
+        )
+        parser.add_argument(
+            "--pull-interval",
+            type=_positive_float,
+            default=DEFAULT_PULL_INTERVAL_S,
+            help="Seconds between pulls of machines on the pull channel (default %(default)s).",
+        )
+        parser.add_argument(
+            "--misbehave",
+            action="append",
+            type=_misbehaviour,
+            metavar="KIND[:FRACTION]",
+            help=f"Make FRACTION of the machines (default {DEFAULT_MISBEHAVE_FRACTION}, at least one) "
+            f"misbehave: {', '.join(Misbehaviour)}. Repeatable. Without it, one machine in twenty "
+            f"does each (so a demo shows every alarm type); '{NO_MISBEHAVIOUR}' turns it off.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -179,6 +230,9 @@ class Command(BaseCommand):
                 sales_curve=FLAT_SALES_CURVE if options["flat_sales"] else DAILY_SALES_CURVE,
                 duplicate_probability=options["duplicate_probability"],
                 state_file=options["state_file"] or self._default_state_file(options["serial_prefix"]),
+                command_channels=options["command_channel"],
+                pull_interval_s=options["pull_interval"],
+                misbehave=misbehaviour_option(options["misbehave"]),
             )
         finally:
             for stop_signal in installed:
