@@ -2,6 +2,7 @@
 
 from django.templatetags.static import static
 from django.urls import reverse_lazy
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 UNFOLD = {
@@ -35,6 +36,75 @@ UNFOLD = {
                         "title": _("Materials"),
                         "icon": "inventory_2",
                         "link": reverse_lazy("admin:inventory_material_changelist"),
+                    },
+                ],
+            },
+            {
+                "title": _("Sales"),
+                "items": [
+                    {
+                        "title": _("Orders"),
+                        "icon": "receipt_long",
+                        "link": reverse_lazy("admin:orders_order_changelist"),
+                    },
+                    {
+                        # The order list filtered to open exceptions (orders.admin).
+                        "title": _("Exception queue"),
+                        "icon": "report",
+                        "link": format_lazy(
+                            "{}?is_exception__exact=1", reverse_lazy("admin:orders_order_changelist")
+                        ),
+                    },
+                    {
+                        "title": _("Payment methods"),
+                        "icon": "payments",
+                        "link": reverse_lazy("admin:orders_paymentmethod_changelist"),
+                    },
+                ],
+            },
+            {
+                "title": _("Operations"),
+                "items": [
+                    {
+                        # Active alarms; the badge counts critical and warning ones, kept live by live.js.
+                        "title": _("Alarms"),
+                        "icon": "notifications_active",
+                        "link": format_lazy(
+                            "{}?is_active__exact=1", reverse_lazy("admin:operations_alarm_changelist")
+                        ),
+                        "badge": "operations.admin.alarm_badge",
+                    },
+                    {
+                        "title": _("Remote commands"),
+                        "icon": "send",
+                        "link": reverse_lazy("admin:operations_remotecommand_changelist"),
+                    },
+                    {
+                        "title": _("Command batches"),
+                        "icon": "dynamic_feed",
+                        "link": reverse_lazy("admin:operations_commandbatch_changelist"),
+                    },
+                    {
+                        "title": _("Maintenance windows"),
+                        "icon": "construction",
+                        "link": reverse_lazy("admin:operations_maintenancewindow_changelist"),
+                    },
+                    {
+                        "title": _("Notification channels"),
+                        "icon": "campaign",
+                        "link": reverse_lazy("admin:operations_notificationchannel_changelist"),
+                        "permission": "operations.admin.can_manage_notifications",
+                    },
+                    {
+                        "title": _("Background jobs"),
+                        "icon": "hourglass_top",
+                        "link": reverse_lazy("admin:operations_taskjob_changelist"),
+                    },
+                    {
+                        "title": _("Operation log"),
+                        "icon": "history",
+                        "link": reverse_lazy("admin:operations_operationlog_changelist"),
+                        "permission": "operations.admin.can_read_audit",
                     },
                 ],
             },

@@ -4,6 +4,12 @@
  * Pages mark what a message may change with data attributes (devices/admin.py renders them):
  *   data-device-id="42" data-live="online|state|temperature|last_seen|bins"
  *   data-live="fleet"   the header's "online / total" counter, refreshed from its data-url
+ * and operations/admin.py:
+ *   data-live="alarms"  the sidebar's active alarm counts, refreshed from its data-url on alarm.*;
+ *                       a new critical alarm also shows a notice (toast)
+ *   data-live="job" data-job-id="7"          a background job's progress (job.progress, or polled)
+ *   data-live="batch" data-batch-id="3"      a command batch's per-state counts (batch/command.updated)
+ *   data-live="command" data-command-id="…"  a remote command's status (command.updated)
  * No dependencies; loaded on every admin page through UNFOLD["SCRIPTS"].
  */
 (function () {
@@ -178,6 +184,221 @@
     },
   };
 
+  // --- Operations: alarms, background jobs, command batches (operations/admin.py) -----------------
+
+  var ALARM_REFRESH_DELAY_MS = 500;
+  var BATCH_REFRESH_DELAY_MS = 700;
+  var JOB_POLL_MS = 4000;
+  var TOAST_MS = 20000;
+  var FINISHED_JOB = { succeeded: true, failed: true, canceled: true };
+
+  var alarmTimer = null;
+  var batchTimers = {};
+  var jobPoller = null;
+
+  function getJson(url) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        return response.ok ? response.json() : null;
+      });
+  }
+
+  function parsed(text) {
+    try {
+      return JSON.parse(text || "{}");
+    } catch (error) {
+      return {};
+    }
+  }
+
+  function alarmBadges() {
+    return document.querySelectorAll('[data-live="alarms"][data-url]');
+  }
+
+  function scheduleAlarmRefresh() {
+    if (alarmTimer !== null || !alarmBadges().length) return;
+    alarmTimer = setTimeout(function () {
+      alarmTimer = null;
+      refreshAlarms();
+    }, ALARM_REFRESH_DELAY_MS);
+  }
+
+  function refreshAlarms() {
+    alarmBadges().forEach(function (badge) {
+      getJson(badge.dataset.url)
+        .then(function (counts) {
+          if (!counts) return;
+          badge.querySelectorAll("[data-severity]").forEach(function (element) {
+            var value = counts[element.dataset.severity];
+            if (value === undefined) return;
+            element.dataset.count = String(value);
+            setText(element, String(value));
+          });
+        })
+        .catch(function () {});
+    });
+  }
+
+  function toastContainer() {
+    var container = document.getElementById("cs-toasts");
+    if (!container) {
+      container = document.createElement("div");
+      container.id = "cs-toasts";
+      container.className = "cs-toasts";
+      container.setAttribute("aria-live", "assertive");
+      document.body.appendChild(container);
+    }
+    return container;
+  }
+
+  function showCriticalAlarm(alarm) {
+    var badge = alarmBadges()[0];
+    if (!badge) return;
+    var types = parsed(badge.dataset.typeLabels);
+    var toast = document.createElement("div");
+    toast.className = "cs-toast";
+    toast.setAttribute("role", "alert");
+    toast.dataset.alarmId = String(alarm.id);
+
+    var icon = document.createElement("span");
+    icon.className = "material-symbols-outlined cs-toast-icon";
+    icon.textContent = "warning";
+    var body = document.createElement("div");
+    body.className = "cs-toast-body";
+    var title = document.createElement("strong");
+    title.textContent = (badge.dataset.toastTitle || "Critical alarm") + ": " + (types[alarm.type] || alarm.type);
+    var message = document.createElement("span");
+    message.textContent = alarm.message || "";
+    body.appendChild(title);
+    body.appendChild(message);
+    var open = document.createElement("a");
+    open.className = "cs-toast-open";
+    open.href = (badge.dataset.alarmUrl || "").replace("/0/", "/" + encodeURIComponent(alarm.id) + "/");
+    open.textContent = badge.dataset.openLabel || "Open";
+    var dismiss = document.createElement("button");
+    dismiss.type = "button";
+    dismiss.className = "cs-toast-dismiss";
+    dismiss.setAttribute("aria-label", badge.dataset.dismissLabel || "Dismiss");
+    dismiss.textContent = "\u00d7";
+    dismiss.addEventListener("click", function () {
+      toast.remove();
+    });
+
+    toast.appendChild(icon);
+    toast.appendChild(body);
+    toast.appendChild(open);
+    toast.appendChild(dismiss);
+    toastContainer().appendChild(toast);
+    window.setTimeout(function () {
+      toast.remove();
+    }, TOAST_MS);
+  }
+
+  function renderJob(element, job) {
+    var labels = parsed(element.dataset.labels);
+    var progress = Math.max(0, Math.min(100, Number(job.progress) || 0));
+    element.dataset.status = job.status;
+    var bar = element.querySelector(".cs-progress");
+    if (bar) bar.setAttribute("aria-valuenow", String(progress));
+    var fill = element.querySelector(".cs-progress-fill");
+    if (fill) fill.style.width = progress + "%";
+    var percent = element.querySelector(".cs-job-percent");
+    if (percent) setText(percent, progress + "%");
+    var status = element.querySelector(".cs-job-status");
+    if (status) setText(status, labels[job.status] || job.status);
+    var link = element.querySelector(".cs-job-download");
+    if (link) link.hidden = job.status !== "succeeded";
+  }
+
+  function updateJob(job) {
+    document.querySelectorAll('[data-live="job"][data-job-id="' + String(job.id) + '"]').forEach(function (element) {
+      renderJob(element, job);
+    });
+  }
+
+  function unfinishedJobs() {
+    return Array.prototype.filter.call(
+      document.querySelectorAll('[data-live="job"][data-status-url]'),
+      function (element) {
+        return !FINISHED_JOB[element.dataset.status];
+      }
+    );
+  }
+
+  // Progress also comes by polling: without Redis a worker's events never reach this server's sockets.
+  function watchJobs() {
+    if (jobPoller !== null || !unfinishedJobs().length) return;
+    jobPoller = window.setInterval(function () {
+      var pending = unfinishedJobs();
+      if (!pending.length) {
+        window.clearInterval(jobPoller);
+        jobPoller = null;
+        return;
+      }
+      pending.forEach(function (element) {
+        getJson(element.dataset.statusUrl)
+          .then(function (job) {
+            if (job) renderJob(element, job);
+          })
+          .catch(function () {});
+      });
+    }, JOB_POLL_MS);
+  }
+
+  function scheduleBatchRefresh(batchId) {
+    var key = String(batchId);
+    if (batchTimers[key] || !document.querySelector('[data-live="batch"][data-batch-id="' + key + '"]')) return;
+    batchTimers[key] = setTimeout(function () {
+      delete batchTimers[key];
+      refreshBatch(key);
+    }, BATCH_REFRESH_DELAY_MS);
+  }
+
+  function refreshBatch(batchId) {
+    document.querySelectorAll('[data-live="batch"][data-batch-id="' + batchId + '"][data-url]').forEach(function (element) {
+      getJson(element.dataset.url)
+        .then(function (summary) {
+          if (!summary) return;
+          var total = summary.total || 1;
+          Object.keys(summary.counts || {}).forEach(function (status) {
+            var count = summary.counts[status];
+            var segment = element.querySelector('.cs-batch-segment[data-status="' + status + '"]');
+            if (segment) segment.style.width = (count * 100) / total + "%";
+            var legend = element.querySelector('.cs-batch-count[data-status="' + status + '"]');
+            if (legend) {
+              legend.dataset.count = String(count);
+              var number = legend.querySelector("b");
+              if (number) setText(number, String(count));
+            }
+          });
+        })
+        .catch(function () {});
+    });
+  }
+
+  function updateCommand(command) {
+    document.querySelectorAll('[data-live="command"][data-command-id="' + String(command.id) + '"]').forEach(function (element) {
+      var labels = parsed(element.dataset.labels);
+      element.dataset.status = command.status;
+      setText(element, labels[command.status] || command.status);
+    });
+  }
+
+  handlers["alarm.opened"] = function (data) {
+    scheduleAlarmRefresh();
+    if (data.severity === "critical") showCriticalAlarm(data);
+  };
+  handlers["alarm.cleared"] = scheduleAlarmRefresh;
+  handlers["alarm.acknowledged"] = scheduleAlarmRefresh;
+  handlers["job.progress"] = updateJob;
+  handlers["batch.updated"] = function (data) {
+    scheduleBatchRefresh(data.id);
+  };
+  handlers["command.updated"] = function (data) {
+    updateCommand(data);
+    if (data.batch_id) scheduleBatchRefresh(data.batch_id);
+  };
+
   function connect() {
     var scheme = window.location.protocol === "https:" ? "wss" : "ws";
     var socket = new WebSocket(scheme + "://" + window.location.host + "/ws/live/");
@@ -211,6 +432,7 @@
     });
     connect();
     window.setInterval(refreshRelativeTimes, RELATIVE_TIME_REFRESH_MS);
+    watchJobs();
   }
 
   if (document.readyState === "loading") {

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts.models import Role
 from devices.models import Device
-from devices.services import mark_silent_devices_offline
+from devices.services import flush_heartbeats, mark_silent_devices_offline
 from tests.factories import MerchantFactory, UserFactory
 
 CHROMIUM = "/usr/bin/chromium"
@@ -96,6 +96,7 @@ def test_ops_user_sees_a_machine_go_offline_and_come_back_live(live_asgi_server,
             page.evaluate("window.__notReloaded = true")
 
             def silence_machine():
+                flush_heartbeats()  # with Redis the heartbeat was written behind; time passes after it lands
                 Device.objects.filter(pk=device_id).update(
                     offline_timeout_s=60, last_seen_at=timezone.now() - timedelta(minutes=5)
                 )
