@@ -174,7 +174,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("CACHE_KEY_PREFIX", "coffeeshop")},
+            # channels_redis blocks up to 5 s waiting for a message; redis-py 8 also times reads out at
+            # 5 s, which dropped idle staff sockets every few seconds. Give reads room.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
+                "prefix": os.environ.get("CACHE_KEY_PREFIX", "coffeeshop"),
+            },
         }
     }
 else:

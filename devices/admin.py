@@ -2,6 +2,8 @@
 
 Every element showing a machine's live status carries `data-device-id` and `data-live` (online, state,
 temperature, last_seen, bins): static/coffeeshop/live.js updates them in place from the staff socket.
+Ops send a machine, or a selection of machines (as a batch), a remote command through operations'
+command services, the ones the staff API calls.
 """
 
 import json

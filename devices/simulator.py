@@ -2283,6 +2283,11 @@ async def run_fleet(
         fractions,
         random.Random(f"{seed}:misbehave") if seed is not None else random.Random(),
     )
+    strangers = set(by_serial) - {machine.serial for machine in machines}
+    if strangers:
+        raise FleetConfigurationError(
+            f"misbehaving_serials names machines not in the fleet: {sorted(strangers)}"
+        )
     for serial, kinds in by_serial.items():
         misbehaving.setdefault(serial, set()).update(kinds)
     for position, machine in enumerate(machines):

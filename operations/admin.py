@@ -178,7 +178,8 @@ class TaskJobAdmin(ScopedModelAdmin):
 
     @display(description=_("job"), header=True)
     def job(self, job):
-        return [str(job), job.get_kind_display()]
+        filters = ", ".join(f"{name}={value}" for name, value in sorted(job.params.items()))
+        return [str(job), filters or EMPTY]
 
     @display(description=_("progress"))
     def progress_bar(self, job):
@@ -462,7 +463,8 @@ class CommandBatchAdmin(ScopedModelAdmin):
 
     @display(description=_("batch"), header=True)
     def batch(self, batch):
-        return [f"#{batch.pk} {batch.get_type_display()}", _("%(n)d machines") % {"n": batch.n_total}]
+        machines = ngettext("%(n)d machine", "%(n)d machines", batch.n_total) % {"n": batch.n_total}
+        return [f"#{batch.pk} {batch.get_type_display()}", machines]
 
     @display(description=_("progress"))
     def progress(self, batch):

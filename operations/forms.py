@@ -54,7 +54,10 @@ class ServiceDialogForm(BaseDialogForm):
         super().__init__(*args, **kwargs)
         self.target = None
         if self.object_id is not None:
-            self.target = self.target_queryset(self.request.user).filter(pk=self.object_id).first()
+            try:
+                self.target = self.target_queryset(self.request.user).filter(pk=self.object_id).first()
+            except (ValueError, ValidationError):
+                self.target = None  # not even an id: as missing as any other
             if self.target is None:
                 raise Http404
 

@@ -165,11 +165,12 @@ def test_machine_reported_fields_are_read_only_for_everyone(login, sales):
 
 def test_the_order_list_costs_the_same_queries_for_3_and_30_orders(login, sales):
     client = login(Role.OPS)
+    OrderFactory(device=sales.lobby)
     client.get(CHANGELIST)  # warm caches (content types, sessions)
     with CaptureQueriesContext(connection) as few:
-        assert client.get(CHANGELIST).context["cl"].result_count == 2
+        assert client.get(CHANGELIST).context["cl"].result_count == 3
     OrderFactory.create_batch(14, device=sales.lobby)
-    OrderFactory.create_batch(14, device=sales.station)
+    OrderFactory.create_batch(13, device=sales.station)
     with CaptureQueriesContext(connection) as many:
         assert client.get(CHANGELIST).context["cl"].result_count == 30
 
@@ -202,6 +203,21 @@ def test_ops_see_the_refund_dialog_with_what_is_left(login, sales):
     assert url(sales.paid, "refund") in page
     assert "Left to refund" in dialog and "18.00 CNY" in dialog
     assert 'name="amount"' in dialog and 'name="reason"' in dialog
+
+
+def test_the_order_page_offers_the_actions_that_fit_the_orders_state(login, sales):
+    client = login(Role.OPS)
+    sales.cash.is_exception = True
+    sales.cash.save()
+
+    paid = client.get(url(sales.paid)).content.decode()
+    unpaid_exception = client.get(url(sales.cash)).content.decode()
+
+    assert url(sales.paid, "refund") in paid and url(sales.paid, "mark_as_exception") in paid
+    assert url(sales.paid, "resolve_the_exception") not in paid
+    assert url(sales.cash, "refund") not in unpaid_exception
+    assert url(sales.cash, "resolve_the_exception") in unpaid_exception
+    assert url(sales.cash, "mark_as_exception") not in unpaid_exception
 
 
 def test_ops_refund_part_of_an_order_through_the_admin(login, sales):
@@ -415,3 +431,9 @@ def test_someone_elses_export_answers_like_a_missing_one(login, sales):
         missing = other.get(reverse(f"admin:{name}", args=[987654]))
         assert mine.status_code == 200, name
         assert theirs.status_code == missing.status_code != 200, name
+
+
+def test_an_action_on_something_that_is_not_an_order_id_answers_not_found(login, sales):
+    response = login(Role.OPS).post("/admin/orders/order/not-a-number/refund/", refund_form(reason="x"))
+
+    assert response.status_code == 404

@@ -1586,6 +1586,7 @@ async def test_a_silent_machine_stops_heartbeating_for_its_episode_and_then_come
         {"misbehave": {"explode": 0.5}},
         {"misbehave": {"overheat": 1.5}},
         {"misbehaving_serials": {"SIM-000001": ["sulk"]}},
+        {"misbehaving_serials": {"SIM-000002": ["overheat"]}},
         {"misbehaviour_timings": {"fail_commands": EpisodeTiming((1, 2), (1, 2), (1, 2))}},
         {"misbehaviour_timings": {"overheat": EpisodeTiming((2, 1), (1, 2), (1, 2))}},
     ],

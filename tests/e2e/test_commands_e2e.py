@@ -389,3 +389,112 @@ async def test_a_real_celery_worker_times_out_an_unanswered_command_and_marks_a_
     assert went_offline == 1
     assert devices == {good: True, ignoring: True, silent: False}
     assert offline_alarms == [silent]
+
+
+# --- Every alarm type, from machines misbehaving on purpose -------------------------------------------
+
+DEMO_MISBEHAVIOUR = {
+    "DEMO-000001": ["fail_commands"],
+    "DEMO-000002": ["ignore_commands"],
+    "DEMO-000003": ["go_silent"],
+    "DEMO-000004": ["overheat"],
+    "DEMO-000005": ["run_dry"],
+}
+FAST_EPISODES = {
+    "go_silent": EpisodeTiming((2.0, 2.0), (120.0, 120.0), (600.0, 600.0)),
+    "overheat": EpisodeTiming((1.0, 1.0), (8.0, 8.0), (600.0, 600.0)),
+    "run_dry": EpisodeTiming((1.0, 1.0), (6.0, 6.0), (600.0, 600.0)),
+}
+
+
+def _send_failing_commands(ids) -> None:
+    """What staff do in a demo: an upgrade and a cleaning to the failing machine, a restart to the one
+    that never answers (with a one-second lease and one attempt, so it times out at once)."""
+    failing, ignoring = Device.objects.get(pk=ids["DEMO-000001"]), Device.objects.get(pk=ids["DEMO-000002"])
+    upgrade = {"package_id": "17", "version": "2026.11.4", "url": "/packages/17.json", "sha256": "a" * 64}
+    send_command(failing, "upgrade", upgrade)
+    send_command(failing, "clean", {"program": "rinse"})
+    with transaction.atomic():
+        command = send_command(ignoring, "restart", {"reason": "demo"}, max_attempts=1)
+        RemoteCommand.objects.filter(pk=command.pk).update(lease_s=1)
+    Device.objects.filter(pk=ids["DEMO-000003"]).update(offline_timeout_s=2)
+
+
+RECOVERING = {("DEMO-000004", AlarmType.TEMPERATURE_OUT_OF_RANGE), ("DEMO-000005", AlarmType.MATERIAL_EMPTY)}
+
+
+def _when(alarms: set, condition: Callable[[set], bool]) -> set | None:
+    return alarms if condition(alarms) else None
+
+
+def _sweep_and_list_alarms(merchant) -> set[tuple[str, str]]:
+    """The periodic jobs, run in this process (what beat and the worker do every few seconds)."""
+    from operations import tasks
+
+    tasks.sweep_commands()
+    tasks.mark_silent_devices_offline()
+    return set(Alarm.objects.filter(merchant=merchant).values_list("device__serial", "type"))
+
+
+def _active_alarms(merchant) -> set[tuple[str, str]]:
+    return set(Alarm.objects.filter(merchant=merchant, is_active=True).values_list("device__serial", "type"))
+
+
+async def test_machines_misbehaving_on_purpose_raise_every_alarm_type_and_clear_them_when_they_recover(
+    live_asgi_server, materials
+):
+    merchant = await in_thread(MerchantFactory, name="Alarm Demo")
+    watch, stop = Watch(), asyncio.Event()
+    fleet = asyncio.create_task(
+        run_fleet(
+            live_asgi_server.url,
+            merchant.provisioning_secret,
+            devices=5,
+            duration_s=120,
+            stop=stop,
+            heartbeat_interval_s=1,
+            command_channels="heartbeat",
+            offline_probability=0,
+            sales_per_hour=0,
+            serial_prefix="DEMO",
+            seed=3,
+            on_event=watch,
+            misbehaving_serials=DEMO_MISBEHAVIOUR,
+            misbehaviour_timings=FAST_EPISODES,
+        )
+    )
+    expected = {
+        ("DEMO-000001", AlarmType.UPGRADE_FAILED),
+        ("DEMO-000001", AlarmType.COMMAND_FAILED),
+        ("DEMO-000002", AlarmType.COMMAND_FAILED),
+        ("DEMO-000003", AlarmType.OFFLINE),
+        ("DEMO-000004", AlarmType.TEMPERATURE_OUT_OF_RANGE),
+        ("DEMO-000005", AlarmType.MATERIAL_LOW),
+        ("DEMO-000005", AlarmType.MATERIAL_EMPTY),
+    }
+    try:
+        await watch.until(
+            lambda: len({e.serial for _, e in watch.events if e.kind == EventKind.REGISTERED}) == 5,
+            timeout_s=20,
+            what="five machines registered",
+        )
+        await in_thread(_send_failing_commands, await in_thread(_device_ids, merchant))
+        raised = await eventually(
+            lambda: _when(_sweep_and_list_alarms(merchant), lambda alarms: alarms >= expected),
+            timeout_s=45,
+            what="every alarm type",
+            interval_s=1,
+        )
+        recovered = await eventually(
+            lambda: _when(_active_alarms(merchant), lambda active: not active & RECOVERING),
+            timeout_s=45,
+            what="the overheated boiler and the dry bin recovering",
+        )
+    finally:
+        stop.set()
+        stats = await fleet
+
+    assert {alarm_type for _, alarm_type in raised} == set(AlarmType), "every alarm type appeared"
+    assert ("DEMO-000003", AlarmType.OFFLINE) in recovered, "the silent machine is still silent"
+    assert stats.overheat_periods == 1 and stats.dry_runs == 1 and stats.silent_periods == 1
+    assert stats.commands_failed == 2 and stats.commands_ignored == 1

@@ -70,6 +70,10 @@ def test_ops_refund_part_of_an_order_from_its_admin_page(live_asgi_server):
             browser.close()
 
     refund = Refund.objects.get(order=order)
-    assert (refund.amount, refund.reason, refund.created_by_id) == (Decimal("5.00"), "Drink came out cold", ops.pk)
+    assert (refund.amount, refund.reason, refund.created_by_id) == (
+        Decimal("5.00"),
+        "Drink came out cold",
+        ops.pk,
+    )
     order = Order.objects.get(pk=order.pk)
     assert (order.payment_status, order.refunded_total) == (PaymentStatus.PARTIALLY_REFUNDED, Decimal("5.00"))
