@@ -2,8 +2,7 @@
 
 Every element showing a machine's live status carries `data-device-id` and `data-live` (online, state,
 temperature, last_seen, bins): static/coffeeshop/live.js updates them in place from the staff socket.
-Ops send a machine, or a selection of machines (as a batch), a remote command through operations'
-command services, the ones the staff API calls.
+Remote commands are added to these pages by operations' admin (devices knows nothing of operations).
 """
 
 import json
@@ -11,12 +10,10 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import HttpResponseRedirect, JsonResponse
-from django.template.response import TemplateResponse
+from django.http import JsonResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -27,11 +24,8 @@ from unfold.decorators import action, display
 
 from accounts.models import Capability
 from coffeeshop.admin_base import ScopedModelAdmin, ScopedRelatedFilter, ScopedTabularInline, user_can
-from coffeeshop.exceptions import DomainError
 from devices import selectors, services
 from devices.models import Device, DeviceBin, DeviceState, Location, StatusEvent
-from operations.forms import SendCommandForm
-from operations.services import commands
 
 HISTORY_ROWS = 20
 CHART_HOURS = 24
@@ -177,14 +171,6 @@ def history_table(device: Device) -> dict:
             for record in selectors.status_history_for(device)[:HISTORY_ROWS]
         ],
     }
-
-
-SEND_COMMAND_DIALOG = {
-    "title": _("Send a command to this machine"),
-    "description": _("It is delivered on the machine's next heartbeat, pull or socket push."),
-    "form_class": SendCommandForm,
-    "form_submit_text": _("Send command"),
-}
 
 
 # --- Locations --------------------------------------------------------------------------------------
@@ -347,8 +333,7 @@ class DeviceAdmin(ScopedModelAdmin):
         "status_changed_at",
     ]
     inlines = [DeviceBinInline]
-    actions = ["send_command_to_selected"]
-    actions_detail = ["rotate_token", "revoke_token", "send_command"]
+    actions_detail = ["rotate_token", "revoke_token"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("bins")
@@ -478,68 +463,3 @@ class DeviceAdmin(ScopedModelAdmin):
             % {"count": revoked, "device": device},
         )
         return self.back_to_change_page(request, device)
-
-    # --- Remote commands (operations.services.commands, the same functions as the staff API) ---
-
-    @action(description=_("Send command"), icon="send", permissions=["operate"], dialog=SEND_COMMAND_DIALOG)
-    def send_command(self, request, form, object_id):
-        device = form.target
-        try:
-            command = commands.send_command(device, **form.command_options(), user=request.user)
-        except DomainError as error:
-            form.add_service_error(error)
-            return form.dialog_response(request, SEND_COMMAND_DIALOG)
-        messages.success(
-            request,
-            format_html(
-                _(
-                    "{command} is queued for {device}; it rides on the machine's next call. "
-                    '<a href="{url}">Follow it</a>'
-                ),
-                command=command.get_type_display(),
-                device=device,
-                url=reverse("admin:operations_remotecommand_change", args=[command.pk]),
-            ),
-        )
-        return self.back_to_change_page(request, device)
-
-    @action(description=_("Send command to selected machines"), icon="send", permissions=["operate"])
-    def send_command_to_selected(self, request, queryset):
-        """One command to the chosen machines as a batch: a form page first, then the batch's page."""
-        submitted = "_form_submitted" in request.POST
-        form = SendCommandForm(request=request, data=request.POST if submitted else None)
-        if submitted and form.is_valid():
-            device_ids = sorted(queryset.values_list("pk", flat=True))
-            merchants = set(queryset.order_by().values_list("merchant_id", flat=True).distinct())
-            try:
-                batch = commands.create_batch(
-                    queryset,
-                    **form.command_options(),
-                    user=request.user,
-                    target={"device_ids": device_ids},
-                    merchant_id=next(iter(merchants)) if len(merchants) == 1 else None,
-                )
-            except DomainError as error:
-                form.add_service_error(error)
-            else:
-                messages.success(
-                    request,
-                    ngettext(
-                        "The command is queued for %(count)d machine.",
-                        "The command is queued for %(count)d machines.",
-                        len(device_ids),
-                    )
-                    % {"count": len(device_ids)},
-                )
-                return HttpResponseRedirect(reverse("admin:operations_commandbatch_change", args=[batch.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "title": _("Send a command"),
-            "opts": self.opts,
-            "form": form,
-            "devices": list(queryset),
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "action_name": "send_command_to_selected",
-            "media": self.media + form.media,
-        }
-        return TemplateResponse(request, "admin/operations/send_command_to_selected.html", context)

@@ -9,10 +9,12 @@ socket (job.progress, command.updated, batch.updated, alarm.*).
 import json
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404, HttpResponseRedirect, JsonResponse
 from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -25,9 +27,10 @@ from unfold.decorators import action, display
 from accounts.models import Capability
 from coffeeshop.admin_base import ScopedModelAdmin, ScopedRelatedFilter, user_can
 from coffeeshop.exceptions import Conflict, DomainError
+from devices.admin import DeviceAdmin as FleetDeviceAdmin
 from devices.models import Device
 from operations import selectors
-from operations.forms import ClearAlarmForm, MaintenanceWindowForm, NotificationChannelForm
+from operations.forms import ClearAlarmForm, MaintenanceWindowForm, NotificationChannelForm, SendCommandForm
 from operations.models import (
     NO_BIN,
     Alarm,
@@ -41,7 +44,7 @@ from operations.models import (
     Severity,
     TaskJob,
 )
-from operations.services import cancel_job, job_payload
+from operations.services import cancel_job, commands, job_payload
 from operations.services.alarms import acknowledge_alarm, clear_alarm_by_hand
 from operations.services.commands import cancel_command, cancel_pending, retry_failed
 
@@ -761,3 +764,87 @@ class OperationLogAdmin(ScopedModelAdmin):
         "target_repr",
         "changes",
     ]
+
+
+# --- The device pages get "send command" here: devices must not import operations -----------------
+
+SEND_COMMAND_DIALOG = {
+    "title": _("Send a command to this machine"),
+    "description": _("It is delivered on the machine's next heartbeat, pull or socket push."),
+    "form_class": SendCommandForm,
+    "form_submit_text": _("Send command"),
+}
+
+
+admin.site.unregister(Device)
+
+
+@admin.register(Device)
+class DeviceAdmin(FleetDeviceAdmin):
+    """The fleet's device admin plus remote commands (the same services as the staff API)."""
+
+    actions = [*FleetDeviceAdmin.actions, "send_command_to_selected"]
+    actions_detail = [*FleetDeviceAdmin.actions_detail, "send_command"]
+
+    @action(description=_("Send command"), icon="send", permissions=["operate"], dialog=SEND_COMMAND_DIALOG)
+    def send_command(self, request, form, object_id):
+        device = form.target
+        try:
+            command = commands.send_command(device, **form.command_options(), user=request.user)
+        except DomainError as error:
+            form.add_service_error(error)
+            return form.dialog_response(request, SEND_COMMAND_DIALOG)
+        messages.success(
+            request,
+            format_html(
+                _(
+                    "{command} is queued for {device}; it rides on the machine's next call. "
+                    '<a href="{url}">Follow it</a>'
+                ),
+                command=command.get_type_display(),
+                device=device,
+                url=reverse("admin:operations_remotecommand_change", args=[command.pk]),
+            ),
+        )
+        return self.back_to_change_page(request, device)
+
+    @action(description=_("Send command to selected machines"), icon="send", permissions=["operate"])
+    def send_command_to_selected(self, request, queryset):
+        """One command to the chosen machines as a batch: a form page first, then the batch's page."""
+        submitted = "_form_submitted" in request.POST
+        form = SendCommandForm(request=request, data=request.POST if submitted else None)
+        if submitted and form.is_valid():
+            device_ids = sorted(queryset.values_list("pk", flat=True))
+            merchants = set(queryset.order_by().values_list("merchant_id", flat=True).distinct())
+            try:
+                batch = commands.create_batch(
+                    queryset,
+                    **form.command_options(),
+                    user=request.user,
+                    target={"device_ids": device_ids},
+                    merchant_id=next(iter(merchants)) if len(merchants) == 1 else None,
+                )
+            except DomainError as error:
+                form.add_service_error(error)
+            else:
+                messages.success(
+                    request,
+                    ngettext(
+                        "The command is queued for %(count)d machine.",
+                        "The command is queued for %(count)d machines.",
+                        len(device_ids),
+                    )
+                    % {"count": len(device_ids)},
+                )
+                return HttpResponseRedirect(reverse("admin:operations_commandbatch_change", args=[batch.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Send a command"),
+            "opts": self.opts,
+            "form": form,
+            "devices": list(queryset),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "action_name": "send_command_to_selected",
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/operations/send_command_to_selected.html", context)

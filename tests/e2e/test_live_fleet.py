@@ -78,7 +78,9 @@ async def test_simulated_machines_register_heartbeat_and_reach_the_staff_socket(
     assert all(is_online for _, is_online, _ in devices)
 
 
-async def test_a_staff_socket_left_idle_still_hears_the_next_change(live_asgi_server, session_cookie_for, materials):
+async def test_a_staff_socket_left_idle_still_hears_the_next_change(
+    live_asgi_server, session_cookie_for, materials
+):
     """An idle socket once dropped every few seconds (a Redis read time-out); pushes must still arrive."""
     import httpx
 
@@ -90,10 +92,21 @@ async def test_a_staff_socket_left_idle_still_hears_the_next_change(live_asgi_se
         await ws.recv()  # hello
         await asyncio.sleep(12)
         async with httpx.AsyncClient(base_url=live_asgi_server.url) as client:
-            registered = (await client.post("/api/v1/devices/register", json={
-                "serial": "IDLE-1", "model": "CM-2000", "provisioning_secret": merchant.provisioning_secret})).json()
+            registered = (
+                await client.post(
+                    "/api/v1/devices/register",
+                    json={
+                        "serial": "IDLE-1",
+                        "model": "CM-2000",
+                        "provisioning_secret": merchant.provisioning_secret,
+                    },
+                )
+            ).json()
             token, device_id = registered["data"]["token"], registered["data"]["device_id"]
-            await client.post(f"/api/v1/devices/{device_id}/status", json={"state": "idle"},
-                              headers={"Authorization": f"Device {token}"})
+            await client.post(
+                f"/api/v1/devices/{device_id}/status",
+                json={"state": "idle"},
+                headers={"Authorization": f"Device {token}"},
+            )
         seen = await _collect(ws, {"IDLE-1"}, timeout_s=10)
     assert "IDLE-1" in seen
