@@ -486,7 +486,7 @@ class CommandBatchAdmin(ScopedModelAdmin):
         """Retrying or canceling acts on the whole batch, so only someone who sees all of it may (as in
         the API)."""
         batch = self.object_for_action(request, object_id)
-        if batch.n_total != batch.commands.count():
+        if not commands.may_act_on_whole_batch(request.user, batch):
             raise PermissionDenied(_("This batch includes machines of other merchants."))
         return batch
 
@@ -707,9 +707,6 @@ class NotificationChannelAdmin(ScopedModelAdmin):
 class MaintenanceWindowAdmin(ScopedModelAdmin):
     """While a window lasts, the machine's alarms are recorded but nobody is notified."""
 
-    # MaintenanceWindow has no merchant (nor a TenantQuerySet): it belongs to its machine's merchant, and
-    # is scoped through the machines the user may see (below).
-    tenant_scoped = False
     write_capability = Capability.OPERATE_DEVICES
     form = MaintenanceWindowForm
     list_display = ["device", "starts_at", "ends_at", "reason", "is_current"]
@@ -717,9 +714,6 @@ class MaintenanceWindowAdmin(ScopedModelAdmin):
     list_filter = [("device", ScopedRelatedFilter)]
     search_fields = ["device__serial", "device__alias", "reason"]
     autocomplete_fields = ["device"]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).filter(device__in=Device.objects.for_user(request.user))
 
     @display(description=_("now"), boolean=True)
     def is_current(self, window):
@@ -815,14 +809,12 @@ class DeviceAdmin(FleetDeviceAdmin):
         form = SendCommandForm(request=request, data=request.POST if submitted else None)
         if submitted and form.is_valid():
             device_ids = sorted(queryset.values_list("pk", flat=True))
-            merchants = set(queryset.order_by().values_list("merchant_id", flat=True).distinct())
             try:
                 batch = commands.create_batch(
                     queryset,
                     **form.command_options(),
                     user=request.user,
                     target={"device_ids": device_ids},
-                    merchant_id=next(iter(merchants)) if len(merchants) == 1 else None,
                 )
             except DomainError as error:
                 form.add_service_error(error)

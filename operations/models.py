@@ -358,6 +358,14 @@ class NotificationChannel(models.Model):
         return f"{self.get_kind_display()}: {self.target}"
 
 
+class MaintenanceWindowQuerySet(models.QuerySet):
+    def for_user(self, user):
+        from accounts.tenancy import merchant_ids_for
+
+        ids = merchant_ids_for(user)
+        return self if ids is None else self.filter(device__merchant__in=ids)
+
+
 class MaintenanceWindow(models.Model):
     """While it lasts, a machine's alarms are recorded but nobody is notified."""
 
@@ -370,6 +378,8 @@ class MaintenanceWindow(models.Model):
     starts_at = models.DateTimeField(_("starts"))
     ends_at = models.DateTimeField(_("ends"))
     reason = models.CharField(_("reason"), max_length=200, blank=True)
+
+    objects = MaintenanceWindowQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("maintenance window")

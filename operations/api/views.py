@@ -124,14 +124,12 @@ class CommandBatchViewSet(
             if not chosen.is_valid():
                 raise exceptions.ValidationError({"filter": chosen.errors})
             targets, target = chosen.qs, {"filter": data["filter"]}
-        merchants = set(targets.values_list("merchant_id", flat=True).distinct()[:2])
         batch = commands.create_batch(
             targets,
             data["type"],
             data["payload"],
             user=request.user,
             target=target,
-            merchant_id=next(iter(merchants)) if len(merchants) == 1 else None,
             expires_in_s=data["expires_in_s"],
             max_attempts=data["max_attempts"],
             run_when_idle=data["run_when_idle"],
@@ -155,7 +153,7 @@ class CommandBatchViewSet(
     def _own_batch(self) -> CommandBatch:
         """Retrying or canceling acts on the whole batch, so only someone who sees all of it may."""
         batch = self.get_object()
-        if batch.n_total != batch.commands.count():
+        if not commands.may_act_on_whole_batch(self.request.user, batch):
             raise exceptions.PermissionDenied(_("This batch includes machines of other merchants."))
         return batch
 

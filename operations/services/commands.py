@@ -209,20 +209,21 @@ def create_batch(
     *,
     user,
     target: dict,
-    merchant_id: int | None = None,
     expires_in_s: int = DEFAULT_EXPIRY_S,
     max_attempts: int = 3,
     run_when_idle: bool = False,
     now: datetime | None = None,
 ) -> CommandBatch:
-    """One command to many machines, written in bulk (10,000 machines is one request)."""
+    """One command to many machines, written in bulk (10,000 machines is one request). The batch
+    belongs to a merchant when all its machines do; a platform-wide batch has none."""
     now = now or timezone.now()
     clean = _checked_payload(command_type, payload)
     device_rows = list(devices.select_related(None).only("pk", "merchant_id"))
     if not device_rows:
         raise Invalid(_("No machine matches."), details={"fields": {"devices": [_("no machine matches")]}})
+    merchants = {d.merchant_id for d in device_rows}
     batch = CommandBatch.objects.create(
-        merchant_id=merchant_id,
+        merchant_id=next(iter(merchants)) if len(merchants) == 1 else None,
         type=command_type,
         payload=clean,
         target=target,
@@ -268,6 +269,19 @@ def batch_counts(batch: CommandBatch) -> dict[str, int]:
 
 
 @transaction.atomic
+def may_act_on_whole_batch(user, batch: CommandBatch) -> bool:
+    """Retrying or canceling acts on every machine of a batch: only someone who sees all of them may."""
+    from accounts.tenancy import merchant_ids_for
+
+    ids = merchant_ids_for(user)
+    return ids is None or not batch.commands.exclude(device__merchant__in=ids).exists()
+
+
+def _batch_changed(batch: CommandBatch) -> None:
+    for merchant_id in set(batch.commands.values_list("device__merchant_id", flat=True).distinct()):
+        broadcast_after_commit(merchant_id, "batch.updated", {"id": batch.pk})
+
+
 def retry_failed(batch: CommandBatch, now: datetime | None = None) -> int:
     """Send again, as fresh attempts, the batch's commands that failed, timed out or expired."""
     now = now or timezone.now()
@@ -287,6 +301,7 @@ def retry_failed(batch: CommandBatch, now: datetime | None = None) -> int:
     _flag_pending(device_ids)
     _nudge_sockets(device_ids)
     audit.record("batch.failed_retried", batch, changes={"retried": count})
+    _batch_changed(batch)
     return count
 
 
@@ -296,6 +311,7 @@ def cancel_pending(batch: CommandBatch, now: datetime | None = None) -> int:
         status=CommandStatus.CANCELED, finished_at=now
     )
     audit.record("batch.pending_canceled", batch, changes={"canceled": count})
+    _batch_changed(batch)
     return count
 
 

@@ -72,7 +72,6 @@ def world(merchant, other_merchant, make_user):
             {"what": ["status"]},
             user=someone_a,
             target={"device_ids": [lobby.pk, station.pk]},
-            merchant_id=merchant.pk,
         ),
         b_batch=commands.create_batch(
             Device.objects.filter(pk=rival.pk),
@@ -80,7 +79,6 @@ def world(merchant, other_merchant, make_user):
             {"program": "rinse"},
             user=someone_b,
             target={"device_ids": [rival.pk]},
-            merchant_id=other_merchant.pk,
         ),
         window=MaintenanceWindow.objects.create(
             device=lobby,
