@@ -162,6 +162,7 @@ REMOTE_BREW_S = (3.0, 5.0)
 DOOR_ACTUATION_S = 0.5
 PACKAGE_INSTALL_S = (1.0, 2.0)
 RESTART_SILENCE_S = (3.0, 6.0)
+# Each cleaning program: (seconds it runs, millilitres of water it uses).
 CLEAN_PROGRAMS: dict[str, tuple[float, float]] = {
     "rinse": (4.0, 250.0),
     "milk": (6.0, 400.0),

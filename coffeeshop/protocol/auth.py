@@ -8,7 +8,8 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
 
-from devices.services import identify_device, identity_of
+from coffeeshop.api.throttling import DeviceRateThrottle
+from devices.services import identify_device_and_count, identity_of
 
 
 class DevicePrincipal:
@@ -37,7 +38,8 @@ class DeviceTokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 _("Malformed Authorization header; expected 'Device <token>'.")
             )
-        identity = identify_device(parts[1].decode("latin-1"))
+        identity, count = identify_device_and_count(parts[1].decode("latin-1"), DeviceRateThrottle().duration)
+        request.device_request_count = count
         if identity is None:
             raise exceptions.AuthenticationFailed(_("Unknown or revoked device token."))
         return DevicePrincipal(identity), identity

@@ -3,6 +3,7 @@
 from devices.services.credentials import (
     DeviceIdentity,
     identify_device,
+    identify_device_and_count,
     identity_of,
     issue_token,
     revoke_device_token,
@@ -30,6 +31,7 @@ __all__ = [
     "StatusReading",
     "flush_heartbeats",
     "identify_device",
+    "identify_device_and_count",
     "identity_of",
     "issue_token",
     "mark_silent_devices_offline",

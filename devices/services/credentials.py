@@ -8,6 +8,7 @@ revocation made in another.
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -92,6 +93,26 @@ def identify_device(token: str) -> DeviceIdentity | None:
     if redis is not None:
         redis.set(_cache_key(token_hash), f"{row[0]}:{row[1]}", ex=TOKEN_CACHE_TTL_S)
     return DeviceIdentity(*row)
+
+
+def identify_device_and_count(token: str, window_s: int) -> tuple[DeviceIdentity | None, int | None]:
+    """`identify_device`, plus (with Redis) how many requests this token made in the current window of
+    `window_s` seconds, counting this one: the machine throttle's input, in the same round trip as the
+    token look-up. Without Redis the count is None and the throttle counts for itself."""
+    redis = get_redis()
+    if redis is None:
+        return identify_device(token), None
+    token_hash = hash_token(token)
+    counter = key("rate", "device", token_hash[:32], int(time.time() // window_s))
+    pipe = redis.pipeline(transaction=False)
+    pipe.get(_cache_key(token_hash))
+    pipe.incr(counter)
+    pipe.expire(counter, window_s * 2)
+    cached, count, _ = pipe.execute()
+    if not cached:
+        return identify_device(token), count
+    device_id, merchant_id = cached.split(b":")
+    return DeviceIdentity(int(device_id), int(merchant_id)), count
 
 
 def identity_of(device_id: int) -> DeviceIdentity | None:

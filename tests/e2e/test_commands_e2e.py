@@ -208,7 +208,7 @@ async def test_staff_commands_reach_each_machine_by_its_own_channel_and_come_bac
 def celery_worker_queue(live_asgi_server, django_db_blocker, tmp_path):
     """A real `celery worker` (solo pool) on the test database and Redis, like the daphne server; it
     listens on a queue of its own, so no other worker on the same Redis takes these tasks. Yields the
-    queue's name."""
+    queue's name once the worker has answered a task."""
     if not settings.REDIS_URL:
         pytest.skip("needs REDIS_URL: the worker takes its tasks from Redis, as in production")
     with django_db_blocker.unblock():
@@ -248,6 +248,12 @@ def celery_worker_queue(live_asgi_server, django_db_blocker, tmp_path):
             stderr=subprocess.STDOUT,
         )
     try:
+        from operations.tasks import sweep_commands
+
+        try:
+            _run_task(sweep_commands, queue, timeout_s=60)  # answers once the worker is up
+        except Exception as error:
+            pytest.fail(f"the Celery worker did not answer ({error!r}):\n{log_path.read_text()[-3000:]}")
         yield queue
     finally:
         worker.terminate()
@@ -286,7 +292,6 @@ async def test_a_real_celery_worker_times_out_an_unanswered_command_and_marks_a_
     from operations.tasks import mark_silent_devices_offline, sweep_commands
 
     queue = celery_worker_queue
-    await in_thread(_run_task, sweep_commands, queue, 60)  # the worker is up
     merchant = await in_thread(MerchantFactory, name="Worker E2E")
     key = await in_thread(_staff_token, merchant)
     watch, stop = Watch(), asyncio.Event()
