@@ -342,12 +342,29 @@ def _proc_ticks(pid: int) -> tuple[str, int] | None:
     return comm, int(fields[11]) + int(fields[12])
 
 
+def _is_bench_service(pid: int, comm: str) -> bool:
+    """Redis, PostgreSQL's own processes, and the PostgreSQL backends serving a bench database
+    (`coffeeshop_bench*`, so bench/orders.py's and bench/commands.py's count too); backends of other
+    sessions' databases (tests) count as other processes."""
+    if comm == "redis-server":
+        return True
+    if comm != "postgres":
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            title = cmdline.read().decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+    is_client_backend = "(" in title or "[local]" in title
+    return not is_client_backend or f" {DB_NAME}" in title
+
+
 @dataclass
 class CpuSnapshot:
     at: float
     machine_busy: int
-    server: int
-    services: int
+    server: dict[int, int]
+    services: dict[int, int]
     reaped_children_s: float
 
 
@@ -357,28 +374,35 @@ def cpu_snapshot(server_pid: int) -> CpuSnapshot:
         ticks = [int(v) for v in stat.readline().split()[1:]]
     busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
     tree = {server_pid, *_children(server_pid)}
-    server = services = 0
+    server, services = {}, {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        found = _proc_ticks(int(entry))
+        pid = int(entry)
+        found = _proc_ticks(pid)
         if found is None:
             continue
-        if int(entry) in tree:
-            server += found[1]
-        elif found[0] in SERVICE_COMMS:
-            services += found[1]
+        if pid in tree:
+            server[pid] = found[1]
+        elif found[0] in SERVICE_COMMS and _is_bench_service(pid, found[0]):
+            services[pid] = found[1]
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return CpuSnapshot(time.monotonic(), busy, server, services, usage.ru_utime + usage.ru_stime)
+
+
+def _ticks_between(before: dict[int, int], after: dict[int, int]) -> int:
+    """Ticks used between two snapshots by the processes alive at both (per process: never negative)."""
+    return sum(max(0, ticks - before[pid]) for pid, ticks in after.items() if pid in before)
 
 
 def cpu_between(before: CpuSnapshot, after: CpuSnapshot, requests: int) -> dict:
     """Cores used on average during a run, by whom; `other_cores` is everything not part of the bench."""
     elapsed = after.at - before.at
+    server_ticks = _ticks_between(before.server, after.server)
     cores = {
         "machine_cores": (after.machine_busy - before.machine_busy) / CLK_TCK / elapsed,
-        "gunicorn_cores": (after.server - before.server) / CLK_TCK / elapsed,
-        "postgres_redis_cores": (after.services - before.services) / CLK_TCK / elapsed,
+        "gunicorn_cores": server_ticks / CLK_TCK / elapsed,
+        "postgres_redis_cores": _ticks_between(before.services, after.services) / CLK_TCK / elapsed,
         "wrk_cores": (after.reaped_children_s - before.reaped_children_s) / elapsed,
     }
     cores["other_cores"] = max(
@@ -387,7 +411,7 @@ def cpu_between(before: CpuSnapshot, after: CpuSnapshot, requests: int) -> dict:
     )
     result = {name: round(value, 2) for name, value in cores.items()}
     result["gunicorn_cpu_ms_per_request"] = (
-        round((after.server - before.server) / CLK_TCK * 1000 / requests, 3) if requests else None
+        round(server_ticks / CLK_TCK * 1000 / requests, 3) if requests else None
     )
     return result
 
@@ -734,7 +758,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--require-goal",
         action="store_true",
-        help=f"exit 3 when the heartbeat is below {GOAL_SHARE:.0%} of the ceiling",
+        help=f"exit 3 when the heartbeat is below {GOAL_SHARE * 100:.0f}%% of the ceiling",
     )
     args = parser.parse_args(argv)
     for name in ("machines", "duration", "connections", "threads", "workers", "change_every"):
@@ -768,7 +792,10 @@ def main(argv=None) -> int:
     log_path = RESULTS_DIR / f"heartbeat-{stamp}.log"
     env = server_env(use_redis=use_redis, key_prefix=key_prefix)
     children = Children()
-    old_handlers = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # SIGINT too: a shell that starts the bench in the background leaves Ctrl-C's SIGINT ignored.
+    old_handlers = {
+        sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
     workdir = Path(tempfile.mkdtemp(prefix="coffeeshop-bench-"))
 
     def step(text: str) -> None:

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from coffeeshop import audit
 from coffeeshop.exceptions import Conflict, Invalid, NotFound
-from coffeeshop.live import broadcast_after_commit
+from coffeeshop.live import broadcast_after_commit, send_to_groups
 from coffeeshop.redis import get_redis, key
 from devices.models import Device, DeviceState
 from operations.models import (
@@ -98,19 +98,10 @@ def may_have_commands(device_id: int) -> bool:
 
 
 def _nudge_sockets(device_ids) -> None:
-    """Tell machines holding a WebSocket to collect their commands now."""
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
-
-    layer = get_channel_layer()
-    device_ids = list(device_ids)
-
-    def send():
-        for device_id in device_ids:
-            async_to_sync(layer.group_send)(device_group(device_id), {"type": "commands.available"})
-
-    if layer is not None and device_ids:
-        transaction.on_commit(send)
+    """Tell machines holding a WebSocket to collect their commands now (once the commands are committed)."""
+    sends = [(device_group(device_id), {"type": "commands.available"}) for device_id in device_ids]
+    if sends:
+        transaction.on_commit(lambda: send_to_groups(sends))
 
 
 def _merchant_of(command: RemoteCommand) -> int:
