@@ -246,6 +246,10 @@ def post_batch(client, merchant_id: int) -> tuple[float, dict]:
     return seconds, reply.json()["data"]
 
 
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def percentile(values: list[float], share: float) -> float:
     """Nearest-rank percentile (p95 of 500 values is the 475th smallest)."""
     ordered = sorted(values)
@@ -281,11 +285,15 @@ async def push_latency(
     if not connections:
         raise BenchError(f"no WebSocket opened: {refused[:3]}")
 
-    async def first_command(ws) -> float:
+    async def listen(ws, heard: list[tuple[float, str]]) -> None:
+        """Note the moment each command arrives, with its issued_at (which names its batch)."""
         while True:
             message = json.loads(await ws.recv())
             if message.get("type") == "command":
-                return time.perf_counter()
+                heard.append((time.perf_counter(), message["command"]["issued_at"]))
+
+    def arrival(heard: list[tuple[float, str]], issued_at: datetime) -> float | None:
+        return next((at for at, issued in heard if parse_time(issued) == issued_at), None)
 
     results = []
     try:
@@ -293,8 +301,11 @@ async def push_latency(
             base_url=base_url, headers=staff_headers(key), timeout=timeout_s
         ) as client:
             for _ in range(rounds):
-                waiting = [asyncio.create_task(first_command(ws)) for ws in connections]
-                await asyncio.sleep(0.2)  # every receiver is waiting before the clock starts
+                heard: list[list[tuple[float, str]]] = [[] for _ in connections]
+                listeners = [
+                    asyncio.create_task(listen(ws, h)) for ws, h in zip(connections, heard, strict=True)
+                ]
+                await asyncio.sleep(0.2)  # every listener is waiting before the clock starts
                 before_post = time.perf_counter()
                 reply = await client.post(
                     "/api/v1/commands/batches", json={**COMMAND, "filter": {"merchant_id": merchant_id}}
@@ -304,19 +315,28 @@ async def push_latency(
                     raise BenchError(
                         f"POST /api/v1/commands/batches: HTTP {reply.status_code} {reply.text[:500]}"
                     )
-                done, late = await asyncio.wait(waiting, timeout=timeout_s)
-                for task in late:
-                    task.cancel()
-                arrivals = [task.result() - before_post for task in done if task.exception() is None]
+                batch = reply.json()["data"]
+                # A batch's commands are issued at the batch's creation time: a command that arrives late
+                # from an earlier round is not counted for this one.
+                issued_at = parse_time(batch["created_at"])
+                deadline = before_post + timeout_s
+                while time.perf_counter() < deadline:
+                    arrivals = [arrival(h, issued_at) for h in heard]
+                    if all(at is not None for at in arrivals):
+                        break
+                    await asyncio.sleep(0.05)
+                for listener in listeners:
+                    listener.cancel()
+                await asyncio.gather(*listeners, return_exceptions=True)
+                latencies = [at - before_post for at in arrivals if at is not None]
                 results.append(
                     {
-                        "batch_id": reply.json()["data"]["id"],
+                        "batch_id": batch["id"],
                         "post_s": post_s,
-                        "arrived": len(arrivals),
-                        "latencies_s": sorted(arrivals),
+                        "arrived": len(latencies),
+                        "latencies_s": sorted(latencies),
                     }
                 )
-                await asyncio.gather(*late, return_exceptions=True)
     finally:
         await asyncio.gather(*(ws.close() for ws in connections), return_exceptions=True)
     return {"open_s": open_s, "opened": len(connections), "refused": refused[:5], "rounds": results}

@@ -235,7 +235,7 @@ class OrderAdmin(ScopedModelAdmin):
         "is_test",
     ]
     list_filter_submit = True
-    search_fields = ["machine_order_id", "transaction_id", "device__serial"]
+    search_fields = ["=machine_order_id", "=transaction_id", "=device__serial"]
     search_help_text = _("Order id, provider transaction id or machine serial")
     list_before_template = "admin/orders/order/export_bar.html"
     ordering = ["-received_at", "-pk"]

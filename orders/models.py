@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -128,6 +129,10 @@ class Order(models.Model):
             models.Index(fields=["merchant", "payment_status", "-received_at"], name="order_merchant_status"),
             models.Index(fields=["merchant", "payment_method", "-received_at"], name="order_merchant_method"),
             models.Index(fields=["-received_at"], name="order_received"),
+            # The search box matches whole ids, case-insensitively (a customer reads one out): these make
+            # that a look-up instead of a scan of millions of rows.
+            models.Index(Upper("machine_order_id"), name="order_machine_order_id_upper"),
+            models.Index(Upper("transaction_id"), name="order_transaction_id_upper"),
             models.Index(
                 fields=["merchant", "-received_at"],
                 condition=Q(is_exception=True),

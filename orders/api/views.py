@@ -15,7 +15,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     """Sales as the machines reported them; refunds and exceptions by Ops and Admins."""
 
     filterset_class = OrderFilter
-    search_fields = ["machine_order_id", "transaction_id", "device__serial"]
+    search_fields = ["=machine_order_id", "=transaction_id", "=device__serial"]
     ordering_fields = ["received_at", "device_created_at", "total"]
     write_capability = Capability.REFUND
     action_capabilities = {"export": Capability.VIEW}
