@@ -141,17 +141,32 @@ def machines_went_offline(devices, now: datetime | None = None) -> None:
         )
 
 
-def machine_came_online(device, now: datetime | None = None) -> None:
-    clear_alarms(device, AlarmType.OFFLINE, reason=_("the machine is back online"), now=now)
+def _active_kinds(device) -> set[tuple[str, int]]:
+    """(type, bin) of the machine's active alarms: one query, so that clearing costs nothing when
+    there is nothing to clear (the usual case)."""
+    return set(Alarm.objects.filter(device=device, is_active=True).values_list("type", "bin_index"))
 
 
-def temperature_reported(device, temperature_c: float | None, now: datetime | None = None) -> None:
+def _clear_if_active(device, active, alarm_type: str, bin_index: int, reason: str, now) -> None:
+    if active is None or (alarm_type, bin_index) in active:
+        clear_alarms(
+            device, alarm_type, bin_index=None if bin_index == NO_BIN else bin_index, reason=reason, now=now
+        )
+
+
+def machine_came_online(device, now: datetime | None = None, active=None) -> None:
+    _clear_if_active(device, active, AlarmType.OFFLINE, NO_BIN, _("the machine is back online"), now)
+
+
+def temperature_reported(
+    device, temperature_c: float | None, now: datetime | None = None, active=None
+) -> None:
     if temperature_c is None:
         return
     low, high = settings.BREW_TEMPERATURE_RANGE_C
     if low <= temperature_c <= high:
-        clear_alarms(
-            device, AlarmType.TEMPERATURE_OUT_OF_RANGE, reason=_("temperature back in range"), now=now
+        _clear_if_active(
+            device, active, AlarmType.TEMPERATURE_OUT_OF_RANGE, NO_BIN, _("temperature back in range"), now
         )
     else:
         open_or_bump_alarm(
@@ -165,21 +180,25 @@ def temperature_reported(device, temperature_c: float | None, now: datetime | No
 
 
 def after_heartbeat(device, temperature_c: float | None, outcome, now: datetime | None = None) -> None:
-    """What a heartbeat means for alarms. Unchanged heartbeats (outcome None) in range cost nothing."""
+    """What a heartbeat means for alarms. Unchanged heartbeats (outcome None) in range cost nothing;
+    a changed one costs one query unless an alarm opens or clears."""
     low, high = settings.BREW_TEMPERATURE_RANGE_C
     out_of_range = temperature_c is not None and not low <= temperature_c <= high
-    if out_of_range or outcome is not None:
-        temperature_reported(device, temperature_c, now=now)
+    if not out_of_range and outcome is None:
+        return
+    active = _active_kinds(device)
+    temperature_reported(device, temperature_c, now=now, active=active)
     if outcome is None:
         return
     if outcome.came_online:
-        machine_came_online(device, now=now)
+        machine_came_online(device, now=now, active=active)
     if outcome.bins is not None:
-        bins_reported(device, outcome.bins, now=now)
+        bins_reported(device, outcome.bins, now=now, active=active)
 
 
-def bins_reported(device, bins, now: datetime | None = None) -> None:
+def bins_reported(device, bins, now: datetime | None = None, active=None) -> None:
     """Open low/empty alarms for bins at or under their threshold; clear them when refilled."""
+    active = _active_kinds(device) if active is None else active
     for bin_ in bins:
         empty, low = bin_.remaining <= 0, bin_.level_pct <= bin_.low_threshold_pct
         if empty:
@@ -192,9 +211,7 @@ def bins_reported(device, bins, now: datetime | None = None) -> None:
                 message=_("%(material)s is empty") % {"material": bin_.material_code},
             )
         else:
-            clear_alarms(
-                device, AlarmType.MATERIAL_EMPTY, bin_index=bin_.index, reason=_("refilled"), now=now
-            )
+            _clear_if_active(device, active, AlarmType.MATERIAL_EMPTY, bin_.index, _("refilled"), now)
         if low and not empty:
             open_or_bump_alarm(
                 device,
@@ -205,10 +222,9 @@ def bins_reported(device, bins, now: datetime | None = None) -> None:
                 message=_("%(material)s at %(pct).0f%%")
                 % {"material": bin_.material_code, "pct": bin_.level_pct},
             )
-        elif empty:
-            clear_alarms(device, AlarmType.MATERIAL_LOW, bin_index=bin_.index, reason=_("now empty"), now=now)
         else:
-            clear_alarms(device, AlarmType.MATERIAL_LOW, bin_index=bin_.index, reason=_("refilled"), now=now)
+            reason = _("now empty") if empty else _("refilled")
+            _clear_if_active(device, active, AlarmType.MATERIAL_LOW, bin_.index, reason, now)
 
 
 def command_gave_up(command, now: datetime | None = None) -> None:
