@@ -5,6 +5,9 @@ server pushes `{"type": "command", "command": ...}` the moment a command is crea
 commands pushed here are leased exactly as by a pull, so a machine never gets one twice.
 """
 
+import asyncio
+import contextlib
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -12,6 +15,7 @@ from devices.services import identify_device
 from operations.services.commands import device_group, lease_deliverable_commands
 
 UNAUTHORIZED, FORBIDDEN = 4401, 4403
+RECHECK_S = 10
 
 
 def _authorization(scope) -> str:
@@ -40,10 +44,22 @@ class MachineSocketConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.deliver()
+        self.rechecks = asyncio.create_task(self.recheck_periodically())
 
     async def disconnect(self, code):
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        if hasattr(self, "rechecks"):
+            self.rechecks.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.rechecks
+
+    async def recheck_periodically(self):
+        """A retry after its backoff, or a command a busy machine deferred, comes due with nobody to
+        announce it: look again now and then (cheap: with Redis only when the machine's flag is set)."""
+        while True:
+            await asyncio.sleep(RECHECK_S)
+            await self.deliver()
 
     async def commands_available(self, event):
         await self.deliver()

@@ -146,3 +146,23 @@ def test_staff_send_a_command_and_a_batch_and_see_its_counts(machine, staff_clie
     )
     canceled = ops.post(f"/api/v1/commands/batches/{batch.json()['data']['id']}/cancel_pending")
     assert canceled.json()["data"]["counts"]["canceled"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_retry_that_comes_due_reaches_a_machine_holding_its_socket(machine, monkeypatch):
+    from asgiref.sync import sync_to_async
+
+    from coffeeshop.protocol import consumers
+
+    monkeypatch.setattr(consumers, "RECHECK_S", 0.2)
+    command = await sync_to_async(commands.send_command)(machine.device, "lock", {"reason": "night"})
+    await sync_to_async(RemoteCommand.objects.filter(pk=command.pk).update)(
+        next_attempt_at=timezone.now() + timedelta(seconds=1)
+    )
+    headers = [(b"authorization", f"Device {machine.token}".encode())]
+    socket = WebsocketCommunicator(application, f"/ws/devices/{machine.device.pk}/", headers=headers)
+    assert (await socket.connect())[0]
+    assert await socket.receive_nothing(timeout=0.5)  # not due yet
+    message = await socket.receive_json_from(timeout=3)
+    assert message["command"]["command_id"] == str(command.pk)
+    await socket.disconnect()
