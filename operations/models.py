@@ -6,6 +6,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts.tenancy import TenantQuerySet
+
 
 class TaskJobQuerySet(models.QuerySet):
     def for_user(self, user):
@@ -141,12 +143,8 @@ class CommandBatch(models.Model):
         return f"{self.get_type_display()} ×{self.pk}"
 
 
-class RemoteCommandQuerySet(models.QuerySet):
-    def for_user(self, user):
-        from accounts.tenancy import merchant_ids_for
-
-        ids = merchant_ids_for(user)
-        return self if ids is None else self.filter(device__merchant__in=ids)
+class RemoteCommandQuerySet(TenantQuerySet):
+    merchant_path = "device__merchant"
 
 
 class RemoteCommand(models.Model):
@@ -246,12 +244,8 @@ class Severity(models.TextChoices):
 NO_BIN = -1
 
 
-class AlarmQuerySet(models.QuerySet):
-    def for_user(self, user):
-        from accounts.tenancy import merchant_ids_for
-
-        ids = merchant_ids_for(user)
-        return self if ids is None else self.filter(merchant__in=ids)
+class AlarmQuerySet(TenantQuerySet):
+    merchant_path = "merchant"
 
 
 class Alarm(models.Model):
@@ -358,12 +352,8 @@ class NotificationChannel(models.Model):
         return f"{self.get_kind_display()}: {self.target}"
 
 
-class MaintenanceWindowQuerySet(models.QuerySet):
-    def for_user(self, user):
-        from accounts.tenancy import merchant_ids_for
-
-        ids = merchant_ids_for(user)
-        return self if ids is None else self.filter(device__merchant__in=ids)
+class MaintenanceWindowQuerySet(TenantQuerySet):
+    merchant_path = "device__merchant"
 
 
 class MaintenanceWindow(models.Model):
@@ -396,12 +386,8 @@ class MaintenanceWindow(models.Model):
         return f"{self.device_id}: {self.starts_at:%Y-%m-%d %H:%M} – {self.ends_at:%Y-%m-%d %H:%M}"
 
 
-class OperationLogQuerySet(models.QuerySet):
-    def for_user(self, user):
-        from accounts.tenancy import merchant_ids_for
-
-        ids = merchant_ids_for(user)
-        return self if ids is None else self.filter(merchant__in=ids)
+class OperationLogQuerySet(TenantQuerySet):
+    merchant_path = "merchant"
 
 
 class OperationLog(models.Model):
