@@ -5,6 +5,7 @@ from accounts.models import Merchant, Role
 from accounts.services import create_or_update_user
 from devices.models import Location
 from inventory.models import Material
+from operations.models import NotificationChannel, Severity
 
 MERCHANTS = {
     "Demo Coffee Co": [
@@ -64,6 +65,14 @@ class Command(BaseCommand):
             is_superuser=True,
         )
         demo = merchants["Demo Coffee Co"]
+        # Critical alarms of the demo fleet are mailed; the development mail backend prints them in the
+        # worker's log.
+        NotificationChannel.objects.get_or_create(
+            merchant=demo,
+            kind=NotificationChannel.Kind.EMAIL,
+            target="ops@example.com",
+            defaults={"min_severity": Severity.CRITICAL},
+        )
         for email, password, name, role in DEMO_STAFF:
             create_or_update_user(email=email, password=password, name=name, role=role, merchants=[demo])
         self.stdout.write(
