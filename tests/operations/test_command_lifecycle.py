@@ -10,7 +10,8 @@ from operations.models import CommandStatus, RemoteCommand
 from operations.services import commands
 from tests.factories import DeviceFactory
 
-pytestmark = pytest.mark.django_db
+# Transactions commit, so the "has commands" flag (set on commit, with Redis) is there as in production.
+pytestmark = pytest.mark.django_db(transaction=True)
 T0 = timezone.now()
 
 
