@@ -108,8 +108,8 @@ def machine_client(db):
 
 
 @pytest.fixture
-def api_error():
-    """api_error(reply, status, code) -> the reply's `error` after checking it is the protocol's envelope."""
+def expect_api_error():
+    """expect_api_error(reply, status, code) -> the reply's `error`, once checked to be the envelope."""
 
     def check(reply, status, code):
         assert reply.status_code == status, reply.content

@@ -85,62 +85,62 @@ def test_page_size_is_capped_at_200(staff_client, merchant):
     assert len(data["results"]) == 200
 
 
-def test_a_page_past_the_end_is_404_in_the_envelope(staff_client, merchant, api_error):
+def test_a_page_past_the_end_is_404_in_the_envelope(staff_client, merchant, expect_api_error):
     DeviceFactory(merchant=merchant)
     client = staff_client(Role.VIEWER, [merchant])
 
-    api_error(client.get("/api/v1/devices", {"page": 5}), 404, "NOT_FOUND")
+    expect_api_error(client.get("/api/v1/devices", {"page": 5}), 404, "NOT_FOUND")
 
 
 # --- 400 ------------------------------------------------------------------------------------------
 
 
-def test_a_nested_validation_error_names_the_field_by_its_dotted_path(machine, api_error):
+def test_a_nested_validation_error_names_the_field_by_its_dotted_path(machine, expect_api_error):
     reply = heartbeat(
         machine,
         machine.device.pk,
         bins=[{"index": 1, "material": "BEAN-ARABICA", "remaining": 1200, "capacity": 1000}],
     )
 
-    error = api_error(reply, 400, "VALIDATION_ERROR")
+    error = expect_api_error(reply, 400, "VALIDATION_ERROR")
     assert list(error["details"]["fields"]) == ["bins.0.remaining"]
     assert error["message"].startswith("bins.0.remaining: ")
 
 
-def test_a_missing_field_is_a_validation_error_naming_it(api, merchant, api_error):
+def test_a_missing_field_is_a_validation_error_naming_it(api, merchant, expect_api_error):
     reply = api.post(
         "/api/v1/devices/register",
         {"model": "CM-2000", "provisioning_secret": merchant.provisioning_secret},
         format="json",
     )
 
-    error = api_error(reply, 400, "VALIDATION_ERROR")
+    error = expect_api_error(reply, 400, "VALIDATION_ERROR")
     assert list(error["details"]["fields"]) == ["serial"]
     assert not Device.objects.exists()
 
 
-def test_several_invalid_fields_are_all_named(machine, api_error):
+def test_several_invalid_fields_are_all_named(machine, expect_api_error):
     reply = heartbeat(machine, machine.device.pk, state="dancing", temperature_c=900, ip="not-an-ip")
 
-    error = api_error(reply, 400, "VALIDATION_ERROR")
+    error = expect_api_error(reply, 400, "VALIDATION_ERROR")
     assert set(error["details"]["fields"]) == {"state", "temperature_c", "ip"}
 
 
-def test_a_body_that_is_not_json_is_a_validation_error(machine, api_error):
+def test_a_body_that_is_not_json_is_a_validation_error(machine, expect_api_error):
     reply = machine.post(
         f"/api/v1/devices/{machine.device.pk}/status", "{not json", content_type="application/json"
     )
 
-    api_error(reply, 400, "VALIDATION_ERROR")
+    expect_api_error(reply, 400, "VALIDATION_ERROR")
 
 
-def test_a_staff_validation_error_names_the_field(staff_client, merchant, api_error):
+def test_a_staff_validation_error_names_the_field(staff_client, merchant, expect_api_error):
     device = DeviceFactory(merchant=merchant)
     client = staff_client(Role.OPS, [merchant])
 
     reply = client.patch(f"/api/v1/devices/{device.pk}", {"offline_timeout_s": 5}, format="json")
 
-    error = api_error(reply, 400, "VALIDATION_ERROR")
+    error = expect_api_error(reply, 400, "VALIDATION_ERROR")
     assert list(error["details"]["fields"]) == ["offline_timeout_s"]
     device.refresh_from_db()
     assert device.offline_timeout_s is None
@@ -149,79 +149,81 @@ def test_a_staff_validation_error_names_the_field(staff_client, merchant, api_er
 # --- 401 ------------------------------------------------------------------------------------------
 
 
-def test_a_machine_call_without_a_token_is_401(api, registered, api_error):
-    api_error(heartbeat(api, registered.device.pk), 401, "UNAUTHORIZED")
+def test_a_machine_call_without_a_token_is_401(api, registered, expect_api_error):
+    expect_api_error(heartbeat(api, registered.device.pk), 401, "UNAUTHORIZED")
 
 
-def test_a_machine_call_with_an_unknown_token_is_401(api, registered, api_error):
+def test_a_machine_call_with_an_unknown_token_is_401(api, registered, expect_api_error):
     api.credentials(HTTP_AUTHORIZATION="Device not-a-token")
 
-    api_error(heartbeat(api, registered.device.pk), 401, "UNAUTHORIZED")
+    expect_api_error(heartbeat(api, registered.device.pk), 401, "UNAUTHORIZED")
 
 
-def test_a_malformed_device_authorization_header_is_401(api, registered, api_error):
+def test_a_malformed_device_authorization_header_is_401(api, registered, expect_api_error):
     api.credentials(HTTP_AUTHORIZATION=f"Device {registered.token} extra")
 
-    api_error(heartbeat(api, registered.device.pk), 401, "UNAUTHORIZED")
+    expect_api_error(heartbeat(api, registered.device.pk), 401, "UNAUTHORIZED")
 
 
-def test_a_machine_call_with_a_revoked_token_is_401(machine, django_capture_on_commit_callbacks, api_error):
+def test_a_machine_call_with_a_revoked_token_is_401(
+    machine, django_capture_on_commit_callbacks, expect_api_error
+):
     assert heartbeat(machine, machine.device.pk).status_code == 200  # the token is known (and cached)
     with django_capture_on_commit_callbacks(execute=True):
         revoke_tokens(machine.device)
 
-    api_error(heartbeat(machine, machine.device.pk), 401, "UNAUTHORIZED")
+    expect_api_error(heartbeat(machine, machine.device.pk), 401, "UNAUTHORIZED")
     assert not DeviceCredential.objects.filter(device=machine.device, revoked_at__isnull=True).exists()
 
 
-def test_a_staff_endpoint_without_login_is_401(api, api_error):
-    api_error(api.get("/api/v1/devices"), 401, "UNAUTHORIZED")
+def test_a_staff_endpoint_without_login_is_401(api, expect_api_error):
+    expect_api_error(api.get("/api/v1/devices"), 401, "UNAUTHORIZED")
 
 
-def test_a_staff_endpoint_with_an_unknown_drf_token_is_401(api, api_error):
+def test_a_staff_endpoint_with_an_unknown_drf_token_is_401(api, expect_api_error):
     api.credentials(HTTP_AUTHORIZATION="Token 0123456789abcdef0123456789abcdef01234567")
 
-    api_error(api.get("/api/v1/devices"), 401, "UNAUTHORIZED")
+    expect_api_error(api.get("/api/v1/devices"), 401, "UNAUTHORIZED")
 
 
-def test_a_device_token_opens_no_staff_endpoint(machine, api_error):
-    api_error(machine.get("/api/v1/devices"), 401, "UNAUTHORIZED")
+def test_a_device_token_opens_no_staff_endpoint(machine, expect_api_error):
+    expect_api_error(machine.get("/api/v1/devices"), 401, "UNAUTHORIZED")
 
 
 # --- 403 ------------------------------------------------------------------------------------------
 
 
-def test_a_token_on_another_devices_path_is_403(machine, merchant, api_error):
+def test_a_token_on_another_devices_path_is_403(machine, merchant, expect_api_error):
     other = DeviceFactory(merchant=merchant)
 
-    api_error(heartbeat(machine, other.pk), 403, "FORBIDDEN")
+    expect_api_error(heartbeat(machine, other.pk), 403, "FORBIDDEN")
 
 
-def test_a_viewer_writing_is_403(staff_client, merchant, api_error):
+def test_a_viewer_writing_is_403(staff_client, merchant, expect_api_error):
     device = DeviceFactory(merchant=merchant, alias="Lobby")
     client = staff_client(Role.VIEWER, [merchant])
 
-    api_error(
+    expect_api_error(
         client.patch(f"/api/v1/devices/{device.pk}", {"alias": "Hall"}, format="json"), 403, "FORBIDDEN"
     )
     device.refresh_from_db()
     assert device.alias == "Lobby"
 
 
-def test_a_user_who_may_not_log_into_the_admin_is_refused(make_user, merchant, api_error):
+def test_a_user_who_may_not_log_into_the_admin_is_refused(make_user, merchant, expect_api_error):
     user = make_user(Role.ADMIN, [merchant], is_staff=False)
     client = APIClient()
     client.force_authenticate(user)
 
-    api_error(client.get("/api/v1/devices"), 403, "FORBIDDEN")
+    expect_api_error(client.get("/api/v1/devices"), 403, "FORBIDDEN")
 
 
-def test_a_browser_session_writing_without_a_csrf_token_is_403(make_user, merchant, api_error):
+def test_a_browser_session_writing_without_a_csrf_token_is_403(make_user, merchant, expect_api_error):
     device = DeviceFactory(merchant=merchant, alias="Lobby")
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(make_user(Role.OPS, [merchant]))
 
-    error = api_error(
+    error = expect_api_error(
         client.patch(f"/api/v1/devices/{device.pk}", {"alias": "Hall"}, format="json"), 403, "FORBIDDEN"
     )
     assert "CSRF" in error["message"]
@@ -232,18 +234,18 @@ def test_a_browser_session_writing_without_a_csrf_token_is_403(make_user, mercha
 # --- 404 ------------------------------------------------------------------------------------------
 
 
-def test_an_unknown_device_id_is_404(staff_client, merchant, api_error):
+def test_an_unknown_device_id_is_404(staff_client, merchant, expect_api_error):
     client = staff_client(Role.VIEWER, [merchant])
 
-    api_error(client.get("/api/v1/devices/999999"), 404, "NOT_FOUND")
+    expect_api_error(client.get("/api/v1/devices/999999"), 404, "NOT_FOUND")
 
 
-def test_an_unknown_api_url_is_404_in_the_envelope(api, api_error):
-    api_error(api.get("/api/v1/no-such-thing"), 404, "NOT_FOUND")
+def test_an_unknown_api_url_is_404_in_the_envelope(api, expect_api_error):
+    expect_api_error(api.get("/api/v1/no-such-thing"), 404, "NOT_FOUND")
 
 
-def test_an_unknown_api_url_is_404_in_the_envelope_for_a_post_too(api, api_error):
-    api_error(api.post("/api/v1/no/such/thing", {}, format="json"), 404, "NOT_FOUND")
+def test_an_unknown_api_url_is_404_in_the_envelope_for_a_post_too(api, expect_api_error):
+    expect_api_error(api.post("/api/v1/no/such/thing", {}, format="json"), 404, "NOT_FOUND")
 
 
 def test_a_404_outside_the_api_is_not_json(client):
@@ -256,26 +258,26 @@ def test_a_404_outside_the_api_is_not_json(client):
 # --- 405 ------------------------------------------------------------------------------------------
 
 
-def test_an_unsupported_method_on_registration_is_405(api, api_error):
-    api_error(api.get("/api/v1/devices/register"), 405, "METHOD_NOT_ALLOWED")
+def test_an_unsupported_method_on_registration_is_405(api, expect_api_error):
+    expect_api_error(api.get("/api/v1/devices/register"), 405, "METHOD_NOT_ALLOWED")
 
 
-def test_an_unsupported_method_on_a_machine_endpoint_is_405(machine, api_error):
-    api_error(machine.get(f"/api/v1/devices/{machine.device.pk}/status"), 405, "METHOD_NOT_ALLOWED")
+def test_an_unsupported_method_on_a_machine_endpoint_is_405(machine, expect_api_error):
+    expect_api_error(machine.get(f"/api/v1/devices/{machine.device.pk}/status"), 405, "METHOD_NOT_ALLOWED")
 
 
-def test_deleting_a_merchant_is_405_and_it_stays(staff_client, merchant, api_error):
+def test_deleting_a_merchant_is_405_and_it_stays(staff_client, merchant, expect_api_error):
     client = staff_client(Role.ADMIN, [merchant])
 
-    api_error(client.delete(f"/api/v1/merchants/{merchant.pk}"), 405, "METHOD_NOT_ALLOWED")
+    expect_api_error(client.delete(f"/api/v1/merchants/{merchant.pk}"), 405, "METHOD_NOT_ALLOWED")
     assert Merchant.objects.filter(pk=merchant.pk).exists()
 
 
-def test_putting_a_device_is_405(staff_client, merchant, api_error):
+def test_putting_a_device_is_405(staff_client, merchant, expect_api_error):
     device = DeviceFactory(merchant=merchant)
     client = staff_client(Role.OPS, [merchant])
 
-    api_error(
+    expect_api_error(
         client.put(f"/api/v1/devices/{device.pk}", {"alias": "x"}, format="json"), 405, "METHOD_NOT_ALLOWED"
     )
 
@@ -283,10 +285,10 @@ def test_putting_a_device_is_405(staff_client, merchant, api_error):
 # --- 409 ------------------------------------------------------------------------------------------
 
 
-def test_a_serial_of_another_merchant_is_409(api, registered, other_merchant, api_error):
+def test_a_serial_of_another_merchant_is_409(api, registered, other_merchant, expect_api_error):
     reply = register(api, other_merchant, serial=registered.device.serial)
 
-    error = api_error(reply, 409, "CONFLICT")
+    error = expect_api_error(reply, 409, "CONFLICT")
     assert registered.device.serial in error["message"]
     assert Device.objects.get().merchant_id == registered.device.merchant_id
 
@@ -294,27 +296,29 @@ def test_a_serial_of_another_merchant_is_409(api, registered, other_merchant, ap
 # --- 413 ------------------------------------------------------------------------------------------
 
 
-def test_a_registration_over_the_upload_limit_is_413_and_creates_nothing(api, merchant, settings, api_error):
+def test_a_registration_over_the_upload_limit_is_413_and_creates_nothing(
+    api, merchant, settings, expect_api_error
+):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
 
     reply = register(api, merchant, alias="x" * 100, padding="y" * 4096)
 
-    api_error(reply, 413, "PAYLOAD_TOO_LARGE")
+    expect_api_error(reply, 413, "PAYLOAD_TOO_LARGE")
     assert not Device.objects.exists()
 
 
-def test_a_heartbeat_over_the_upload_limit_is_413_and_records_nothing(machine, settings, api_error):
+def test_a_heartbeat_over_the_upload_limit_is_413_and_records_nothing(machine, settings, expect_api_error):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
 
     reply = heartbeat(machine, machine.device.pk, state="brewing", padding="y" * 4096)
 
-    api_error(reply, 413, "PAYLOAD_TOO_LARGE")
+    expect_api_error(reply, 413, "PAYLOAD_TOO_LARGE")
     machine.device.refresh_from_db()
     assert machine.device.state == "unknown"
     assert machine.device.last_seen_at is None
 
 
-def test_a_staff_write_over_the_upload_limit_is_413(staff_client, merchant, settings, api_error):
+def test_a_staff_write_over_the_upload_limit_is_413(staff_client, merchant, settings, expect_api_error):
     device = DeviceFactory(merchant=merchant, alias="Lobby")
     client = staff_client(Role.OPS, [merchant])
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
@@ -323,7 +327,7 @@ def test_a_staff_write_over_the_upload_limit_is_413(staff_client, merchant, sett
         f"/api/v1/devices/{device.pk}", {"alias": "Hall", "padding": "y" * 4096}, format="json"
     )
 
-    api_error(reply, 413, "PAYLOAD_TOO_LARGE")
+    expect_api_error(reply, 413, "PAYLOAD_TOO_LARGE")
     device.refresh_from_db()
     assert device.alias == "Lobby"
 
@@ -337,13 +341,13 @@ def test_a_body_under_the_upload_limit_is_accepted(machine, settings):
 # --- 429 ------------------------------------------------------------------------------------------
 
 
-def test_a_machine_over_its_rate_is_429_with_retry_after(machine, throttle_rates, api_error):
+def test_a_machine_over_its_rate_is_429_with_retry_after(machine, throttle_rates, expect_api_error):
     throttle_rates(device="2/min")
     assert [heartbeat(machine, machine.device.pk).status_code for _ in range(2)] == [200, 200]
 
     reply = heartbeat(machine, machine.device.pk)
 
-    error = api_error(reply, 429, "THROTTLED")
+    error = expect_api_error(reply, 429, "THROTTLED")
     assert 0 < int(reply["Retry-After"]) <= 60
     assert error["details"]["retry_after_s"] == int(reply["Retry-After"])
 
@@ -359,19 +363,19 @@ def test_one_machine_over_its_rate_does_not_throttle_another(
     assert heartbeat(other, other.device.pk).status_code == 200
 
 
-def test_registration_over_its_rate_is_429_with_retry_after(api, merchant, throttle_rates, api_error):
+def test_registration_over_its_rate_is_429_with_retry_after(api, merchant, throttle_rates, expect_api_error):
     throttle_rates(register="2/min")
     assert [register(api, merchant, serial=f"CM2K-00000{i}").status_code for i in range(2)] == [201, 201]
 
     reply = register(api, merchant, serial="CM2K-000009")
 
-    api_error(reply, 429, "THROTTLED")
+    expect_api_error(reply, 429, "THROTTLED")
     assert int(reply["Retry-After"]) > 0
     assert not Device.objects.filter(serial="CM2K-000009").exists()
 
 
 def test_a_staff_user_over_their_rate_is_429_with_retry_after(
-    staff_client, merchant, throttle_rates, api_error
+    staff_client, merchant, throttle_rates, expect_api_error
 ):
     throttle_rates(user="2/min")
     client = staff_client(Role.VIEWER, [merchant])
@@ -380,7 +384,7 @@ def test_a_staff_user_over_their_rate_is_429_with_retry_after(
 
     reply = client.get("/api/v1/me")
 
-    api_error(reply, 429, "THROTTLED")
+    expect_api_error(reply, 429, "THROTTLED")
     assert int(reply["Retry-After"]) > 0
 
 
@@ -393,7 +397,9 @@ def assert_leaks_nothing(reply):
         assert leak not in text, f"{leak!r} leaked in {text}"
 
 
-def test_an_unexpected_error_in_a_machine_call_is_500_and_leaks_nothing(merchant, monkeypatch, api_error):
+def test_an_unexpected_error_in_a_machine_call_is_500_and_leaks_nothing(
+    merchant, monkeypatch, expect_api_error
+):
     def broken(**kwargs):
         raise RuntimeError("SELECT secret FROM /etc/passwd")
 
@@ -402,13 +408,13 @@ def test_an_unexpected_error_in_a_machine_call_is_500_and_leaks_nothing(merchant
 
     reply = register(client, merchant)
 
-    api_error(reply, 500, "INTERNAL_ERROR")
+    expect_api_error(reply, 500, "INTERNAL_ERROR")
     assert reply.json()["error"]["details"] == {}
     assert_leaks_nothing(reply)
 
 
 def test_an_unexpected_error_in_a_staff_call_is_500_and_leaks_nothing(
-    staff_client, merchant, monkeypatch, api_error
+    staff_client, merchant, monkeypatch, expect_api_error
 ):
     def broken(*args, **kwargs):
         raise RuntimeError("SELECT secret FROM /etc/passwd")
@@ -420,13 +426,13 @@ def test_an_unexpected_error_in_a_staff_call_is_500_and_leaks_nothing(
 
     reply = client.get(f"/api/v1/devices/{device.pk}/summary")
 
-    api_error(reply, 500, "INTERNAL_ERROR")
+    expect_api_error(reply, 500, "INTERNAL_ERROR")
     assert_leaks_nothing(reply)
 
 
-def test_a_body_in_a_format_the_server_cannot_read_is_a_400_validation_error(machine, api_error):
+def test_a_body_in_a_format_the_server_cannot_read_is_a_400_validation_error(machine, expect_api_error):
     reply = machine.post(
         f"/api/v1/devices/{machine.device.pk}/status", b"state=idle", content_type="text/plain"
     )
 
-    api_error(reply, 400, "VALIDATION_ERROR")
+    expect_api_error(reply, 400, "VALIDATION_ERROR")

@@ -113,10 +113,10 @@ def test_the_device_list_returns_exactly_the_matching_devices(staff_client, flee
     assert reply.json()["data"]["count"] == len(expected)
 
 
-def test_an_unknown_status_filter_is_400_naming_status(staff_client, fleet, api_error):
+def test_an_unknown_status_filter_is_400_naming_status(staff_client, fleet, expect_api_error):
     client = staff_client(Role.VIEWER, is_platform_staff=True)
 
-    error = api_error(client.get("/api/v1/devices", {"status": "asleep"}), 400, "VALIDATION_ERROR")
+    error = expect_api_error(client.get("/api/v1/devices", {"status": "asleep"}), 400, "VALIDATION_ERROR")
 
     assert list(error["details"]["fields"]) == ["status"]
 
@@ -274,12 +274,12 @@ def test_the_device_history_can_be_read_oldest_first(staff_client, fleet):
     assert [r["temperature_c"] for r in results(reply)] == [93.0, 92.0, 91.0]
 
 
-def test_a_malformed_history_time_is_400(staff_client, fleet, api_error):
+def test_a_malformed_history_time_is_400(staff_client, fleet, expect_api_error):
     client = staff_client(Role.VIEWER, [fleet["merchant"]])
 
     reply = client.get(f"/api/v1/devices/{fleet['devices']['lobby'].pk}/history", {"from": "yesterday"})
 
-    error = api_error(reply, 400, "VALIDATION_ERROR")
+    error = expect_api_error(reply, 400, "VALIDATION_ERROR")
     assert list(error["details"]["fields"]) == ["from"]
 
 
@@ -346,11 +346,11 @@ def test_ops_may_clear_the_location_and_the_timeout_override(staff_client, fleet
     assert (device.location_id, device.offline_timeout_s) == (None, None)
 
 
-def test_a_viewer_may_not_edit_a_device(staff_client, fleet, api_error):
+def test_a_viewer_may_not_edit_a_device(staff_client, fleet, expect_api_error):
     device = fleet["devices"]["lobby"]
     client = staff_client(Role.VIEWER, [fleet["merchant"]])
 
-    api_error(
+    expect_api_error(
         client.patch(
             f"/api/v1/devices/{device.pk}", {"alias": "Front door", "offline_timeout_s": 60}, format="json"
         ),
@@ -362,7 +362,9 @@ def test_a_viewer_may_not_edit_a_device(staff_client, fleet, api_error):
     assert (device.alias, device.offline_timeout_s) == ("Lobby A", None)
 
 
-def test_a_location_of_another_merchant_is_refused_even_to_a_user_of_both(staff_client, fleet, api_error):
+def test_a_location_of_another_merchant_is_refused_even_to_a_user_of_both(
+    staff_client, fleet, expect_api_error
+):
     device = fleet["devices"]["lobby"]
     elsewhere = LocationFactory(merchant=fleet["other"], name="Elsewhere")
     client = staff_client(Role.OPS, [fleet["merchant"], fleet["other"]])
@@ -371,20 +373,20 @@ def test_a_location_of_another_merchant_is_refused_even_to_a_user_of_both(staff_
         f"/api/v1/devices/{device.pk}", {"location_id": elsewhere.pk, "alias": "Moved"}, format="json"
     )
 
-    error = api_error(reply, 400, "VALIDATION_ERROR")
+    error = expect_api_error(reply, 400, "VALIDATION_ERROR")
     assert "another merchant" in error["message"]
     device.refresh_from_db()
     assert (device.location_id, device.alias) == (fleet["lobby"].pk, "Lobby A")
 
 
-def test_a_location_of_another_merchant_is_refused_to_platform_staff(staff_client, fleet, api_error):
+def test_a_location_of_another_merchant_is_refused_to_platform_staff(staff_client, fleet, expect_api_error):
     device = fleet["devices"]["lobby"]
     elsewhere = LocationFactory(merchant=fleet["other"], name="Elsewhere")
     client = staff_client(Role.OPS, is_platform_staff=True)
 
     reply = client.patch(f"/api/v1/devices/{device.pk}", {"location_id": elsewhere.pk}, format="json")
 
-    api_error(reply, 400, "VALIDATION_ERROR")
+    expect_api_error(reply, 400, "VALIDATION_ERROR")
     device.refresh_from_db()
     assert device.location_id == fleet["lobby"].pk
 
@@ -399,7 +401,7 @@ def heartbeat(token, device):
 
 
 def test_ops_rotating_a_token_gets_a_new_one_and_the_old_one_stops_working(
-    staff_client, registered, merchant, django_capture_on_commit_callbacks, api_error
+    staff_client, registered, merchant, django_capture_on_commit_callbacks, expect_api_error
 ):
     device = registered.device
     assert heartbeat(registered.token, device).status_code == 200
@@ -410,12 +412,12 @@ def test_ops_rotating_a_token_gets_a_new_one_and_the_old_one_stops_working(
 
     assert reply.status_code == 200, reply.content
     new_token = reply.json()["data"]["token"]
-    api_error(heartbeat(registered.token, device), 401, "UNAUTHORIZED")
+    expect_api_error(heartbeat(registered.token, device), 401, "UNAUTHORIZED")
     assert heartbeat(new_token, device).status_code == 200
 
 
 def test_ops_revoking_a_token_locks_the_machine_out(
-    staff_client, registered, merchant, django_capture_on_commit_callbacks, api_error
+    staff_client, registered, merchant, django_capture_on_commit_callbacks, expect_api_error
 ):
     device = registered.device
     assert heartbeat(registered.token, device).status_code == 200
@@ -425,15 +427,17 @@ def test_ops_revoking_a_token_locks_the_machine_out(
         reply = client.post(f"/api/v1/devices/{device.pk}/revoke-token")
 
     assert reply.json() == {"ok": True, "data": {"revoked": 1}}
-    api_error(heartbeat(registered.token, device), 401, "UNAUTHORIZED")
+    expect_api_error(heartbeat(registered.token, device), 401, "UNAUTHORIZED")
     assert not DeviceCredential.objects.filter(device=device, revoked_at__isnull=True).exists()
 
 
 @pytest.mark.parametrize("action", ["rotate-token", "revoke-token"])
-def test_a_viewer_may_not_rotate_or_revoke_a_token(staff_client, registered, merchant, action, api_error):
+def test_a_viewer_may_not_rotate_or_revoke_a_token(
+    staff_client, registered, merchant, action, expect_api_error
+):
     client = staff_client(Role.VIEWER, [merchant])
 
-    api_error(client.post(f"/api/v1/devices/{registered.device.pk}/{action}"), 403, "FORBIDDEN")
+    expect_api_error(client.post(f"/api/v1/devices/{registered.device.pk}/{action}"), 403, "FORBIDDEN")
 
     assert heartbeat(registered.token, registered.device).status_code == 200
     assert DeviceCredential.objects.filter(device=registered.device).count() == 1
@@ -459,10 +463,10 @@ def test_an_admin_may_edit_their_merchant(staff_client, merchant):
 
 
 @pytest.mark.parametrize("role", [Role.OPS, Role.VIEWER])
-def test_ops_and_viewers_may_not_edit_a_merchant(staff_client, merchant, role, api_error):
+def test_ops_and_viewers_may_not_edit_a_merchant(staff_client, merchant, role, expect_api_error):
     client = staff_client(role, [merchant])
 
-    api_error(
+    expect_api_error(
         client.patch(f"/api/v1/merchants/{merchant.pk}", {"contact_name": "Li Wei"}, format="json"),
         403,
         "FORBIDDEN",
@@ -511,10 +515,10 @@ def test_an_admin_may_create_a_location_for_their_merchant(staff_client, merchan
 
 
 @pytest.mark.parametrize("role", [Role.OPS, Role.VIEWER])
-def test_ops_and_viewers_may_not_create_a_location(staff_client, merchant, role, api_error):
+def test_ops_and_viewers_may_not_create_a_location(staff_client, merchant, role, expect_api_error):
     client = staff_client(role, [merchant])
 
-    api_error(
+    expect_api_error(
         client.post("/api/v1/locations", {"merchant_id": merchant.pk, "name": "Station"}, format="json"),
         403,
         "FORBIDDEN",

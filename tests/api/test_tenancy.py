@@ -72,27 +72,29 @@ class TestAUserOfMerchantA:
         assert listed["count"] == 1
 
     @pytest.mark.parametrize("suffix", ["", "/summary", "/bins", "/history"])
-    def test_gets_404_for_bs_device(self, client, two_merchants, suffix, api_error):
-        api_error(client.get(f"/api/v1/devices/{two_merchants['b_device'].pk}{suffix}"), 404, "NOT_FOUND")
+    def test_gets_404_for_bs_device(self, client, two_merchants, suffix, expect_api_error):
+        expect_api_error(
+            client.get(f"/api/v1/devices/{two_merchants['b_device'].pk}{suffix}"), 404, "NOT_FOUND"
+        )
 
-    def test_gets_404_patching_bs_device_and_it_is_unchanged(self, client, two_merchants, api_error):
+    def test_gets_404_patching_bs_device_and_it_is_unchanged(self, client, two_merchants, expect_api_error):
         device = two_merchants["b_device"]
 
         reply = client.patch(
             f"/api/v1/devices/{device.pk}", {"alias": "Mine now", "location_id": None}, format="json"
         )
 
-        api_error(reply, 404, "NOT_FOUND")
+        expect_api_error(reply, 404, "NOT_FOUND")
         device.refresh_from_db()
         assert (device.alias, device.location_id) == ("B machine", two_merchants["b_location"].pk)
 
     @pytest.mark.parametrize("action", ["rotate-token", "revoke-token"])
     def test_gets_404_for_bs_token_and_bs_machine_keeps_working(
-        self, client, two_merchants, action, api_error
+        self, client, two_merchants, action, expect_api_error
     ):
         b_machine = two_merchants["b_machine"]
 
-        api_error(client.post(f"/api/v1/devices/{b_machine.device.pk}/{action}"), 404, "NOT_FOUND")
+        expect_api_error(client.post(f"/api/v1/devices/{b_machine.device.pk}/{action}"), 404, "NOT_FOUND")
 
         assert DeviceCredential.objects.filter(device=b_machine.device, revoked_at__isnull=True).count() == 1
         reply = b_machine.post(
@@ -114,14 +116,14 @@ class TestAUserOfMerchantA:
     def test_searching_for_bs_serial_finds_nothing(self, client):
         assert serials(client.get("/api/v1/devices", {"query": "B-0001"})) == []
 
-    def test_gets_404_for_bs_merchant_and_location(self, client, two_merchants, api_error):
-        api_error(client.get(f"/api/v1/merchants/{two_merchants['b'].pk}"), 404, "NOT_FOUND")
-        api_error(client.get(f"/api/v1/locations/{two_merchants['b_location'].pk}"), 404, "NOT_FOUND")
+    def test_gets_404_for_bs_merchant_and_location(self, client, two_merchants, expect_api_error):
+        expect_api_error(client.get(f"/api/v1/merchants/{two_merchants['b'].pk}"), 404, "NOT_FOUND")
+        expect_api_error(client.get(f"/api/v1/locations/{two_merchants['b_location'].pk}"), 404, "NOT_FOUND")
 
-    def test_cannot_edit_bs_merchant(self, client, two_merchants, api_error):
+    def test_cannot_edit_bs_merchant(self, client, two_merchants, expect_api_error):
         merchant = two_merchants["b"]
 
-        api_error(
+        expect_api_error(
             client.patch(f"/api/v1/merchants/{merchant.pk}", {"contact_name": "Mallory"}, format="json"),
             404,
             "NOT_FOUND",
@@ -130,53 +132,55 @@ class TestAUserOfMerchantA:
         merchant.refresh_from_db()
         assert merchant.contact_name == ""
 
-    def test_cannot_edit_or_delete_bs_location(self, client, two_merchants, api_error):
+    def test_cannot_edit_or_delete_bs_location(self, client, two_merchants, expect_api_error):
         location = two_merchants["b_location"]
 
-        api_error(
+        expect_api_error(
             client.patch(f"/api/v1/locations/{location.pk}", {"name": "Mine"}, format="json"),
             404,
             "NOT_FOUND",
         )
-        api_error(client.delete(f"/api/v1/locations/{location.pk}"), 404, "NOT_FOUND")
+        expect_api_error(client.delete(f"/api/v1/locations/{location.pk}"), 404, "NOT_FOUND")
 
         assert Location.objects.get(pk=location.pk).name == "B Lobby"
 
-    def test_cannot_create_a_location_for_b(self, client, two_merchants, api_error):
+    def test_cannot_create_a_location_for_b(self, client, two_merchants, expect_api_error):
         reply = client.post(
             "/api/v1/locations", {"merchant_id": two_merchants["b"].pk, "name": "Planted"}, format="json"
         )
 
-        error = api_error(reply, 400, "VALIDATION_ERROR")
+        error = expect_api_error(reply, 400, "VALIDATION_ERROR")
         assert list(error["details"]["fields"]) == ["merchant_id"]
         assert not Location.objects.filter(name="Planted").exists()
 
-    def test_cannot_move_their_location_to_b(self, client, two_merchants, api_error):
+    def test_cannot_move_their_location_to_b(self, client, two_merchants, expect_api_error):
         location = two_merchants["a_location"]
 
         reply = client.patch(
             f"/api/v1/locations/{location.pk}", {"merchant_id": two_merchants["b"].pk}, format="json"
         )
 
-        api_error(reply, 400, "VALIDATION_ERROR")
+        expect_api_error(reply, 400, "VALIDATION_ERROR")
         assert Location.objects.get(pk=location.pk).merchant_id == two_merchants["a"].pk
 
-    def test_cannot_put_their_device_in_bs_location(self, client, two_merchants, api_error):
+    def test_cannot_put_their_device_in_bs_location(self, client, two_merchants, expect_api_error):
         device = two_merchants["a_device"]
 
         reply = client.patch(
             f"/api/v1/devices/{device.pk}", {"location_id": two_merchants["b_location"].pk}, format="json"
         )
 
-        error = api_error(reply, 400, "VALIDATION_ERROR")
+        error = expect_api_error(reply, 400, "VALIDATION_ERROR")
         assert list(error["details"]["fields"]) == ["location_id"]
         assert Device.objects.get(pk=device.pk).location_id == two_merchants["a_location"].pk
 
-    def test_does_not_learn_whether_bs_device_exists(self, client, two_merchants, api_error):
+    def test_does_not_learn_whether_bs_device_exists(self, client, two_merchants, expect_api_error):
         b_reply = client.get(f"/api/v1/devices/{two_merchants['b_device'].pk}")
         missing_reply = client.get("/api/v1/devices/987654")
 
-        assert api_error(b_reply, 404, "NOT_FOUND") == api_error(missing_reply, 404, "NOT_FOUND")
+        assert expect_api_error(b_reply, 404, "NOT_FOUND") == expect_api_error(
+            missing_reply, 404, "NOT_FOUND"
+        )
 
 
 @pytest.mark.django_db
@@ -189,10 +193,10 @@ def test_a_user_with_no_merchant_sees_nothing(staff_client, two_merchants):
 
 
 @pytest.mark.django_db
-def test_a_user_with_no_merchant_gets_404_for_any_device(staff_client, two_merchants, api_error):
+def test_a_user_with_no_merchant_gets_404_for_any_device(staff_client, two_merchants, expect_api_error):
     client = staff_client(Role.ADMIN, [])
 
-    api_error(client.get(f"/api/v1/devices/{two_merchants['a_device'].pk}"), 404, "NOT_FOUND")
+    expect_api_error(client.get(f"/api/v1/devices/{two_merchants['a_device'].pk}"), 404, "NOT_FOUND")
 
 
 @pytest.mark.django_db

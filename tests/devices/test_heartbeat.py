@@ -19,9 +19,8 @@ from tests.factories import DeviceBinFactory, DeviceFactory
 pytestmark = pytest.mark.django_db
 
 REDIS_CONFIGURED = bool(os.environ.get("REDIS_URL", "").strip())
-needs_redis = pytest.mark.skipif(
-    not REDIS_CONFIGURED, reason="the heartbeat write-behind needs Redis (REDIS_URL)"
-)
+WRITE_BEHIND_NEEDS_REDIS = "the heartbeat write-behind needs Redis (REDIS_URL)"
+needs_redis = pytest.mark.skipif(reason=WRITE_BEHIND_NEEDS_REDIS, condition=not REDIS_CONFIGURED)
 
 FULL_HEARTBEAT = {
     "state": "idle",
@@ -99,11 +98,13 @@ def test_fields_the_server_does_not_know_are_ignored(machine):
     assert beat(machine, {"state": "idle", "brand_new_field": {"x": 1}}).status_code == 200
 
 
-def test_a_token_of_device_a_on_device_bs_path_is_403_and_b_is_unchanged(machine, merchant, api_error):
+def test_a_token_of_device_a_on_device_bs_path_is_403_and_b_is_unchanged(machine, merchant, expect_api_error):
     other = DeviceFactory(merchant=merchant, state="idle", is_online=False, last_seen_at=None)
     before = Device.objects.filter(pk=other.pk).values().get()
 
-    api_error(beat(machine, {**FULL_HEARTBEAT, "state": "fault"}, device_id=other.pk), 403, "FORBIDDEN")
+    expect_api_error(
+        beat(machine, {**FULL_HEARTBEAT, "state": "fault"}, device_id=other.pk), 403, "FORBIDDEN"
+    )
 
     assert Device.objects.filter(pk=other.pk).values().get() == before
     assert not DeviceStatusHistory.objects.filter(device=other).exists()
@@ -113,17 +114,17 @@ def test_a_token_of_device_a_on_device_bs_path_is_403_and_b_is_unchanged(machine
 
 
 @pytest.mark.parametrize("state", ["sleeping", "unknown", "online", "offline", "IDLE", ""])
-def test_a_state_outside_the_protocols_five_is_400_naming_state(machine, state, api_error):
-    error = api_error(beat(machine, {**FULL_HEARTBEAT, "state": state}), 400, "VALIDATION_ERROR")
+def test_a_state_outside_the_protocols_five_is_400_naming_state(machine, state, expect_api_error):
+    error = expect_api_error(beat(machine, {**FULL_HEARTBEAT, "state": state}), 400, "VALIDATION_ERROR")
 
     assert list(error["details"]["fields"]) == ["state"]
     assert Device.objects.get(pk=machine.device.pk).last_seen_at is None
 
 
-def test_a_heartbeat_without_a_state_is_400_naming_state(machine, api_error):
+def test_a_heartbeat_without_a_state_is_400_naming_state(machine, expect_api_error):
     body = {k: v for k, v in FULL_HEARTBEAT.items() if k != "state"}
 
-    error = api_error(beat(machine, body), 400, "VALIDATION_ERROR")
+    error = expect_api_error(beat(machine, body), 400, "VALIDATION_ERROR")
 
     assert list(error["details"]["fields"]) == ["state"]
 
@@ -171,7 +172,7 @@ def test_a_heartbeat_without_bins_leaves_the_bins_alone(machine):
     ]
 
 
-def test_an_unknown_material_is_400_naming_the_bin_and_nothing_is_written(machine, api_error):
+def test_an_unknown_material_is_400_naming_the_bin_and_nothing_is_written(machine, expect_api_error):
     body = {
         **FULL_HEARTBEAT,
         "state": "brewing",
@@ -181,7 +182,7 @@ def test_an_unknown_material_is_400_naming_the_bin_and_nothing_is_written(machin
         ],
     }
 
-    error = api_error(beat(machine, body), 400, "VALIDATION_ERROR")
+    error = expect_api_error(beat(machine, body), 400, "VALIDATION_ERROR")
 
     assert list(error["details"]["fields"]) == ["bins.1.material"]
     assert "UNOBTAINIUM" in error["message"]
@@ -196,7 +197,9 @@ def test_an_unknown_material_is_400_naming_the_bin_and_nothing_is_written(machin
     assert history_of(device) == [(StatusEvent.REGISTERED, "unknown")]
 
 
-def test_remaining_over_capacity_is_400_naming_the_bin_field_and_nothing_is_written(machine, api_error):
+def test_remaining_over_capacity_is_400_naming_the_bin_field_and_nothing_is_written(
+    machine, expect_api_error
+):
     body = {
         **FULL_HEARTBEAT,
         "bins": [
@@ -205,17 +208,17 @@ def test_remaining_over_capacity_is_400_naming_the_bin_field_and_nothing_is_writ
         ],
     }
 
-    error = api_error(beat(machine, body), 400, "VALIDATION_ERROR")
+    error = expect_api_error(beat(machine, body), 400, "VALIDATION_ERROR")
 
     assert list(error["details"]["fields"]) == ["bins.1.remaining"]
     assert not DeviceBin.objects.filter(device=machine.device).exists()
     assert Device.objects.get(pk=machine.device.pk).last_seen_at is None
 
 
-def test_a_duplicate_bin_index_in_a_heartbeat_is_400_naming_bins(machine, api_error):
+def test_a_duplicate_bin_index_in_a_heartbeat_is_400_naming_bins(machine, expect_api_error):
     bin_1 = {"index": 1, "material": "BEAN-ARABICA", "remaining": 820, "capacity": 1000}
 
-    error = api_error(
+    error = expect_api_error(
         beat(machine, FULL_HEARTBEAT, bins=[bin_1, {**bin_1, "remaining": 10}]), 400, "VALIDATION_ERROR"
     )
 

@@ -105,21 +105,21 @@ def test_a_later_report_without_refill_keeps_the_last_refill_time(machine):
     assert bins_of(machine.device)[1].last_refilled_at == refilled_at
 
 
-def test_an_unknown_material_is_400_naming_the_bin_and_nothing_is_written(machine, api_error):
+def test_an_unknown_material_is_400_naming_the_bin_and_nothing_is_written(machine, expect_api_error):
     reply = report(machine, bin_(1), bin_(2, "SUGAR"), bin_(3, "UNOBTAINIUM"))
 
-    error = api_error(reply, 400, "VALIDATION_ERROR")
+    error = expect_api_error(reply, 400, "VALIDATION_ERROR")
     assert list(error["details"]["fields"]) == ["bins.2.material"]
     assert "UNOBTAINIUM" in error["message"]
     assert not DeviceBin.objects.filter(device=machine.device).exists()
 
 
-def test_an_inactive_material_is_refused_like_an_unknown_one(machine, materials, api_error):
+def test_an_inactive_material_is_refused_like_an_unknown_one(machine, materials, expect_api_error):
     sugar = next(m for m in materials if m.code == "SUGAR")
     sugar.is_active = False
     sugar.save()
 
-    error = api_error(report(machine, bin_(1, "SUGAR")), 400, "VALIDATION_ERROR")
+    error = expect_api_error(report(machine, bin_(1, "SUGAR")), 400, "VALIDATION_ERROR")
 
     assert list(error["details"]["fields"]) == ["bins.0.material"]
 
@@ -133,32 +133,34 @@ def test_a_material_added_to_the_catalogue_is_accepted_at_once(machine):
     assert report(machine, bin_(2, "OAT-MILK")).status_code == 200
 
 
-def test_a_duplicate_index_in_one_report_is_400_and_nothing_is_written(machine, api_error):
-    error = api_error(report(machine, bin_(1, remaining=800), bin_(1, remaining=10)), 400, "VALIDATION_ERROR")
+def test_a_duplicate_index_in_one_report_is_400_and_nothing_is_written(machine, expect_api_error):
+    error = expect_api_error(
+        report(machine, bin_(1, remaining=800), bin_(1, remaining=10)), 400, "VALIDATION_ERROR"
+    )
 
     assert list(error["details"]["fields"]) == ["bins"]
     assert not DeviceBin.objects.filter(device=machine.device).exists()
 
 
-def test_a_report_with_no_bins_is_400_naming_bins(machine, api_error):
-    error = api_error(report(machine), 400, "VALIDATION_ERROR")
+def test_a_report_with_no_bins_is_400_naming_bins(machine, expect_api_error):
+    error = expect_api_error(report(machine), 400, "VALIDATION_ERROR")
 
     assert list(error["details"]["fields"]) == ["bins"]
 
 
-def test_remaining_over_capacity_is_400_naming_the_bin_field(machine, api_error):
-    error = api_error(report(machine, bin_(1, remaining=1200)), 400, "VALIDATION_ERROR")
+def test_remaining_over_capacity_is_400_naming_the_bin_field(machine, expect_api_error):
+    error = expect_api_error(report(machine, bin_(1, remaining=1200)), 400, "VALIDATION_ERROR")
 
     assert list(error["details"]["fields"]) == ["bins.0.remaining"]
     assert not DeviceBin.objects.filter(device=machine.device).exists()
 
 
-def test_a_report_for_another_device_is_403_and_writes_nothing(machine, merchant, api_error):
+def test_a_report_for_another_device_is_403_and_writes_nothing(machine, merchant, expect_api_error):
     from tests.factories import DeviceFactory
 
     other = DeviceFactory(merchant=merchant)
 
-    api_error(report(machine, bin_(1), device_id=other.pk), 403, "FORBIDDEN")
+    expect_api_error(report(machine, bin_(1), device_id=other.pk), 403, "FORBIDDEN")
 
     assert not DeviceBin.objects.exists()
 

@@ -98,7 +98,7 @@ def test_re_registering_keeps_bins_history_location_and_alias(api, registered, m
 
 
 def test_re_registering_revokes_the_old_token_and_the_new_one_works(
-    api, registered, merchant, django_capture_on_commit_callbacks, api_error
+    api, registered, merchant, django_capture_on_commit_callbacks, expect_api_error
 ):
     device = registered.device
     assert heartbeat(registered.token, device.pk).status_code == 200  # the old token is in use (and cached)
@@ -107,32 +107,34 @@ def test_re_registering_revokes_the_old_token_and_the_new_one_works(
         new_token = register(api, merchant.provisioning_secret, serial=device.serial).json()["data"]["token"]
 
     assert new_token != registered.token
-    api_error(heartbeat(registered.token, device.pk), 401, "UNAUTHORIZED")
+    expect_api_error(heartbeat(registered.token, device.pk), 401, "UNAUTHORIZED")
     assert heartbeat(new_token, device.pk).status_code == 200
     assert DeviceCredential.objects.filter(device=device, revoked_at__isnull=True).count() == 1
 
 
 @pytest.mark.parametrize("secret", ["wrong-secret", "", None], ids=["wrong", "blank", "missing"])
-def test_a_wrong_or_missing_secret_is_403_and_creates_nothing(api, merchant, secret, api_error):
+def test_a_wrong_or_missing_secret_is_403_and_creates_nothing(api, merchant, secret, expect_api_error):
     body = {"serial": "CM2K-000123", "model": "CM-2000", "firmware": "1.4.2"}
     if secret is not None:
         body["provisioning_secret"] = secret
 
-    api_error(api.post("/api/v1/devices/register", body, format="json"), 403, "FORBIDDEN")
+    expect_api_error(api.post("/api/v1/devices/register", body, format="json"), 403, "FORBIDDEN")
 
     assert not Device.objects.exists()
     assert not DeviceCredential.objects.exists()
     assert not DeviceStatusHistory.objects.exists()
 
 
-def test_a_wrong_secret_does_not_re_register_a_known_serial(api, registered, api_error):
-    api_error(register(api, "wrong-secret", serial=registered.device.serial), 403, "FORBIDDEN")
+def test_a_wrong_secret_does_not_re_register_a_known_serial(api, registered, expect_api_error):
+    expect_api_error(register(api, "wrong-secret", serial=registered.device.serial), 403, "FORBIDDEN")
 
     assert heartbeat(registered.token, registered.device.pk).status_code == 200
     assert DeviceCredential.objects.filter(device=registered.device).count() == 1
 
 
-def test_a_serial_of_another_merchant_is_409_and_nothing_changes(api, registered, other_merchant, api_error):
+def test_a_serial_of_another_merchant_is_409_and_nothing_changes(
+    api, registered, other_merchant, expect_api_error
+):
     device = registered.device
     before = Device.objects.filter(pk=device.pk).values().get()
 
@@ -140,7 +142,7 @@ def test_a_serial_of_another_merchant_is_409_and_nothing_changes(api, registered
         api, other_merchant.provisioning_secret, serial=device.serial, model="XX-1", alias="Stolen"
     )
 
-    api_error(reply, 409, "CONFLICT")
+    expect_api_error(reply, 409, "CONFLICT")
     assert Device.objects.filter(pk=device.pk).values().get() == before
     assert Device.objects.count() == 1
     assert DeviceCredential.objects.filter(device=device).count() == 1
@@ -160,21 +162,21 @@ def test_the_token_is_stored_hashed_and_appears_in_no_column(api, merchant):
                 assert not any(token in str(value) for value in row), f"the token is stored in {table}"
 
 
-def test_a_suspended_merchants_secret_is_403(api, merchant, api_error):
+def test_a_suspended_merchants_secret_is_403(api, merchant, expect_api_error):
     Merchant.objects.filter(pk=merchant.pk).update(status=Merchant.Status.SUSPENDED)
 
-    api_error(register(api, merchant.provisioning_secret), 403, "FORBIDDEN")
+    expect_api_error(register(api, merchant.provisioning_secret), 403, "FORBIDDEN")
 
     assert not Device.objects.exists()
 
 
-def test_a_rotated_secret_no_longer_registers(api, merchant, api_error):
+def test_a_rotated_secret_no_longer_registers(api, merchant, expect_api_error):
     from accounts.services import rotate_provisioning_secret
 
     old_secret = merchant.provisioning_secret
     new_secret = rotate_provisioning_secret(merchant)
 
-    api_error(register(api, old_secret), 403, "FORBIDDEN")
+    expect_api_error(register(api, old_secret), 403, "FORBIDDEN")
     assert register(api, new_secret).status_code == 201
 
 
@@ -188,8 +190,10 @@ def test_registration_needs_no_csrf_token_even_beside_a_logged_in_browser_sessio
 
 
 @pytest.mark.parametrize("serial", ["", "-leading-dash", "has space", "x" * 65])
-def test_a_malformed_serial_is_a_validation_error_naming_serial(api, merchant, serial, api_error):
-    error = api_error(register(api, merchant.provisioning_secret, serial=serial), 400, "VALIDATION_ERROR")
+def test_a_malformed_serial_is_a_validation_error_naming_serial(api, merchant, serial, expect_api_error):
+    error = expect_api_error(
+        register(api, merchant.provisioning_secret, serial=serial), 400, "VALIDATION_ERROR"
+    )
 
     assert list(error["details"]["fields"]) == ["serial"]
     assert not Device.objects.exists()

@@ -16,6 +16,7 @@ from devices.services import flush_heartbeats, mark_silent_devices_offline
 from tests.factories import MerchantFactory, UserFactory
 
 CHROMIUM = "/usr/bin/chromium"
+NO_CHROMIUM = "Debian's chromium is not installed (apt-get install chromium)"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -30,9 +31,7 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.e2e,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install chromium)"
-    ),
+    pytest.mark.skipif(reason=NO_CHROMIUM, condition=not os.path.exists(CHROMIUM)),
 ]
 
 

@@ -210,7 +210,7 @@ def celery_worker_queue(live_asgi_server, django_db_blocker, tmp_path):
     listens on a queue of its own, so no other worker on the same Redis takes these tasks. Yields the
     queue's name once the worker has answered a task."""
     if not settings.REDIS_URL:
-        pytest.skip("needs REDIS_URL: the worker takes its tasks from Redis, as in production")
+        pytest.skip(reason="needs REDIS_URL: the worker takes its tasks from Redis, as in production")
     with django_db_blocker.unblock():
         database_url = _database_url_of_test_db()
     queue = f"e2e-commands-{os.getpid()}-{secrets.token_hex(3)}"

@@ -11,6 +11,7 @@ from orders.models import Order, PaymentStatus, Refund
 from tests.factories import DeviceFactory, LocationFactory, MerchantFactory, OrderFactory, UserFactory
 
 CHROMIUM = "/usr/bin/chromium"
+NO_CHROMIUM = "Debian's chromium is not installed (apt-get install chromium)"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -25,9 +26,7 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.e2e,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install chromium)"
-    ),
+    pytest.mark.skipif(reason=NO_CHROMIUM, condition=not os.path.exists(CHROMIUM)),
 ]
 
 

@@ -152,7 +152,7 @@ def test_alarms_notify_by_email_and_webhook_but_not_during_maintenance(merchant,
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_triggers_of_one_problem_make_one_alarm_on_postgresql(merchant):
     if connection.vendor != "postgresql":
-        pytest.skip("row-level concurrency is only meaningful on PostgreSQL")
+        pytest.skip(reason="row-level concurrency is only meaningful on PostgreSQL")
     device = DeviceFactory(merchant=merchant)
     barrier = threading.Barrier(20)
     errors = []

@@ -92,8 +92,8 @@ def test_marking_a_resolved_order_again_reopens_it_without_the_old_resolution(sa
 
 
 @pytest.mark.parametrize("body", [{}, {"reason": ""}, {"reason": "  "}], ids=["missing", "empty", "blank"])
-def test_an_exception_needs_a_reason(sale, ops, api_error, body):
-    error = api_error(mark(ops, sale, **body), 400, "VALIDATION_ERROR")
+def test_an_exception_needs_a_reason(sale, ops, expect_api_error, body):
+    error = expect_api_error(mark(ops, sale, **body), 400, "VALIDATION_ERROR")
 
     assert "reason" in error["details"]["fields"]
     assert Order.objects.get(pk=sale.pk).is_exception is False
@@ -102,45 +102,45 @@ def test_an_exception_needs_a_reason(sale, ops, api_error, body):
 @pytest.mark.parametrize(
     "body", [{}, {"resolution": ""}, {"reason": "wrong field"}], ids=["missing", "empty", "wrong-field"]
 )
-def test_a_resolution_needs_a_resolution(sale, ops, api_error, body):
+def test_a_resolution_needs_a_resolution(sale, ops, expect_api_error, body):
     mark(ops, sale, reason="no cup")
 
-    error = api_error(resolve(ops, sale, **body), 400, "VALIDATION_ERROR")
+    error = expect_api_error(resolve(ops, sale, **body), 400, "VALIDATION_ERROR")
 
     assert "resolution" in error["details"]["fields"]
     assert Order.objects.get(pk=sale.pk).is_exception is True
 
 
-def test_resolving_an_order_that_is_not_an_open_exception_is_a_400(sale, ops, api_error):
-    api_error(resolve(ops, sale, resolution="nothing to resolve"), 400, "VALIDATION_ERROR")
+def test_resolving_an_order_that_is_not_an_open_exception_is_a_400(sale, ops, expect_api_error):
+    expect_api_error(resolve(ops, sale, resolution="nothing to resolve"), 400, "VALIDATION_ERROR")
     mark(ops, sale, reason="no cup")
     resolve(ops, sale, resolution="refunded")
 
-    api_error(resolve(ops, sale, resolution="resolve it twice"), 400, "VALIDATION_ERROR")
+    expect_api_error(resolve(ops, sale, resolution="resolve it twice"), 400, "VALIDATION_ERROR")
 
     assert Order.objects.get(pk=sale.pk).exception_resolution == "refunded"
 
 
-def test_a_viewer_may_neither_mark_nor_resolve(sale, ops, staff_client, merchant, api_error):
+def test_a_viewer_may_neither_mark_nor_resolve(sale, ops, staff_client, merchant, expect_api_error):
     viewer = staff_client(Role.VIEWER, [merchant])
 
-    api_error(mark(viewer, sale, reason="looks odd"), 403, "FORBIDDEN")
+    expect_api_error(mark(viewer, sale, reason="looks odd"), 403, "FORBIDDEN")
     assert Order.objects.get(pk=sale.pk).is_exception is False
 
     mark(ops, sale, reason="no cup")
-    api_error(resolve(viewer, sale, resolution="fine"), 403, "FORBIDDEN")
+    expect_api_error(resolve(viewer, sale, resolution="fine"), 403, "FORBIDDEN")
     assert Order.objects.get(pk=sale.pk).is_exception is True
 
 
 def test_another_merchants_staff_can_neither_mark_nor_resolve_nor_see_the_exception(
-    sale, ops, staff_client, other_merchant, api_error
+    sale, ops, staff_client, other_merchant, expect_api_error
 ):
     stranger = staff_client(Role.OPS, [other_merchant])
 
-    api_error(mark(stranger, sale, reason="not mine"), 404, "NOT_FOUND")
+    expect_api_error(mark(stranger, sale, reason="not mine"), 404, "NOT_FOUND")
     assert Order.objects.get(pk=sale.pk).is_exception is False
 
     mark(ops, sale, reason="no cup")
-    api_error(resolve(stranger, sale, resolution="not mine"), 404, "NOT_FOUND")
+    expect_api_error(resolve(stranger, sale, resolution="not mine"), 404, "NOT_FOUND")
     assert Order.objects.get(pk=sale.pk).is_exception is True
     assert open_exceptions(stranger) == []

@@ -161,10 +161,12 @@ def test_the_same_order_written_differently_is_still_the_same_order(machine):
     ],
     ids=["items", "method", "status", "time", "is_test"],
 )
-def test_the_same_order_id_with_other_content_is_a_409_and_the_first_order_stands(machine, api_error, change):
+def test_the_same_order_id_with_other_content_is_a_409_and_the_first_order_stands(
+    machine, expect_api_error, change
+):
     create(machine, protocol_order())
 
-    error = api_error(create(machine, protocol_order(**change)), 409, "CONFLICT")
+    error = expect_api_error(create(machine, protocol_order(**change)), 409, "CONFLICT")
 
     assert "order_id" in error["details"]["fields"]
     order = Order.objects.get()
@@ -245,23 +247,25 @@ def _item(**overrides):
         "no-order-id",
     ],
 )
-def test_an_invalid_order_is_a_400_naming_the_field_and_records_nothing(machine, api_error, overrides, field):
-    error = api_error(create(machine, protocol_order(**overrides)), 400, "VALIDATION_ERROR")
+def test_an_invalid_order_is_a_400_naming_the_field_and_records_nothing(
+    machine, expect_api_error, overrides, field
+):
+    error = expect_api_error(create(machine, protocol_order(**overrides)), 400, "VALIDATION_ERROR")
 
     assert field in error["details"]["fields"], error
     assert Order.objects.count() == 0
     assert OrderItem.objects.count() == 0
 
 
-def test_the_total_error_says_what_the_items_add_up_to(machine, api_error):
-    error = api_error(create(machine, protocol_order(total="35.00")), 400, "VALIDATION_ERROR")
+def test_the_total_error_says_what_the_items_add_up_to(machine, expect_api_error):
+    error = expect_api_error(create(machine, protocol_order(total="35.00")), 400, "VALIDATION_ERROR")
 
     assert list(error["details"]["fields"]) == ["total"]
     assert "36.00" in error["details"]["fields"]["total"][0]
 
 
-def test_a_quantity_below_one_says_it_must_be_at_least_1(machine, api_error):
-    error = api_error(
+def test_a_quantity_below_one_says_it_must_be_at_least_1(machine, expect_api_error):
+    error = expect_api_error(
         create(machine, protocol_order(items=[_item(qty=0)], total="0.00")), 400, "VALIDATION_ERROR"
     )
 
@@ -335,25 +339,25 @@ def test_the_transaction_id_and_is_test_are_optional(machine):
 # --- Who may send ---------------------------------------------------------------------------------
 
 
-def test_a_token_of_another_machine_is_403_and_records_nothing(machine, api_error):
+def test_a_token_of_another_machine_is_403_and_records_nothing(machine, expect_api_error):
     other = DeviceFactory(merchant=machine.device.merchant)
 
-    api_error(create(machine, protocol_order(), device_id=other.pk), 403, "FORBIDDEN")
-    api_error(create(machine, {"orders": [protocol_order()]}, device_id=other.pk), 403, "FORBIDDEN")
+    expect_api_error(create(machine, protocol_order(), device_id=other.pk), 403, "FORBIDDEN")
+    expect_api_error(create(machine, {"orders": [protocol_order()]}, device_id=other.pk), 403, "FORBIDDEN")
 
     assert Order.objects.count() == 0
 
 
-def test_without_a_token_or_with_a_revoked_one_it_is_401(machine, api_error):
+def test_without_a_token_or_with_a_revoked_one_it_is_401(machine, expect_api_error):
     anonymous = type(machine)(enforce_csrf_checks=True)
-    api_error(
+    expect_api_error(
         anonymous.post(f"/api/v1/devices/{machine.device.pk}/orders/create", protocol_order(), format="json"),
         401,
         "UNAUTHORIZED",
     )
 
     issue_token(machine.device)  # revokes the token the client holds
-    api_error(create(machine, protocol_order()), 401, "UNAUTHORIZED")
+    expect_api_error(create(machine, protocol_order()), 401, "UNAUTHORIZED")
 
     assert Order.objects.count() == 0
 
@@ -425,10 +429,10 @@ def test_a_backlog_of_500_orders_is_taken_whole(machine):
     assert OrderItem.objects.count() == 500
 
 
-def test_a_backlog_of_more_than_500_orders_is_413_and_records_nothing(machine, api_error):
+def test_a_backlog_of_more_than_500_orders_is_413_and_records_nothing(machine, expect_api_error):
     reply = create(machine, {"orders": [protocol_order(f"BIG-{i:03d}") for i in range(501)]})
 
-    error = api_error(reply, 413, "PAYLOAD_TOO_LARGE")
+    error = expect_api_error(reply, 413, "PAYLOAD_TOO_LARGE")
     assert "500" in error["message"]
     assert Order.objects.count() == 0
 
@@ -437,8 +441,8 @@ def test_an_empty_backlog_is_an_empty_answer(machine):
     assert backlog(machine, []) == []
 
 
-def test_a_backlog_that_is_not_a_list_is_a_400_naming_orders(machine, api_error):
-    error = api_error(create(machine, {"orders": {"order_id": "X"}}), 400, "VALIDATION_ERROR")
+def test_a_backlog_that_is_not_a_list_is_a_400_naming_orders(machine, expect_api_error):
+    error = expect_api_error(create(machine, {"orders": {"order_id": "X"}}), 400, "VALIDATION_ERROR")
 
     assert "orders" in error["details"]["fields"]
 

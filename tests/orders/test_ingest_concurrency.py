@@ -25,7 +25,7 @@ RETRIES = 50
 @pytest.fixture(autouse=True)
 def _postgres_only(db):
     if connection.vendor != "postgresql":
-        pytest.skip(f"concurrent inserts need PostgreSQL (this run uses {connection.vendor})")
+        pytest.skip(reason=f"concurrent inserts need PostgreSQL (this run uses {connection.vendor})")
 
 
 @pytest.fixture(autouse=True)

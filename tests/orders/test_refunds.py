@@ -92,7 +92,7 @@ def test_a_refund_without_an_amount_refunds_everything_and_records_who_when_and_
     assert state(paid) == ("refunded", Decimal("36.00"))
 
 
-def test_partial_refunds_add_up_to_the_total_and_no_further(paid, ops, api_error):
+def test_partial_refunds_add_up_to_the_total_and_no_further(paid, ops, expect_api_error):
     first = refund(ops, paid, reason="too sweet", amount="10.00")
     assert first.status_code == 201, first.content
     assert (first.json()["data"]["payment_status"], first.json()["data"]["refundable_amount"]) == (
@@ -112,15 +112,15 @@ def test_partial_refunds_add_up_to_the_total_and_no_further(paid, ops, api_error
         Decimal("20.50"),
     ]
 
-    api_error(refund(ops, paid, reason="once more", amount="0.01"), 400, "VALIDATION_ERROR")
+    expect_api_error(refund(ops, paid, reason="once more", amount="0.01"), 400, "VALIDATION_ERROR")
     assert state(paid) == ("refunded", Decimal("36.00"))
     assert Refund.objects.count() == 3
 
 
-def test_more_than_what_is_left_is_a_400_naming_amount_and_refunds_nothing(paid, ops, api_error):
+def test_more_than_what_is_left_is_a_400_naming_amount_and_refunds_nothing(paid, ops, expect_api_error):
     refund(ops, paid, reason="first", amount="30.00")
 
-    error = api_error(refund(ops, paid, reason="second", amount="6.01"), 400, "VALIDATION_ERROR")
+    error = expect_api_error(refund(ops, paid, reason="second", amount="6.01"), 400, "VALIDATION_ERROR")
 
     assert "amount" in error["details"]["fields"]
     assert "6.00" in error["message"]
@@ -129,8 +129,10 @@ def test_more_than_what_is_left_is_a_400_naming_amount_and_refunds_nothing(paid,
 
 
 @pytest.mark.parametrize("amount", ["0.00", "-5.00", "1.005", "ten"])
-def test_an_amount_that_is_not_a_positive_sum_of_money_is_a_400_naming_amount(paid, ops, api_error, amount):
-    error = api_error(refund(ops, paid, reason="why not", amount=amount), 400, "VALIDATION_ERROR")
+def test_an_amount_that_is_not_a_positive_sum_of_money_is_a_400_naming_amount(
+    paid, ops, expect_api_error, amount
+):
+    error = expect_api_error(refund(ops, paid, reason="why not", amount=amount), 400, "VALIDATION_ERROR")
 
     assert "amount" in error["details"]["fields"], error
     assert state(paid) == ("paid", Decimal("0.00"))
@@ -142,8 +144,10 @@ def test_an_amount_that_is_not_a_positive_sum_of_money_is_a_400_naming_amount(pa
     [{}, {"reason": ""}, {"reason": "   "}, {"amount": "5.00"}],
     ids=["nothing", "empty", "blank", "amount-only"],
 )
-def test_a_refund_without_a_reason_is_a_400_naming_reason_and_refunds_nothing(paid, ops, api_error, body):
-    error = api_error(refund(ops, paid, **body), 400, "VALIDATION_ERROR")
+def test_a_refund_without_a_reason_is_a_400_naming_reason_and_refunds_nothing(
+    paid, ops, expect_api_error, body
+):
+    error = expect_api_error(refund(ops, paid, **body), 400, "VALIDATION_ERROR")
 
     assert "reason" in error["details"]["fields"]
     assert state(paid) == ("paid", Decimal("0.00"))
@@ -151,10 +155,10 @@ def test_a_refund_without_a_reason_is_a_400_naming_reason_and_refunds_nothing(pa
 
 
 @pytest.mark.parametrize("status", ["unpaid", "failed"])
-def test_an_order_that_was_never_paid_cannot_be_refunded(merchant, ops, api_error, status):
+def test_an_order_that_was_never_paid_cannot_be_refunded(merchant, ops, expect_api_error, status):
     order = OrderFactory(device=DeviceFactory(merchant=merchant), payment_status=status)
 
-    error = api_error(refund(ops, order, reason="refund it anyway"), 400, "VALIDATION_ERROR")
+    error = expect_api_error(refund(ops, order, reason="refund it anyway"), 400, "VALIDATION_ERROR")
 
     assert error["details"]["fields"]
     assert state(order) == (status, Decimal("0.00"))
@@ -175,29 +179,29 @@ def test_an_admin_and_platform_staff_may_refund_too(paid, staff_client, merchant
 # --- Who may not ------------------------------------------------------------------------------------
 
 
-def test_a_viewer_may_not_refund(paid, staff_client, merchant, api_error):
+def test_a_viewer_may_not_refund(paid, staff_client, merchant, expect_api_error):
     viewer = staff_client(Role.VIEWER, [merchant])
 
-    api_error(refund(viewer, paid, reason="I am only looking"), 403, "FORBIDDEN")
+    expect_api_error(refund(viewer, paid, reason="I am only looking"), 403, "FORBIDDEN")
 
     assert state(paid) == ("paid", Decimal("0.00"))
     assert not Refund.objects.exists()
 
 
 def test_another_merchants_order_is_not_found_and_stays_untouched(
-    paid, staff_client, other_merchant, api_error
+    paid, staff_client, other_merchant, expect_api_error
 ):
     stranger = staff_client(Role.OPS, [other_merchant])
 
-    api_error(refund(stranger, paid, reason="not mine"), 404, "NOT_FOUND")
-    api_error(refund(stranger, paid, reason="not mine", amount="1.00"), 404, "NOT_FOUND")
+    expect_api_error(refund(stranger, paid, reason="not mine"), 404, "NOT_FOUND")
+    expect_api_error(refund(stranger, paid, reason="not mine", amount="1.00"), 404, "NOT_FOUND")
 
     assert state(paid) == ("paid", Decimal("0.00"))
     assert not Refund.objects.exists()
 
 
-def test_a_refund_needs_a_signed_in_user(paid, api_error):
-    api_error(
+def test_a_refund_needs_a_signed_in_user(paid, expect_api_error):
+    expect_api_error(
         APIClient().post(f"/api/v1/orders/{paid.pk}/manual_refund", {"reason": "x"}, format="json"),
         401,
         "UNAUTHORIZED",
@@ -299,7 +303,8 @@ def _refund_at_once(order, users, bodies):
 @pytest.fixture
 def on_postgres():
     if connection.vendor != "postgresql":
-        pytest.skip(f"concurrent refunds need PostgreSQL's row locks (this run uses {connection.vendor})")
+        why = f"concurrent refunds need PostgreSQL's row locks (this run uses {connection.vendor})"
+        pytest.skip(reason=why)
 
 
 @pytest.mark.postgres

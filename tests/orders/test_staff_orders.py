@@ -161,11 +161,11 @@ def test_pages_split_the_list_without_losing_or_repeating_an_order(sales, staff_
     ],
 )
 def test_a_filter_value_that_makes_no_sense_is_a_400_naming_the_parameter(
-    sales, staff_client, api_error, params, field
+    sales, staff_client, expect_api_error, params, field
 ):
     platform = staff_client(Role.VIEWER, is_platform_staff=True)
 
-    error = api_error(platform.get("/api/v1/orders", params), 400, "VALIDATION_ERROR")
+    error = expect_api_error(platform.get("/api/v1/orders", params), 400, "VALIDATION_ERROR")
 
     assert field in error["details"]["fields"], error
 
@@ -264,21 +264,21 @@ def test_an_order_shows_its_items_and_its_refunds_with_who_when_and_why(merchant
     assert refund["created_at"]
 
 
-def test_an_unknown_order_is_404(staff_client, api_error):
+def test_an_unknown_order_is_404(staff_client, expect_api_error):
     platform = staff_client(Role.VIEWER, is_platform_staff=True)
 
-    api_error(platform.get("/api/v1/orders/999999"), 404, "NOT_FOUND")
+    expect_api_error(platform.get("/api/v1/orders/999999"), 404, "NOT_FOUND")
 
 
-def test_orders_are_for_signed_in_staff_only(sales, api_error, machine):
-    api_error(APIClient().get("/api/v1/orders"), 401, "UNAUTHORIZED")
-    api_error(machine.get("/api/v1/orders"), 401, "UNAUTHORIZED")
+def test_orders_are_for_signed_in_staff_only(sales, expect_api_error, machine):
+    expect_api_error(APIClient().get("/api/v1/orders"), 401, "UNAUTHORIZED")
+    expect_api_error(machine.get("/api/v1/orders"), 401, "UNAUTHORIZED")
 
 
 # --- Tenancy ----------------------------------------------------------------------------------------
 
 
-def test_a_merchants_staff_see_only_their_merchants_orders(sales, staff_client, api_error):
+def test_a_merchants_staff_see_only_their_merchants_orders(sales, staff_client, expect_api_error):
     ops = staff_client(Role.OPS, [sales["merchant"]])
     other = sales["orders"]["E"]
 
@@ -289,7 +289,7 @@ def test_a_merchants_staff_see_only_their_merchants_orders(sales, staff_client, 
     assert listed(ops.get("/api/v1/orders", {"query": "tx-E"})) == []
     assert listed(ops.get("/api/v1/orders", {"query": "CM2K-900001"})) == []
     assert listed(ops.get("/api/v1/orders", {"exception": "true"})) == ["C"]
-    api_error(ops.get(f"/api/v1/orders/{other.pk}"), 404, "NOT_FOUND")
+    expect_api_error(ops.get(f"/api/v1/orders/{other.pk}"), 404, "NOT_FOUND")
 
 
 def test_staff_of_two_merchants_see_both_and_platform_staff_see_all(sales, staff_client):
@@ -368,7 +368,7 @@ def test_an_order_costs_the_same_queries_with_1_and_20_items_and_refunds(merchan
     assert queries_for(small) == queries_for(big) == 6
 
 
-def test_merchant_a_can_neither_see_nor_touch_merchant_bs_orders(sales, staff_client, api_error):
+def test_merchant_a_can_neither_see_nor_touch_merchant_bs_orders(sales, staff_client, expect_api_error):
     a_admin = staff_client(Role.ADMIN, [sales["merchant"]])
     b_order = sales["orders"]["E"]
     b_before = Order.objects.filter(pk=b_order.pk).values().get()
@@ -377,18 +377,18 @@ def test_merchant_a_can_neither_see_nor_touch_merchant_bs_orders(sales, staff_cl
     assert listed(a_admin.get("/api/v1/orders", {"merchant_id": sales["other"].pk})) == []
     assert listed(a_admin.get("/api/v1/orders", {"query": b_order.machine_order_id})) == []
     assert listed(a_admin.get("/api/v1/orders", {"query": b_order.transaction_id})) == []
-    api_error(a_admin.get(f"/api/v1/orders/{b_order.pk}"), 404, "NOT_FOUND")
-    api_error(
+    expect_api_error(a_admin.get(f"/api/v1/orders/{b_order.pk}"), 404, "NOT_FOUND")
+    expect_api_error(
         a_admin.post(f"/api/v1/orders/{b_order.pk}/manual_refund", {"reason": "x"}, format="json"),
         404,
         "NOT_FOUND",
     )
-    api_error(
+    expect_api_error(
         a_admin.post(f"/api/v1/orders/{b_order.pk}/mark_exception", {"reason": "x"}, format="json"),
         404,
         "NOT_FOUND",
     )
-    api_error(
+    expect_api_error(
         a_admin.post(f"/api/v1/orders/{b_order.pk}/resolve_exception", {"resolution": "x"}, format="json"),
         404,
         "NOT_FOUND",
