@@ -410,7 +410,7 @@ def record_command_result(
         from operations.services.alarms import command_gave_up
 
         command_gave_up(command, now=now)
-    merchant_id = Device.objects.filter(pk=device_id).values_list("merchant_id", flat=True).get()
+    merchant_id = _merchant_of(command)
     broadcast_after_commit(merchant_id, "command.updated", command_summary(command))
     audit.record(
         "command.result",
