@@ -60,6 +60,13 @@ def revoke_merchant_access(user: User, merchant: Merchant) -> None:
     audit.record("user.merchant_revoked", user, merchant_id=merchant.pk, changes={"merchant": merchant.name})
 
 
+@transaction.atomic
+def update_merchant(merchant: Merchant, **changes) -> Merchant:
+    """Contacts, name and status (suspending a merchant is the platform's decision: callers check)."""
+    audit.record("merchant.updated", merchant, changes=audit.save_changes(merchant, changes))
+    return merchant
+
+
 def rotate_provisioning_secret(merchant: Merchant) -> str:
     """A new secret for machines registering from now on; registered machines keep their tokens."""
     merchant.provisioning_secret = new_provisioning_secret()

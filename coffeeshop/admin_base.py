@@ -125,6 +125,14 @@ class ScopedModelAdmin(RoleScopedMixin, ModelAdmin):
             return False
         return super().lookup_allowed(lookup, value, request)
 
+    def log_deletions(self, request, queryset):
+        """One history entry per object, each saved on its own: Django writes the entries of a multiple
+        delete in one bulk insert, which sends no post_save, so the audit trail would never hear of it."""
+        entries = []
+        for obj in queryset:
+            entries += super().log_deletions(request, [obj])
+        return entries
+
     def object_for_action(self, request, object_id):
         """The object a detail action acts on, found the way the change page finds it (scoped)."""
         obj = self.get_object(request, unquote(str(object_id)))

@@ -59,6 +59,23 @@ def scrub(changes: dict) -> dict:
     return {k: ("***" if any(word in k.lower() for word in SENSITIVE) else v) for k, v in changes.items()}
 
 
+def as_text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def save_changes(instance, values: dict, **save_options) -> dict:
+    """Set `values` on `instance`, save it, and return what changed, `{field: [before, after]}` as
+    text: the `changes` of an edit's audit row."""
+    changed = {}
+    for field, value in values.items():
+        before = getattr(instance, field)
+        setattr(instance, field, value)
+        if before != value:
+            changed[field] = [as_text(before), as_text(value)]
+    instance.save(**save_options)
+    return changed
+
+
 def record(
     action: str,
     target=None,
@@ -66,13 +83,20 @@ def record(
     changes: dict | None = None,
     merchant_id: int | None = None,
     source: str | None = None,
+    device=None,
 ) -> None:
-    """Write one audit row. `merchant_id` defaults to the target's merchant (or the target itself)."""
+    """Write one audit row. `merchant_id` defaults to the target's merchant (or the target itself);
+    `device` names the machine that acted when no token says so (a machine registering has none yet)."""
     OperationLog = apps.get_model("operations", "OperationLog")
     if merchant_id is None and target is not None:
         merchant_id = getattr(target, "merchant_id", None)
         if merchant_id is None and target._meta.label == "accounts.Merchant":
             merchant_id = target.pk
+    who = _who()
+    if source:
+        who["source"] = source
+    if device is not None:
+        who["device_id"] = device.pk
     OperationLog.objects.create(
         action=action,
         merchant_id=merchant_id,
@@ -80,7 +104,7 @@ def record(
         target_type=target._meta.label_lower if target is not None else "",
         target_id=str(target.pk) if target is not None else "",
         target_repr=str(target)[:200] if target is not None else "",
-        **{**_who(), **({"source": source} if source else {})},
+        **who,
     )
 
 

@@ -379,7 +379,9 @@ class DeviceAdmin(ScopedModelAdmin):
     def save_model(self, request, obj, form, change):
         changes = {name: form.cleaned_data[name] for name in form.changed_data}
         if changes:
-            services.update_device_settings(obj, **changes)
+            # The form has already set the new values on `obj`: the service must see the stored ones to
+            # record what changed.
+            services.update_device_settings(Device.objects.get(pk=obj.pk), **changes)
 
     def save_formset(self, request, form, formset, change):
         """Write only what staff changed (thresholds): the levels belong to the machine's reports."""
@@ -429,7 +431,7 @@ class DeviceAdmin(ScopedModelAdmin):
     )
     def rotate_token(self, request, form, object_id):
         device = self.object_for_action(request, object_id)
-        token = services.issue_token(device)
+        token = services.rotate_device_token(device)
         messages.success(
             request,
             format_html(
@@ -452,7 +454,7 @@ class DeviceAdmin(ScopedModelAdmin):
     )
     def revoke_token(self, request, form, object_id):
         device = self.object_for_action(request, object_id)
-        revoked = services.revoke_tokens(device)
+        revoked = services.revoke_device_token(device)
         messages.success(
             request,
             ngettext(

@@ -38,3 +38,9 @@ class MaterialAdmin(ScopedModelAdmin, ImportExportModelAdmin):
 
     def has_export_permission(self, request):
         return self.has_view_permission(request)
+
+    def _create_log_entry(self, user_pk, rows, import_type, action_flag):
+        # import-export writes the history of a multi-row import in one bulk insert, which sends no
+        # post_save: row by row, every imported material reaches the audit trail.
+        for row in rows:
+            super()._create_log_entry(user_pk, [row], import_type, action_flag)

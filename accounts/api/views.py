@@ -3,6 +3,7 @@ from rest_framework import viewsets
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
+from accounts import services
 from accounts.api.serializers import MerchantSerializer, MeSerializer
 from accounts.models import Capability
 from accounts.selectors import merchants_for
@@ -20,6 +21,9 @@ class MerchantViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):
         return merchants_for(self.request.user).order_by("name")
+
+    def perform_update(self, serializer):
+        serializer.instance = services.update_merchant(serializer.instance, **serializer.validated_data)
 
 
 @extend_schema(responses=MeSerializer)

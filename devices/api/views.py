@@ -23,6 +23,15 @@ class LocationViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         return selectors.locations_for(self.request.user).order_by("merchant_id", "name")
 
+    def perform_create(self, serializer):
+        serializer.instance = services.create_location(**serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.update_location(serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.delete_location(instance)
+
 
 class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The fleet as staff see it. Machines register themselves; staff edit alias, location and timeout."""

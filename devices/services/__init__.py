@@ -10,7 +10,12 @@ from devices.services.credentials import (
     revoke_tokens,
     rotate_device_token,
 )
-from devices.services.fleet import update_device_settings
+from devices.services.fleet import (
+    create_location,
+    delete_location,
+    update_device_settings,
+    update_location,
+)
 from devices.services.heartbeat import (
     BinReading,
     ReportOutcome,
@@ -29,6 +34,8 @@ __all__ = [
     "Registration",
     "ReportOutcome",
     "StatusReading",
+    "create_location",
+    "delete_location",
     "flush_heartbeats",
     "identify_device",
     "identify_device_and_count",
@@ -43,4 +50,5 @@ __all__ = [
     "rotate_device_token",
     "sample_status_history",
     "update_device_settings",
+    "update_location",
 ]

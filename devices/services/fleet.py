@@ -1,4 +1,4 @@
-"""Staff changes to machines (API and admin share these)."""
+"""Staff changes to machines and their locations (API and admin share these)."""
 
 from django.db import transaction
 from django.utils.translation import gettext as _
@@ -8,6 +8,7 @@ from coffeeshop.exceptions import Invalid
 from devices.models import Device, Location
 
 EDITABLE_FIELDS = ("alias", "location", "offline_timeout_s")
+LOCATION_FIELDS = ("name", "address", "city", "latitude", "longitude")
 
 
 @transaction.atomic
@@ -22,20 +23,33 @@ def update_device_settings(device: Device, **changes) -> Device:
             _("The location belongs to another merchant."),
             details={"fields": {"location": [_("not a location of this machine's merchant")]}},
         )
-    before = {field: getattr(device, field) for field in changes}
-    for field, value in changes.items():
-        setattr(device, field, value)
-    device.save(update_fields=list(changes))
-    audit.record(
-        "device.updated",
-        device,
-        changes={
-            field: [
-                str(before[field]) if before[field] is not None else None,
-                str(value) if value is not None else None,
-            ]
-            for field, value in changes.items()
-            if before[field] != value
-        },
-    )
+    changed = audit.save_changes(device, changes, update_fields=list(changes))
+    audit.record("device.updated", device, changes=changed)
     return device
+
+
+# --- Locations: where machines stand (a merchant's Admins keep them) ---------------------------------
+
+
+@transaction.atomic
+def create_location(**fields) -> Location:
+    location = Location.objects.create(**fields)
+    audit.record("location.created", location, changes=_described(location, fields))
+    return location
+
+
+@transaction.atomic
+def update_location(location: Location, **changes) -> Location:
+    audit.record("location.updated", location, changes=audit.save_changes(location, changes))
+    return location
+
+
+@transaction.atomic
+def delete_location(location: Location) -> None:
+    """Machines standing here are left without a location."""
+    audit.record("location.deleted", location, changes=_described(location, LOCATION_FIELDS))
+    location.delete()
+
+
+def _described(location: Location, fields) -> dict:
+    return {name: audit.as_text(getattr(location, name)) for name in fields if name in LOCATION_FIELDS}

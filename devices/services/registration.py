@@ -86,6 +86,7 @@ def _register(merchant: Merchant, serial: str, model: str, firmware: str, alias:
         "device.registered" if created else "device.reregistered",
         device,
         source="machine",
+        device=device,
         changes={"serial": serial, "model": device.model, "firmware": device.firmware, "alias": device.alias},
     )
     return Registration(device=device, token=token, created=created)

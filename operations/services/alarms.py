@@ -105,7 +105,7 @@ def acknowledge_alarm(alarm: Alarm, *, user, now: datetime | None = None) -> Ala
         alarm.acknowledged_at, alarm.acknowledged_by = now or timezone.now(), user
         alarm.save(update_fields=["acknowledged_at", "acknowledged_by"])
         broadcast_after_commit(alarm.merchant_id, "alarm.acknowledged", alarm_payload(alarm))
-        audit.record("alarm.acknowledged", alarm)
+        audit.record("alarm.acknowledged", alarm, changes={"type": alarm.type, "severity": alarm.severity})
     return alarm
 
 
