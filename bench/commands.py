@@ -1,5 +1,6 @@
-"""Remote commands at fleet scale: how long one batch for 10,000 machines takes to create, and how fast a
-batch reaches 500 machines holding their WebSockets.
+"""Remote commands at fleet scale: how long one batch for 10,000 machines takes to create (the request's
+reply, then its background job until every command exists), and how fast a batch reaches 500 machines
+holding their WebSockets.
 
     .venv/bin/python bench/commands.py [--devices 10000] [--sockets 500] [--processes 2] [--rounds 3]
 
@@ -9,14 +10,16 @@ What it does, in order (bench/README.md, "Commands", explains how to read the re
 2. seeds it directly (bulk inserts, no HTTP): merchant "Bench Fleet Co" with --devices machines,
    merchant "Bench Sockets Co" with --sockets machines and a device token each, an Ops user of both
    with a DRF token;
-3. (i, service) times `operations.services.commands.create_batch` for every machine of the fleet
-   merchant in `manage.py shell`, --rounds times, and again with the per-machine WebSocket nudge
-   switched off (what the nudges cost);
+3. (i, service) times, for every machine of the fleet merchant in `manage.py shell`, --rounds times,
+   `operations.services.commands.start_batch` (what the request does) and then `dispatch_batch` (the
+   job, run in the shell), and the job again with the per-machine WebSocket nudge switched off;
 4. starts daphne on `coffeeshop.asgi` with the production settings and Redis: --processes processes
-   accepting on one listening socket that this script opens (nothing in front of them), and gunicorn
-   on `coffeeshop.wsgi` (2 sync workers: how production serves staff HTTP, see asgi.py);
+   accepting on one listening socket that this script opens (nothing in front of them), gunicorn on
+   `coffeeshop.wsgi` (2 sync workers: how production serves staff HTTP, see asgi.py), and one Celery
+   worker (solo pool) on the bench's Redis, after purging its queue;
 5. (i, HTTP) times `POST /api/v1/commands/batches` with `{"filter": {"merchant_id": <fleet>}}`,
-   --rounds times through each server;
+   --rounds times through each server: the reply (202), and until the batch's job has created every
+   command (polling `GET /api/v1/commands/batches/{id}` every 50 ms);
 6. (ii) opens --sockets WebSockets `/ws/devices/{id}/` from this process (asyncio, one event loop,
    127.0.0.1 only), POSTs a batch to the sockets merchant and takes, for each socket, the time from
    just before the POST to its command's arrival; --rounds times;
@@ -108,19 +111,29 @@ from operations.services import commands
 fleet = Merchant.objects.get(name={fleet!r})
 ops = User.objects.get(email={email!r})
 def run(label):
-    seconds = []
+    started, created = [], []
     for _ in range({rounds}):
         start = time.perf_counter()
-        batch = commands.create_batch(
+        batch = commands.start_batch(
             Device.objects.filter(merchant=fleet), {kind!r}, {payload!r}, user=ops,
-            target={{"filter": {{"merchant_id": fleet.pk}}, "bench": label}})
-        seconds.append(time.perf_counter() - start)
+            target={{"filter": {{"merchant_id": fleet.pk}}, "bench": label}}, enqueue=lambda job_id: None)
+        queued = time.perf_counter()
+        commands.dispatch_batch(batch.job_id)
+        started.append(queued - start)
+        created.append(time.perf_counter() - queued)
         assert RemoteCommand.objects.filter(batch=batch).count() == {devices}, label
-    return seconds
-with_nudges = run("service")
+    return started, created
+started, created = run("service")
 commands._nudge_sockets = lambda device_ids: None
-without_nudges = run("service without nudges")
-print("BENCH_JSON " + json.dumps({{"service_s": with_nudges, "service_without_nudges_s": without_nudges}}))
+_, without_nudges = run("service without nudges")
+print("BENCH_JSON " + json.dumps({{
+    "service_start_s": started, "service_job_s": created, "service_job_without_nudges_s": without_nudges}}))
+"""
+
+WORKER_PING = """
+import json
+from operations.tasks import sweep_commands
+print("BENCH_JSON " + json.dumps({"swept": sweep_commands.apply_async().get(timeout=120)}))
 """
 
 VERIFY = """
@@ -198,6 +211,24 @@ def start_gunicorn(children: Children, port: int, env, log):
     )
 
 
+def start_worker(children: Children, env, log):
+    """One Celery worker (solo pool: one job at a time) on the bench's Redis, its queue purged first so
+    no message of an earlier, interrupted run names a job of this fresh database."""
+    celery = [sys.executable, "-m", "celery", "-A", "coffeeshop"]
+    purged = subprocess.run(
+        [*celery, "purge", "-f"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    if purged.returncode != 0:
+        raise BenchError(f"celery purge failed:\n{purged.stdout[-2000:]}\n{purged.stderr[-2000:]}")
+    return children.start(
+        [*celery, "worker", "--without-mingle", "--without-gossip", "-P", "solo", "--loglevel", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
@@ -237,13 +268,25 @@ def wait_until_ready(base_url: str, servers: list, log_path: Path, timeout_s: fl
     raise BenchError(f"the server did not answer within {timeout_s:.0f} s:\n{log_path.read_text()[-3000:]}")
 
 
-def post_batch(client, merchant_id: int) -> tuple[float, dict]:
+def post_batch(client, merchant_id: int, timeout_s: float) -> tuple[float, float, dict]:
+    """POST a batch; (seconds to the reply, seconds until its job created every command, the batch)."""
     start = time.perf_counter()
     reply = client.post("/api/v1/commands/batches", json={**COMMAND, "filter": {"merchant_id": merchant_id}})
-    seconds = time.perf_counter() - start
-    if reply.status_code != 201:
+    replied = time.perf_counter() - start
+    if reply.status_code != 202:
         raise BenchError(f"POST /api/v1/commands/batches: HTTP {reply.status_code} {reply.text[:500]}")
-    return seconds, reply.json()["data"]
+    batch = reply.json()["data"]
+    deadline = start + timeout_s
+    while batch["job"]["status"] not in ("succeeded", "failed", "canceled"):
+        if time.perf_counter() > deadline:
+            status = batch["job"]["status"]
+            raise BenchError(f"batch {batch['id']}: its job is still {status} after {timeout_s} s")
+        time.sleep(0.05)
+        batch = client.get(f"/api/v1/commands/batches/{batch['id']}").json()["data"]
+    created = time.perf_counter() - start
+    if batch["job"]["status"] != "succeeded" or batch["counts"]["total"] != batch["machines"]:
+        raise BenchError(f"batch {batch['id']}: job {batch['job']}, counts {batch['counts']}")
+    return replied, created, batch
 
 
 def parse_time(text: str) -> datetime:
@@ -311,7 +354,7 @@ async def push_latency(
                     "/api/v1/commands/batches", json={**COMMAND, "filter": {"merchant_id": merchant_id}}
                 )
                 post_s = time.perf_counter() - before_post
-                if reply.status_code != 201:
+                if reply.status_code != 202:
                     raise BenchError(
                         f"POST /api/v1/commands/batches: HTTP {reply.status_code} {reply.text[:500]}"
                     )
@@ -357,13 +400,16 @@ def markdown_tables(report: dict) -> str:
         "| how | median | min | max | rounds |",
         "|---|---|---|---|---|",
         seconds_row(
-            f"`POST /api/v1/commands/batches` through daphne ({config['processes']} process(es))",
+            f"`POST /api/v1/commands/batches` reply (202) through daphne ({config['processes']} process(es))",
             batch["http_s"],
         ),
-        seconds_row("`POST /api/v1/commands/batches` through gunicorn (2 sync workers)", batch["wsgi_s"]),
-        seconds_row("`create_batch` service call alone (with commit and nudges)", batch["service_s"]),
+        seconds_row("… until the worker's job created every command", batch["http_done_s"]),
+        seconds_row("`POST /api/v1/commands/batches` reply through gunicorn (2 sync)", batch["wsgi_s"]),
+        seconds_row("… until the worker's job created every command", batch["wsgi_done_s"]),
+        seconds_row("`start_batch` service call alone (what the request does)", batch["service_start_s"]),
+        seconds_row("`dispatch_batch` (the job) run in the shell, nudges included", batch["service_job_s"]),
         seconds_row(
-            "`create_batch` without the per-machine WebSocket nudge", batch["service_without_nudges_s"]
+            "`dispatch_batch` without the per-machine WebSocket nudge", batch["service_job_without_nudges_s"]
         ),
         "",
         f"(ii) a batch to {config['sockets']} machines holding WebSockets: from just before the POST to each "
@@ -447,7 +493,7 @@ def main(argv=None) -> int:
             ),
         )
 
-        step(f"(i) create_batch for {args.devices:,} machines, service alone, {args.rounds} rounds x2")
+        step(f"(i) start_batch + dispatch_batch, {args.devices:,} machines, shell, {args.rounds} rounds x2")
         service = shell_json(
             env,
             textwrap.dedent(
@@ -473,17 +519,20 @@ def main(argv=None) -> int:
             servers = start_daphne(children, sock, args.processes, env, log)
             wsgi_port = free_port()
             wsgi = start_gunicorn(children, wsgi_port, env, log)
+            worker = start_worker(children, env, log)
         wait_until_ready(base_url, servers, log_path)
         wait_until_ready(f"http://{HOST}:{wsgi_port}", [wsgi], log_path)
+        shell_json(env, WORKER_PING)  # the worker answers: the first batch does not wait for it to start
 
         step(f"(i) POST /api/v1/commands/batches for {args.devices:,} machines, {args.rounds} rounds")
-        http_s, http_batches = [], []
+        http_s, http_done_s, http_batches = [], [], []
         with httpx.Client(
             base_url=base_url, headers=staff_headers(seed["key"]), timeout=args.timeout * 5
         ) as client:
             for _ in range(args.rounds):
-                seconds, batch = post_batch(client, seed["fleet_id"])
-                http_s.append(seconds)
+                replied, created, batch = post_batch(client, seed["fleet_id"], args.timeout * 5)
+                http_s.append(replied)
+                http_done_s.append(created)
                 http_batches.append(batch["id"])
                 if batch["counts"]["total"] != args.devices:
                     raise BenchError(
@@ -491,15 +540,16 @@ def main(argv=None) -> int:
                     )
 
         step(f"(i) the same through gunicorn, {args.rounds} rounds")
-        wsgi_s = []
+        wsgi_s, wsgi_done_s = [], []
         with httpx.Client(
             base_url=f"http://{HOST}:{wsgi_port}",
             headers=staff_headers(seed["key"]),
             timeout=args.timeout * 10,
         ) as client:
             for _ in range(args.rounds):
-                seconds, batch = post_batch(client, seed["fleet_id"])
-                wsgi_s.append(seconds)
+                replied, created, batch = post_batch(client, seed["fleet_id"], args.timeout * 5)
+                wsgi_s.append(replied)
+                wsgi_done_s.append(created)
                 http_batches.append(batch["id"])
         children.stop(wsgi)
 
@@ -509,8 +559,8 @@ def main(argv=None) -> int:
                 base_url, seed["key"], seed["sockets_id"], seed["sockets"], args.rounds, args.timeout
             )
         )
-        if any(server.poll() is not None for server in servers):
-            raise BenchError(f"daphne died during the run:\n{log_path.read_text()[-3000:]}")
+        if any(server.poll() is not None for server in [*servers, worker]):
+            raise BenchError(f"daphne or the worker died during the run:\n{log_path.read_text()[-3000:]}")
 
         step("checking the batches in the database")
         check = shell_json(
@@ -546,7 +596,7 @@ def main(argv=None) -> int:
                 "sockets": args.sockets,
                 "processes": args.processes,
                 "server": f"daphne x{args.processes} on one listening socket, no proxy; gunicorn 2 sync "
-                "workers for the second HTTP row of (i)",
+                "workers for the second HTTP row of (i); one Celery worker (solo pool) runs the batch jobs",
                 "rounds": args.rounds,
                 "command": COMMAND,
                 "store": "PostgreSQL + Redis (channel layer, cache)",
@@ -556,9 +606,10 @@ def main(argv=None) -> int:
             "versions": {"postgresql": pg_version, "python": sys.version.split()[0]},
             "batch_creation": {
                 "http_s": http_s,
+                "http_done_s": http_done_s,
                 "wsgi_s": wsgi_s,
-                "service_s": service["service_s"],
-                "service_without_nudges_s": service["service_without_nudges_s"],
+                "wsgi_done_s": wsgi_done_s,
+                **service,
             },
             "push": push,
             "database_check": check,

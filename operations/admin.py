@@ -47,6 +47,7 @@ from operations.models import (
 from operations.services import cancel_job, commands, job_payload
 from operations.services.alarms import acknowledge_alarm, clear_alarm_by_hand
 from operations.services.commands import cancel_command, cancel_pending, retry_failed
+from operations.tasks import dispatch_command_batch
 
 EMPTY = "\u2013"
 SEVERITY_COLOURS = {Severity.CRITICAL: "danger", Severity.WARNING: "warning", Severity.INFO: "info"}
@@ -59,6 +60,19 @@ def labels_of(choices) -> str:
 
 def admin_url(model, view: str, *args) -> str:
     return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
+
+
+def object_views(model_admin, **views) -> list:
+    """Extra admin pages of one object: `<id>/<name>/`, named `<app>_<model>_<name>` like Django's own."""
+    meta = model_admin.model._meta
+    return [
+        path(
+            f"<path:object_id>/{name}/",
+            model_admin.admin_site.admin_view(view),
+            name=f"{meta.app_label}_{meta.model_name}_{name}",
+        )
+        for name, view in views.items()
+    ]
 
 
 # --- Sidebar: who sees which entry, and the live alarm badge -----------------------------------------
@@ -104,8 +118,10 @@ def alarm_badge(request):
 # --- Background jobs --------------------------------------------------------------------------------
 
 
-def job_element(job: TaskJob) -> str:
-    """The job's status, a progress bar and, once it succeeded, its download link (kept live)."""
+def job_element(job: TaskJob, status_url: str | None = None) -> str:
+    """The job's status, a progress bar and, once it succeeded, its download link (kept live).
+
+    live.js polls `status_url` (the job's own status page by default) when no socket event comes."""
     download = admin_url(TaskJob, "download", job.pk)
     return format_html(
         '<span class="cs-job" data-live="job" data-job-id="{}" data-status="{}" data-status-url="{}" '
@@ -119,7 +135,7 @@ def job_element(job: TaskJob) -> str:
         "</span>",
         job.pk,
         job.status,
-        admin_url(TaskJob, "status", job.pk),
+        status_url or admin_url(TaskJob, "status", job.pk),
         download,
         labels_of(TaskJob.Status),
         job.get_status_display(),
@@ -130,6 +146,12 @@ def job_element(job: TaskJob) -> str:
         "" if job.status == TaskJob.Status.SUCCEEDED and job.result_file else mark_safe(" hidden"),
         _("Download CSV"),
     )
+
+
+def job_status_response(job: TaskJob) -> JsonResponse:
+    payload = job_payload(job)
+    payload["download_url"] = admin_url(TaskJob, "download", job.pk) if payload["download_url"] else None
+    return JsonResponse(payload)
 
 
 @admin.register(TaskJob)
@@ -157,18 +179,7 @@ class TaskJobAdmin(ScopedModelAdmin):
     actions_detail = ["cancel"]
 
     def get_urls(self):
-        extra = [
-            path(
-                "<path:object_id>/download/",
-                self.admin_site.admin_view(self.download_view),
-                name="operations_taskjob_download",
-            ),
-            path(
-                "<path:object_id>/status/",
-                self.admin_site.admin_view(self.status_view),
-                name="operations_taskjob_status",
-            ),
-        ]
+        extra = object_views(self, download=self.download_view, status=self.status_view)
         return [*extra, *super().get_urls()]
 
     def has_cancel_permission(self, request, obj=None):
@@ -206,12 +217,7 @@ class TaskJobAdmin(ScopedModelAdmin):
 
     def status_view(self, request, object_id):
         """A job's state for live.js when no socket event reaches the page (no Redis, a worker elsewhere)."""
-        job = self.visible_job(request, object_id)
-        payload = job_payload(job)
-        payload["download_url"] = (
-            admin_url(TaskJob, "download", job.pk) if payload["download_url"] and job.result_file else None
-        )
-        return JsonResponse(payload)
+        return job_status_response(self.visible_job(request, object_id))
 
     @action(
         description=_("Cancel"),
@@ -437,10 +443,20 @@ class CommandBatchAdmin(ScopedModelAdmin):
     that reached one of their machines, counted over their machines only."""
 
     write_capability = None
-    list_display = ["batch", "progress", "created_by", "created_at"]
+    list_display = ["batch", "progress", "job_progress", "created_by", "created_at"]
     list_filter = [("type", ChoicesDropdownFilter)]
-    fields = ["type", "payload", "target", "merchant", "created_by", "created_at", "progress", "commands"]
-    readonly_fields = ["progress", "commands"]
+    fields = [
+        "type",
+        "payload",
+        "target",
+        "merchant",
+        "created_by",
+        "created_at",
+        "job_progress",
+        "progress",
+        "commands",
+    ]
+    readonly_fields = ["job_progress", "progress", "commands"]
     actions_detail = ["retry_failed_commands", "cancel_pending_commands"]
 
     def get_queryset(self, request):
@@ -449,12 +465,7 @@ class CommandBatchAdmin(ScopedModelAdmin):
         return selectors.batches_for(request.user).select_related("merchant").order_by("-created_at")
 
     def get_urls(self):
-        counts = path(
-            "<path:object_id>/counts/",
-            self.admin_site.admin_view(self.counts_view),
-            name="operations_commandbatch_counts",
-        )
-        return [counts, *super().get_urls()]
+        return [*object_views(self, counts=self.counts_view, job=self.job_view), *super().get_urls()]
 
     def has_operate_permission(self, request, obj=None):
         return self.has_capability(request, Capability.OPERATE_DEVICES)
@@ -464,6 +475,16 @@ class CommandBatchAdmin(ScopedModelAdmin):
             raise PermissionDenied
         return JsonResponse(batch_counts_of(self.object_for_action(request, object_id)))
 
+    def job_view(self, request, object_id):
+        """The batch's job for live.js: whoever sees the batch follows its job (the job page is its
+        creator's)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        batch = self.object_for_action(request, object_id)
+        if batch.job is None:
+            raise Http404
+        return job_status_response(batch.job)
+
     @display(description=_("batch"), header=True)
     def batch(self, batch):
         machines = ngettext("%(n)d machine", "%(n)d machines", batch.n_total) % {"n": batch.n_total}
@@ -472,6 +493,13 @@ class CommandBatchAdmin(ScopedModelAdmin):
     @display(description=_("progress"))
     def progress(self, batch):
         return batch_element(batch)
+
+    @display(description=_("job"))
+    def job_progress(self, batch):
+        """The job creating the commands: a batch grows while it runs and stops growing if canceled."""
+        if batch.job is None:
+            return EMPTY
+        return job_element(batch.job, status_url=admin_url(CommandBatch, "job", batch.pk))
 
     @display(description=_("commands"))
     def commands(self, batch):
@@ -762,6 +790,23 @@ class OperationLogAdmin(ScopedModelAdmin):
 
 # --- The device pages get "send command" here: devices must not import operations -----------------
 
+
+def batch_started_message(batch: CommandBatch) -> str:
+    queued = ngettext(
+        "A background job is creating the command for %(count)d machine.",
+        "A background job is creating the commands for %(count)d machines.",
+        batch.machines,
+    ) % {"count": batch.machines}
+    return format_html(
+        '{} <a class="text-primary-600" href="{}">{}</a> · <a class="text-primary-600" href="{}">{}</a>',
+        queued,
+        admin_url(CommandBatch, "change", batch.pk),
+        _("Follow the batch"),
+        admin_url(TaskJob, "change", batch.job.pk),
+        _("Follow the job"),
+    )
+
+
 SEND_COMMAND_DIALOG = {
     "title": _("Send a command to this machine"),
     "description": _("It is delivered on the machine's next heartbeat, pull or socket push."),
@@ -810,25 +855,18 @@ class DeviceAdmin(FleetDeviceAdmin):
         if submitted and form.is_valid():
             device_ids = sorted(queryset.values_list("pk", flat=True))
             try:
-                batch = commands.create_batch(
+                batch = commands.start_batch(
                     queryset,
                     **form.command_options(),
                     user=request.user,
                     target={"device_ids": device_ids},
+                    enqueue=dispatch_command_batch.delay,
                 )
             except DomainError as error:
                 form.add_service_error(error)
             else:
-                messages.success(
-                    request,
-                    ngettext(
-                        "The command is queued for %(count)d machine.",
-                        "The command is queued for %(count)d machines.",
-                        len(device_ids),
-                    )
-                    % {"count": len(device_ids)},
-                )
-                return HttpResponseRedirect(reverse("admin:operations_commandbatch_change", args=[batch.pk]))
+                messages.success(request, batch_started_message(batch))
+                return HttpResponseRedirect(admin_url(CommandBatch, "change", batch.pk))
         context = {
             **self.admin_site.each_context(request),
             "title": _("Send a command"),

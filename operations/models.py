@@ -26,6 +26,7 @@ class TaskJob(models.Model):
 
     class Kind(models.TextChoices):
         ORDERS_EXPORT = "orders_export", _("Orders export")
+        COMMAND_BATCH = "command_batch", _("Command batch")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
@@ -133,6 +134,24 @@ class CommandBatch(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("created by")
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
+    machines = models.PositiveIntegerField(
+        _("machines"), default=0, help_text=_("How many machines the batch was sent to.")
+    )
+    device_ids = models.JSONField(
+        _("machine ids"),
+        default=list,
+        blank=True,
+        help_text=_("The machines the target resolved to when the batch was made: one command each."),
+    )
+    job = models.OneToOneField(
+        TaskJob,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="command_batch",
+        verbose_name=_("job"),
+        help_text=_("The background job that creates the batch's commands."),
+    )
 
     class Meta:
         verbose_name = _("command batch")
@@ -216,6 +235,12 @@ class RemoteCommand(models.Model):
             models.CheckConstraint(condition=Q(status__in=CommandStatus.values), name="command_status_valid"),
             models.CheckConstraint(condition=Q(type__in=CommandType.values), name="command_type_valid"),
             models.CheckConstraint(condition=Q(max_attempts__gte=1), name="command_max_attempts_positive"),
+            # A batch gives each machine one command, also when its job runs twice.
+            models.UniqueConstraint(
+                fields=["batch", "device"],
+                condition=Q(batch__isnull=False),
+                name="command_one_per_batch_device",
+            ),
         ]
 
     def __str__(self):

@@ -11,6 +11,13 @@ def notify_alarm(alarm_id: int) -> list[str]:
     return notifications.notify_alarm(alarm_id)
 
 
+@shared_task(name="operations.dispatch_command_batch", acks_late=True)
+def dispatch_command_batch(job_id: int) -> int | None:
+    """Create a batch's commands (its TaskJob); returns how many the batch holds, None if it did nothing."""
+    job = commands.dispatch_batch(job_id)
+    return job.result_rows if job else None
+
+
 @shared_task(name="operations.sweep_commands", acks_late=True)
 def sweep_commands() -> dict:
     outcome = commands.sweep_commands()

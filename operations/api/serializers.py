@@ -2,6 +2,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from operations.models import Alarm, CommandBatch, CommandStatus, CommandType, RemoteCommand, TaskJob
+from operations.services.jobs import download_url
 
 
 class TaskJobSerializer(serializers.ModelSerializer):
@@ -27,7 +28,7 @@ class TaskJobSerializer(serializers.ModelSerializer):
         ]
 
     def get_download_url(self, job) -> str | None:
-        return f"/api/v1/jobs/{job.pk}/download" if job.status == TaskJob.Status.SUCCEEDED else None
+        return download_url(job)
 
 
 class CommandOptionsSerializer(serializers.Serializer):
@@ -88,13 +89,26 @@ class RemoteCommandSerializer(serializers.ModelSerializer):
         ]
 
 
+class BatchJobSerializer(serializers.ModelSerializer):
+    """The job creating a batch's commands: `progress` 0–100, `result_rows` the commands made once done."""
+
+    class Meta:
+        model = TaskJob
+        fields = ["id", "status", "progress", "cancel_requested", "result_rows", "error"]
+
+
 class CommandBatchSerializer(serializers.ModelSerializer):
+    """`counts` grow while the job creates the commands; `machines` is how many it will make (null when
+    the batch also reaches other merchants' machines); `job` is null for batches made before jobs."""
+
     created_by = serializers.CharField(source="created_by.email", read_only=True)
+    machines = serializers.IntegerField(source="visible_machines", read_only=True, allow_null=True)
+    job = BatchJobSerializer(read_only=True, allow_null=True)
     counts = serializers.SerializerMethodField()
 
     class Meta:
         model = CommandBatch
-        fields = ["id", "type", "payload", "target", "created_by", "created_at", "counts"]
+        fields = ["id", "type", "payload", "target", "created_by", "created_at", "machines", "job", "counts"]
 
     def get_counts(self, batch) -> dict[str, int]:
         counts = {status: getattr(batch, f"n_{status}", 0) for status in CommandStatus.values}

@@ -15,6 +15,7 @@ from operations.api import serializers
 from operations.filters import AlarmFilter, BatchTargetFilter, CommandFilter
 from operations.models import CommandBatch, TaskJob
 from operations.services import alarms, commands
+from operations.tasks import dispatch_command_batch
 
 
 def _validated(request, serializer_class) -> dict:
@@ -105,7 +106,15 @@ class CommandBatchViewSet(
         return selectors.batches_for(self.request.user).order_by("-created_at")
 
     @extend_schema(
-        request=serializers.CreateBatchSerializer, responses={201: serializers.CommandBatchSerializer}
+        request=serializers.CreateBatchSerializer,
+        responses={202: serializers.CommandBatchSerializer},
+        description=(
+            "Resolve the machines (those the caller may see), record the batch and queue the background "
+            "job that creates one command per machine. The reply is the batch with its job (`job.progress` "
+            "0–100) and per-state `counts`, which grow while the job runs: follow it with "
+            "`GET /commands/batches/{id}` or `GET /jobs/{job.id}`; `POST /jobs/{job.id}/cancel` stops it "
+            "(the commands made so far stay)."
+        ),
     )
     def create(self, request):
         data = _validated(request, serializers.CreateBatchSerializer)
@@ -124,18 +133,19 @@ class CommandBatchViewSet(
             if not chosen.is_valid():
                 raise exceptions.ValidationError({"filter": chosen.errors})
             targets, target = chosen.qs, {"filter": data["filter"]}
-        batch = commands.create_batch(
+        batch = commands.start_batch(
             targets,
             data["type"],
             data["payload"],
             user=request.user,
             target=target,
+            enqueue=dispatch_command_batch.delay,
             expires_in_s=data["expires_in_s"],
             max_attempts=data["max_attempts"],
             run_when_idle=data["run_when_idle"],
         )
         return Response(
-            self.get_serializer(self.get_queryset().get(pk=batch.pk)).data, status=status.HTTP_201_CREATED
+            self.get_serializer(self.get_queryset().get(pk=batch.pk)).data, status=status.HTTP_202_ACCEPTED
         )
 
     @extend_schema(request=None, responses=serializers.CommandBatchSerializer)

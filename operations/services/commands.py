@@ -13,6 +13,7 @@ command from the database alone, so nothing stays `sent` forever, also after a r
 
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
@@ -29,8 +30,10 @@ from operations.models import (
     CommandStatus,
     CommandType,
     RemoteCommand,
+    TaskJob,
 )
 from operations.payloads import validated_payload
+from operations.services.jobs import cancel_job, claim_job, create_job, finish_job, report_progress
 
 DEFAULT_EXPIRY_S = 3600
 MACHINE_RESULTS = ("accepted", "succeeded", "failed", "rejected", "busy")
@@ -192,27 +195,38 @@ def send_command(
     return command
 
 
+def batch_chunk_size() -> int:
+    """Commands a batch's job writes per transaction (setting COMMAND_BATCH_CHUNK, 1,000 by default):
+    the job reports progress and looks for a cancel request between chunks."""
+    return getattr(settings, "COMMAND_BATCH_CHUNK", 1000)
+
+
 @transaction.atomic
-def create_batch(
+def start_batch(
     devices,
     command_type: str,
     payload,
     *,
     user,
     target: dict,
+    enqueue,
     expires_in_s: int = DEFAULT_EXPIRY_S,
     max_attempts: int = 3,
     run_when_idle: bool = False,
     now: datetime | None = None,
 ) -> CommandBatch:
-    """One command to many machines, written in bulk (10,000 machines is one request). The batch
-    belongs to a merchant when all its machines do; a platform-wide batch has none."""
+    """One command to many machines: record the batch and queue the job that creates its commands
+    (`enqueue(job_id)`, once this transaction commits); `dispatch_batch` is that job.
+
+    The machines are resolved here, as the caller sees them, and kept on the batch: the job creates one
+    command for each, whatever changes meanwhile. Expiry counts from now, not from when the job runs.
+    The batch belongs to a merchant when all its machines do; a platform-wide batch has none."""
     now = now or timezone.now()
     clean = _checked_payload(command_type, payload)
-    device_rows = list(devices.select_related(None).only("pk", "merchant_id"))
-    if not device_rows:
+    machines = list(devices.order_by("pk").values_list("pk", "merchant_id"))
+    if not machines:
         raise Invalid(_("No machine matches."), details={"fields": {"devices": [_("no machine matches")]}})
-    merchants = {d.merchant_id for d in device_rows}
+    merchants = {merchant_id for _pk, merchant_id in machines}
     batch = CommandBatch.objects.create(
         merchant_id=next(iter(merchants)) if len(merchants) == 1 else None,
         type=command_type,
@@ -220,34 +234,89 @@ def create_batch(
         target=target,
         created_by=user,
         created_at=now,
+        machines=len(machines),
+        device_ids=[pk for pk, _merchant_id in machines],
     )
+    batch.job = create_job(
+        kind=TaskJob.Kind.COMMAND_BATCH,
+        user=user,
+        params={
+            "batch": batch.pk,
+            "type": command_type,
+            "machines": len(machines),
+            "expires_in_s": expires_in_s,
+            "max_attempts": max_attempts,
+            "run_when_idle": run_when_idle,
+        },
+        enqueue=enqueue,
+    )
+    batch.save(update_fields=["job"])
+    for merchant_id in merchants:
+        broadcast_after_commit(merchant_id, "batch.updated", {"id": batch.pk})
+    audit.record(
+        "batch.created", batch, changes={"type": command_type, "machines": len(machines), "target": target}
+    )
+    return batch
+
+
+def dispatch_batch(job_id: int) -> TaskJob | None:
+    """The job `start_batch` queued: create the batch's commands chunk by chunk (bulk inserts), with
+    progress, until done or until someone cancels the job (the commands made so far stay).
+
+    Safe to run twice: the database holds at most one command per (batch, machine) and a second run
+    (a redelivery after a worker died) only adds the missing ones. None when the job had already
+    finished or was canceled before it started."""
+    job = claim_job(job_id)
+    if job is None:
+        return None
+    batch = CommandBatch.objects.select_related("created_by").get(job=job)
+    options = {name: job.params[name] for name in ("expires_in_s", "max_attempts", "run_when_idle")}
+    size, device_ids = batch_chunk_size(), batch.device_ids
+    try:
+        for done in range(size, len(device_ids) + size, size):
+            went_on = _create_batch_commands(batch, job, device_ids[done - size : done], **options)
+            progress = min(done, len(device_ids)) * 99 // len(device_ids)
+            if not (went_on and report_progress(job, progress)):
+                return finish_job(job, TaskJob.Status.CANCELED, rows=batch.commands.count())
+    except Exception as error:
+        finish_job(job, TaskJob.Status.FAILED, error=str(error), rows=batch.commands.count())
+        raise  # the worker logs it; the job says it failed instead of running for ever
+    return finish_job(job, TaskJob.Status.SUCCEEDED, rows=batch.commands.count())
+
+
+@transaction.atomic
+def _create_batch_commands(batch: CommandBatch, job: TaskJob, device_ids, **options) -> bool:
+    """One chunk of a batch, in one transaction; False (nothing written) when the job was canceled.
+
+    The job's row is locked first, so a cancel (and `cancel_pending` after it) waits for a chunk in
+    flight and then sees all of its commands. Each command is issued at the batch's time: that is when
+    staff asked, and what its expiry counts from."""
+    if not TaskJob.objects.select_for_update().filter(pk=job.pk, cancel_requested=False).exists():
+        return False
+    # A machine deleted since the batch was made is skipped.
+    devices = list(Device.objects.filter(pk__in=device_ids).only("pk", "merchant_id"))
     RemoteCommand.objects.bulk_create(
         [
             _new_command(
                 device,
-                command_type,
-                clean,
-                user=user,
-                now=now,
-                expires_in_s=expires_in_s,
-                max_attempts=max_attempts,
+                batch.type,
+                batch.payload,
+                user=batch.created_by,
+                now=batch.created_at,
                 retry_backoff_s=30,
-                run_when_idle=run_when_idle,
                 batch=batch,
+                **options,
             )
-            for device in device_rows
+            for device in devices
         ],
-        batch_size=1000,
+        ignore_conflicts=True,  # a second run of the job skips the machines that already have theirs
     )
-    ids = [d.pk for d in device_rows]
+    ids = [device.pk for device in devices]
     _flag_pending(ids)
     _nudge_sockets(ids)
-    for merchant_id in {d.merchant_id for d in device_rows}:
+    for merchant_id in {device.merchant_id for device in devices}:
         broadcast_after_commit(merchant_id, "batch.updated", {"id": batch.pk})
-    audit.record(
-        "batch.created", batch, changes={"type": command_type, "machines": len(device_rows), "target": target}
-    )
-    return batch
+    return True
 
 
 def batch_counts(batch: CommandBatch) -> dict[str, int]:
@@ -297,7 +366,11 @@ def retry_failed(batch: CommandBatch, now: datetime | None = None) -> int:
 
 
 def cancel_pending(batch: CommandBatch, now: datetime | None = None) -> int:
+    """Cancel the batch's commands no machine has collected yet, and stop its job if it still runs:
+    the job stops before its next chunk, and a chunk in flight is waited for and canceled too."""
     now = now or timezone.now()
+    if batch.job is not None and not batch.job.is_finished:
+        cancel_job(batch.job)
     count = batch.commands.filter(status=CommandStatus.PENDING).update(
         status=CommandStatus.CANCELED, finished_at=now
     )

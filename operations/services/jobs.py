@@ -22,8 +22,15 @@ def job_payload(job: TaskJob) -> dict:
         "progress": job.progress,
         "result_rows": job.result_rows,
         "error": job.error,
-        "download_url": f"/api/v1/jobs/{job.pk}/download" if job.status == TaskJob.Status.SUCCEEDED else None,
+        "download_url": download_url(job),
     }
+
+
+def download_url(job: TaskJob) -> str | None:
+    """Where a finished job's file downloads; None until it succeeded, and for jobs that make no file."""
+    if job.status != TaskJob.Status.SUCCEEDED or not job.result_file:
+        return None
+    return f"/api/v1/jobs/{job.pk}/download"
 
 
 def create_job(*, kind: str, user, params: dict, enqueue) -> TaskJob:

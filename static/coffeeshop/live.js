@@ -307,7 +307,7 @@
     var status = element.querySelector(".cs-job-status");
     if (status) setText(status, labels[job.status] || job.status);
     var link = element.querySelector(".cs-job-download");
-    if (link) link.hidden = job.status !== "succeeded";
+    if (link) link.hidden = !(job.status === "succeeded" && job.download_url);
   }
 
   function updateJob(job) {

@@ -27,6 +27,7 @@ from operations.models import (
 )
 from operations.services import alarms, commands
 from tests.factories import DeviceFactory
+from tests.operations.batches import sent_batch, worker_at_commit
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 
@@ -66,14 +67,14 @@ def world(merchant, other_merchant, make_user):
         b_alarm=secret,
         command=commands.send_command(lobby, "open_door", {"duration_s": 5}, user=someone_a),
         b_command=commands.send_command(rival, "restart", {"reason": "Rival Corner"}, user=someone_b),
-        batch=commands.create_batch(
+        batch=sent_batch(
             Device.objects.filter(merchant=merchant),
             "sync",
             {"what": ["status"]},
             user=someone_a,
             target={"device_ids": [lobby.pk, station.pk]},
         ),
-        b_batch=commands.create_batch(
+        b_batch=sent_batch(
             Device.objects.filter(pk=rival.pk),
             "clean",
             {"program": "rinse"},
@@ -321,20 +322,22 @@ def test_ops_cannot_send_a_command_to_another_merchants_machine(login, world):
     assert RemoteCommand.objects.filter(device=world.rival).count() == 2
 
 
-def test_ops_send_a_command_to_the_selected_machines_as_a_batch(login, world):
+def test_ops_send_a_command_to_the_selected_machines_as_a_batch_made_by_a_job(login, world):
     client = login(Role.OPS)
     chosen = {"action": "send_command_to_selected", "_selected_action": [world.lobby.pk, world.rival.pk]}
 
     form_page = client.post(changelist(Device), {**chosen, "index": "0"})
-    response = client.post(
-        changelist(Device), {**chosen, **command_form(type="restart", payload='{"reason": "x"}')}
-    )
+    with worker_at_commit() as queued:
+        response = client.post(
+            changelist(Device), {**chosen, **command_form(type="restart", payload='{"reason": "x"}')}
+        )
+        batch = CommandBatch.objects.exclude(pk__in=[world.batch.pk, world.b_batch.pk]).get()
+        made_in_the_request = batch.commands.count()
 
     assert form_page.status_code == 200
     content = form_page.content.decode()
     assert "Lobby A" in content and 'name="payload"' in content
     assert "Rival Corner" not in content
-    batch = CommandBatch.objects.exclude(pk__in=[world.batch.pk, world.b_batch.pk]).get()
     assert response.status_code == 302 and response["Location"] == url(batch)
     assert (batch.type, batch.payload, batch.target) == (
         "restart",
@@ -342,8 +345,22 @@ def test_ops_send_a_command_to_the_selected_machines_as_a_batch(login, world):
         {"device_ids": [world.lobby.pk]},
     )
     assert (batch.merchant, batch.created_by) == (world.a, client.user)
+    assert queued and made_in_the_request == 0
+    job = TaskJob.objects.get(command_batch=batch)
+    assert (job.kind, job.status, job.progress, job.created_by) == (
+        "command_batch",
+        "succeeded",
+        100,
+        client.user,
+    )
     assert list(batch.commands.values_list("device", flat=True)) == [world.lobby.pk]
-    assert client.get(url(batch)).status_code == 200
+    page = client.get(url(batch), follow=True)
+    assert page.status_code == 200
+    [message] = messages_of(page)
+    assert "creating the command for 1 machine" in message
+    assert f'href="{url(batch)}"' in message and f'href="{url(job)}"' in message
+    assert f'data-live="job" data-job-id="{job.pk}"' in page.content.decode()
+    assert client.get(reverse("admin:operations_commandbatch_job", args=[batch.pk])).json()["progress"] == 100
 
 
 def test_a_batch_with_an_invalid_payload_shows_the_error_and_creates_nothing(login, world):

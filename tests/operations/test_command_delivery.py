@@ -9,6 +9,7 @@ from django.utils import timezone
 from coffeeshop.asgi import application
 from operations.models import CommandStatus, RemoteCommand
 from operations.services import commands
+from tests.operations.batches import worker_at_commit
 
 pytestmark = pytest.mark.django_db
 
@@ -122,13 +123,15 @@ def test_staff_send_a_command_and_a_batch_and_see_its_counts(machine, staff_clie
     assert bad.status_code == 400 and list(bad.json()["error"]["details"]["fields"]) == ["payload.duration_s"]
     second = DeviceFactory(merchant=merchant, model="CM-3000")
     foreign = DeviceFactory(merchant=other_merchant, model="CM-3000")
-    batch = ops.post(
-        "/api/v1/commands/batches",
-        {"type": "clean", "payload": {"program": "rinse"}, "filter": {"model": "CM-3000"}},
-        format="json",
-    )
-    assert batch.status_code == 201, batch.content
-    assert batch.json()["data"]["counts"]["pending"] == 1 and batch.json()["data"]["counts"]["total"] == 1
+    with worker_at_commit():
+        batch = ops.post(
+            "/api/v1/commands/batches",
+            {"type": "clean", "payload": {"program": "rinse"}, "filter": {"model": "CM-3000"}},
+            format="json",
+        )
+    assert batch.status_code == 202, batch.content
+    shown = ops.get(f"/api/v1/commands/batches/{batch.json()['data']['id']}").json()["data"]
+    assert shown["counts"]["pending"] == 1 and shown["counts"]["total"] == 1
     assert RemoteCommand.objects.filter(device=foreign).count() == 0
     assert RemoteCommand.objects.filter(device=second).count() == 1
     refused = ops.post(

@@ -8,6 +8,7 @@ from accounts.models import Role
 from operations.models import AlarmType, Severity
 from operations.services import alarms, commands
 from tests.factories import DeviceFactory
+from tests.operations.batches import sent_batch
 
 pytestmark = pytest.mark.django_db
 
@@ -30,9 +31,7 @@ def make_rows(merchant, user, n):
         device = DeviceFactory(merchant=merchant)
         alarms.open_or_bump_alarm(device, AlarmType.OFFLINE, Severity.CRITICAL)
         commands.send_command(device, "unlock", {}, user=user)
-    commands.create_batch(
-        Device.objects.filter(merchant=merchant), "sync", {"what": ["status"]}, user=user, target={}
-    )
+    sent_batch(Device.objects.filter(merchant=merchant), "sync", {"what": ["status"]}, user=user)
 
 
 def queries_for(client, url) -> int:
