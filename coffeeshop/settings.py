@@ -173,7 +173,7 @@ if REDIS_URL:
     }
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             # channels_redis blocks up to 5 s waiting for a message; redis-py 8 also times reads out at
             # 5 s, which dropped idle staff sockets every few seconds. Give reads room.
             "CONFIG": {

@@ -4,6 +4,10 @@ Validation of shape only; rules (which secret, which material) belong to the ser
 Unknown fields are ignored: a newer machine may send fields this server does not know yet.
 """
 
+import ipaddress
+import math
+from datetime import datetime
+
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
@@ -98,6 +102,116 @@ class HeartbeatSerializer(serializers.Serializer):
             sent_at=data.get("sent_at"),
             bins=tuple(BinSerializer.to_reading(b) for b in bins) if bins else None,
         )
+
+
+def _plain_text(value, max_length: int, *, blank: bool = False) -> bool:
+    """What a CharField takes unchanged: printable ASCII, no surrounding spaces (it would trim them)."""
+    return (
+        isinstance(value, str)
+        and len(value) <= max_length
+        and (blank or value != "")
+        and value.isascii()
+        and value.isprintable()
+        and value == value.strip()
+    )
+
+
+def _plain_int(value, low: int | None = None, high: int | None = None) -> bool:
+    return type(value) is int and (low is None or value >= low) and (high is None or value <= high)
+
+
+def _plain_number(value, low: float | None = None, high: float | None = None) -> bool:
+    return (
+        type(value) in (int, float)
+        and math.isfinite(value)
+        and (low is None or value >= low)
+        and (high is None or value <= high)
+    )
+
+
+def _plain_ipv4(value) -> bool:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _plain_bin(raw) -> BinReading | None:
+    if not isinstance(raw, dict) or raw.get("refilled", False) is not False:
+        return None
+    index, material, remaining, capacity = (
+        raw.get(k) for k in ("index", "material", "remaining", "capacity")
+    )
+    unit = raw.get("unit", "g")
+    if not (
+        _plain_int(index, 0, 255)
+        and _plain_text(material, 64)
+        and _plain_number(remaining, 0)
+        and _plain_number(capacity, 0.001)
+        and remaining <= capacity
+        and _plain_text(unit, 16)
+    ):
+        return None
+    return BinReading(
+        index=index, material_code=material, remaining=float(remaining), capacity=float(capacity), unit=unit
+    )
+
+
+def plain_heartbeat_reading(data) -> StatusReading | None:
+    """The heartbeat's fast path: a report in its plain, everyday form read without a serializer.
+
+    Returns None for anything else (a refill, an IPv6 address, a number sent as a string, any doubt at
+    all); then `HeartbeatSerializer` decides, with its error messages. So this accepts a subset of what
+    the serializer accepts and reads it to the same `StatusReading` (a test holds the two together);
+    it exists because the serializer costs more than the rest of a quiet heartbeat together.
+    """
+    if not isinstance(data, dict) or data.get("state") not in MACHINE_STATES:
+        return None
+    if any(data.get(name, "") is None for name in HeartbeatSerializer._declared_fields):
+        return None  # an explicit null is an error the serializer words
+    temperature, ip, wifi = data.get("temperature_c"), data.get("ip"), data.get("wifi", {})
+    firmware, uptime, package, sent_at = (
+        data.get(k) for k in ("firmware", "uptime_s", "package_version", "sent_at")
+    )
+    if not (
+        (temperature is None or _plain_number(temperature, -50, 250))
+        and (ip is None or _plain_ipv4(ip))
+        and isinstance(wifi, dict)
+        and ("ssid" not in wifi or _plain_text(wifi["ssid"], 64, blank=True))
+        and ("rssi_dbm" not in wifi or _plain_int(wifi["rssi_dbm"], -150, 0))
+        and (firmware is None or _plain_text(firmware, 32))
+        and (uptime is None or _plain_int(uptime, 0))
+        and (package is None or _plain_text(package, 32, blank=True))
+        and (sent_at is None or isinstance(sent_at, str))
+    ):
+        return None
+    if sent_at is not None:
+        try:
+            sent_at = datetime.fromisoformat(sent_at)
+        except ValueError:
+            return None
+        if sent_at.tzinfo is None:
+            return None
+    bins = data.get("bins")
+    if bins is not None:
+        if not isinstance(bins, list) or len(bins) > 64:
+            return None
+        bins = tuple(_plain_bin(b) for b in bins)
+        if None in bins or len({b.index for b in bins}) != len(bins):
+            return None
+    return StatusReading(
+        state=data["state"],
+        temperature_c=None if temperature is None else float(temperature),
+        ip=ip,
+        wifi_ssid=wifi.get("ssid"),
+        wifi_rssi_dbm=wifi.get("rssi_dbm"),
+        firmware=firmware,
+        uptime_s=uptime,
+        package_version=package,
+        sent_at=sent_at,
+        bins=bins or None,
+    )
 
 
 class MaterialsReportSerializer(serializers.Serializer):

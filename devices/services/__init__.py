@@ -23,6 +23,7 @@ from devices.services.heartbeat import (
     flush_heartbeats,
     record_bin_report,
     record_heartbeat,
+    record_quiet_heartbeat,
     sample_status_history,
 )
 from devices.services.offline import mark_silent_devices_offline
@@ -44,6 +45,7 @@ __all__ = [
     "mark_silent_devices_offline",
     "record_bin_report",
     "record_heartbeat",
+    "record_quiet_heartbeat",
     "register_device",
     "revoke_device_token",
     "revoke_tokens",

@@ -31,8 +31,14 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _cache_key(token_hash: str) -> str:
+def token_cache_key(token_hash: str) -> str:
+    """Redis: the cached "device_id:merchant_id" of an active token."""
     return key("devtok", token_hash)
+
+
+def request_counter_key(token_hash: str, window_s: int) -> str:
+    """Redis: how many requests the token made in the current fixed window of `window_s` seconds."""
+    return key("rate", "device", token_hash[:32], int(time.time() // window_s))
 
 
 def issue_token(device: Device) -> str:
@@ -53,7 +59,7 @@ def revoke_tokens(device: Device) -> int:
     DeviceCredential.objects.filter(pk__in=[c.pk for c in active]).update(revoked_at=timezone.now())
     redis = get_redis()
     if redis is not None:
-        hashes = [_cache_key(c.token_hash) for c in active]
+        hashes = [token_cache_key(c.token_hash) for c in active]
         transaction.on_commit(lambda: redis.delete(*hashes))
     return len(active)
 
@@ -79,7 +85,7 @@ def identify_device(token: str) -> DeviceIdentity | None:
     token_hash = hash_token(token)
     redis = get_redis()
     if redis is not None:
-        cached = redis.get(_cache_key(token_hash))
+        cached = redis.get(token_cache_key(token_hash))
         if cached:
             device_id, merchant_id = cached.split(b":")
             return DeviceIdentity(int(device_id), int(merchant_id))
@@ -91,7 +97,7 @@ def identify_device(token: str) -> DeviceIdentity | None:
     if row is None:
         return None
     if redis is not None:
-        redis.set(_cache_key(token_hash), f"{row[0]}:{row[1]}", ex=TOKEN_CACHE_TTL_S)
+        redis.set(token_cache_key(token_hash), f"{row[0]}:{row[1]}", ex=TOKEN_CACHE_TTL_S)
     return DeviceIdentity(*row)
 
 
@@ -103,9 +109,9 @@ def identify_device_and_count(token: str, window_s: int) -> tuple[DeviceIdentity
     if redis is None:
         return identify_device(token), None
     token_hash = hash_token(token)
-    counter = key("rate", "device", token_hash[:32], int(time.time() // window_s))
+    counter = request_counter_key(token_hash, window_s)
     pipe = redis.pipeline(transaction=False)
-    pipe.get(_cache_key(token_hash))
+    pipe.get(token_cache_key(token_hash))
     pipe.incr(counter)
     pipe.expire(counter, window_s * 2)
     cached, count, _ = pipe.execute()

@@ -79,6 +79,11 @@ def _flag_key(device_id: int) -> str:
     return key("cmd", "has", device_id)
 
 
+def pending_commands_key(device_id) -> str:
+    """The Redis key set while a machine may have commands waiting: a quiet heartbeat checks it."""
+    return _flag_key(device_id)
+
+
 def _flag_pending(device_ids) -> None:
     redis = get_redis()
     device_ids = list(device_ids)
