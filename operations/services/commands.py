@@ -396,7 +396,12 @@ def cancel_command(command: RemoteCommand, now: datetime | None = None) -> Remot
     command.status = CommandStatus.CANCELED
     command.finished_at = now or timezone.now()
     command.save(update_fields=["status", "finished_at"])
-    audit.record("command.canceled", command, merchant_id=_merchant_of(command))
+    audit.record(
+        "command.canceled",
+        command,
+        merchant_id=_merchant_of(command),
+        changes={"type": command.type, "status": [CommandStatus.PENDING, CommandStatus.CANCELED]},
+    )
     return command
 
 
