@@ -306,6 +306,10 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "DeviceStateEnum": "devices.models.DeviceState",
         "CommandTypeEnum": "operations.models.CommandType",
+        "CommandStatusEnum": "operations.models.CommandStatus",
+        "JobStatusEnum": "operations.models.TaskJob.Status",
+        "RefundStatusEnum": "orders.models.RefundStatus",
+        "PaymentStatusEnum": "orders.models.PaymentStatus",
     },
 }
 
