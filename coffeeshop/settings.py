@@ -173,9 +173,10 @@ if REDIS_URL:
     }
     CHANNEL_LAYERS = {
         "default": {
+            # Pub/sub: a push is one PUBLISH per group. Live pushes are at-most-once by design (a
+            # machine's commands also ride on its heartbeat and pull), so the core layer's per-group
+            # bookkeeping buys nothing. Reads get room beyond redis-py's 5 s default.
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            # channels_redis blocks up to 5 s waiting for a message; redis-py 8 also times reads out at
-            # 5 s, which dropped idle staff sockets every few seconds. Give reads room.
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
                 "prefix": os.environ.get("CACHE_KEY_PREFIX", "coffeeshop"),
