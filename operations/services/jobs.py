@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.tenancy import merchant_ids_for
 from coffeeshop import audit
 from coffeeshop.live import broadcast_to_user
 from operations.models import TaskJob
@@ -37,8 +38,15 @@ def create_job(*, kind: str, user, params: dict, enqueue) -> TaskJob:
     """Record the job and queue it once the transaction commits (`enqueue(job_id)`)."""
     job = TaskJob.objects.create(kind=kind, created_by=user, params=params)
     transaction.on_commit(lambda: enqueue(job.pk))
-    audit.record("job.created", job, merchant_id=None, changes={"kind": kind, "params": params})
+    audit.record("job.created", job, merchant_id=_merchant_of(user), changes={"kind": kind, "params": params})
     return job
+
+
+def _merchant_of(user) -> int | None:
+    """Whose audit trail a job's rows belong to: its creator's merchant when they belong to exactly one
+    (so that merchant's Admins see it); platform staff's jobs are the platform's."""
+    merchants = merchant_ids_for(user) if user is not None else None
+    return next(iter(merchants)) if merchants is not None and len(merchants) == 1 else None
 
 
 def claim_job(job_id: int) -> TaskJob | None:
@@ -85,7 +93,9 @@ def cancel_job(job: TaskJob) -> TaskJob:
         status=TaskJob.Status.CANCELED, finished_at=timezone.now()
     )
     job.refresh_from_db()
-    audit.record("job.canceled", job, merchant_id=None)
+    audit.record(
+        "job.canceled", job, merchant_id=_merchant_of(job.created_by), changes={"status": job.status}
+    )
     if updated:
         broadcast_to_user(job.created_by_id, "job.progress", job_payload(job))
     return job

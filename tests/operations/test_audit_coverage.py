@@ -332,7 +332,7 @@ def test_a_refund_the_provider_refuses_is_recorded_as_failed(paid_order, as_role
     assert rows("order.refunded") == 0
 
 
-def test_an_export_started_and_canceled_through_the_api_is_recorded(as_role):
+def test_an_export_started_and_canceled_through_the_api_is_recorded(as_role, merchant):
     viewer = as_role(Role.VIEWER)
     reply = viewer.post("/api/v1/orders/export?payment_method=wechat")
     assert reply.status_code == 202, reply.content
@@ -341,7 +341,20 @@ def test_an_export_started_and_canceled_through_the_api_is_recorded(as_role):
         "job.created", job, **by(viewer), changes={"kind": job.kind, "params": {"payment_method": "wechat"}}
     )
     viewer.post(f"/api/v1/jobs/{job.pk}/cancel")
-    audited("job.canceled", job, **by(viewer))
+    canceled = audited("job.canceled", job, **by(viewer), changes={"status": "canceled"})
+    # The creator belongs to one merchant: its Admins see the job in their audit trail.
+    assert (
+        {row.merchant_id for row in OperationLog.objects.filter(target_id=str(job.pk))}
+        == {canceled.merchant_id}
+        == {merchant.pk}
+    )
+
+
+def test_a_platform_users_export_is_recorded_as_the_platforms(as_role):
+    platform = as_role(Role.ADMIN, platform=True)
+    job = TaskJob.objects.get(pk=platform.post("/api/v1/orders/export").json()["data"]["id"])
+
+    assert audited("job.created", job, **by(platform)).merchant_id is None
 
 
 # --- Staff in the admin -------------------------------------------------------------------------------
