@@ -17,10 +17,8 @@ from operations.services.commands import send_command
 from tests.devices.test_heartbeat import FULL_HEARTBEAT, beat
 
 REDIS_CONFIGURED = bool(os.environ.get("REDIS_URL", "").strip())
-needs_redis = pytest.mark.skipif(
-    reason="the quiet lane needs Redis (REDIS_URL); without it every heartbeat takes the full path",
-    condition=not REDIS_CONFIGURED,
-)
+WITHOUT_REDIS = "the quiet lane needs Redis (REDIS_URL); without it every heartbeat takes the full path"
+needs_redis = pytest.mark.skipif(not REDIS_CONFIGURED, reason=WITHOUT_REDIS)
 
 BIN = FULL_HEARTBEAT["bins"][0]
 

@@ -44,7 +44,7 @@ STAFF_IP, MACHINE_IP = "10.1.2.3", "10.9.8.7"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def audited(action, target, *, source, actor=None, device=None, ip=None, changes=None) -> OperationLog:
+def assert_audited(action, target, *, source, actor=None, device=None, ip=None, changes=None) -> OperationLog:
     """The latest row of `action` on `target`, checked: who, from where, and (a subset of) what changed.
     `target` is the object, or (type, id) once it is deleted."""
     target_type, target_id = (
@@ -123,7 +123,7 @@ def test_a_machine_registering_and_re_registering_is_recorded_as_that_machine(me
     }
     assert client.post("/api/v1/devices/register", body, format="json").status_code == 201
     device = merchant.devices.get(serial="CM2K-000777")
-    row = audited(
+    row = assert_audited(
         "device.registered",
         device,
         **by_machine(device),
@@ -132,7 +132,7 @@ def test_a_machine_registering_and_re_registering_is_recorded_as_that_machine(me
     assert row.merchant_id == merchant.pk and "token" not in str(row.changes)
 
     client.post("/api/v1/devices/register", {**body, "firmware": "1.5.0"}, format="json")
-    audited("device.reregistered", device, **by_machine(device), changes={"firmware": "1.5.0"})
+    assert_audited("device.reregistered", device, **by_machine(device), changes={"firmware": "1.5.0"})
 
 
 def test_a_materials_report_is_recorded_with_its_refills(from_machine):
@@ -156,7 +156,9 @@ def test_a_materials_report_is_recorded_with_its_refills(from_machine):
         format="json",
     )
     assert reply.status_code == 200, reply.content
-    audited("device.bins_reported", device, **by_machine(device), changes={"bins": [1, 2], "refilled": [2]})
+    assert_audited(
+        "device.bins_reported", device, **by_machine(device), changes={"bins": [1, 2], "refilled": [2]}
+    )
 
 
 def test_sales_and_command_results_are_recorded_as_the_machine(from_machine, as_role, order_body):
@@ -164,7 +166,9 @@ def test_sales_and_command_results_are_recorded_as_the_machine(from_machine, as_
     from_machine.post(
         f"/api/v1/devices/{device.pk}/orders/create", {"orders": [order_body("AU-7")]}, format="json"
     )
-    audited("orders.received", device, **by_machine(device), changes={"accepted": 1, "order_ids": ["AU-7"]})
+    assert_audited(
+        "orders.received", device, **by_machine(device), changes={"accepted": 1, "order_ids": ["AU-7"]}
+    )
 
     sent = as_role(Role.OPS).post(
         f"/api/v1/devices/{device.pk}/commands", {"type": "unlock", "payload": {}}, format="json"
@@ -173,7 +177,7 @@ def test_sales_and_command_results_are_recorded_as_the_machine(from_machine, as_
     from_machine.post(
         f"/api/v1/devices/{device.pk}/commands/{command.pk}/result", {"status": "failed"}, format="json"
     )
-    audited(
+    assert_audited(
         "command.result", command, **by_machine(device), changes={"reported": "failed", "status": "failed"}
     )
 
@@ -185,11 +189,11 @@ def test_machine_tokens_rotated_and_revoked_through_the_api_are_recorded(registe
     ops = as_role(Role.OPS)
     device = registered.device
     token = ops.post(f"/api/v1/devices/{device.pk}/rotate-token").json()["data"]["token"]
-    audited("device.token_rotated", device, **by(ops), changes={"token_prefix": "***"})
+    assert_audited("device.token_rotated", device, **by(ops), changes={"token_prefix": "***"})
     assert token not in str(OperationLog.objects.values_list("changes", flat=True))
 
     ops.post(f"/api/v1/devices/{device.pk}/revoke-token")
-    audited("device.token_revoked", device, **by(ops), changes={"revoked": 1})
+    assert_audited("device.token_revoked", device, **by(ops), changes={"revoked": 1})
 
 
 def test_a_merchant_edited_through_the_api_is_recorded_with_before_and_after(merchant, as_role):
@@ -198,7 +202,7 @@ def test_a_merchant_edited_through_the_api_is_recorded_with_before_and_after(mer
     merchant.save()
     reply = admin.patch(f"/api/v1/merchants/{merchant.pk}", {"contact_name": "Wang Fang"}, format="json")
     assert reply.status_code == 200, reply.content
-    row = audited(
+    row = assert_audited(
         "merchant.updated", merchant, **by(admin), changes={"contact_name": ["Li Wei", "Wang Fang"]}
     )
     assert row.merchant_id == merchant.pk and set(row.changes) == {"contact_name"}
@@ -213,14 +217,18 @@ def test_locations_added_edited_and_deleted_through_the_api_are_recorded(merchan
     )
     assert created.status_code == 201, created.content
     location = Location.objects.get(pk=created.json()["data"]["id"])
-    audited("location.created", location, **by(admin), changes={"name": "Harbour Hall", "city": "Shanghai"})
+    assert_audited(
+        "location.created", location, **by(admin), changes={"name": "Harbour Hall", "city": "Shanghai"}
+    )
 
     admin.patch(f"/api/v1/locations/{location.pk}", {"name": "Harbour Hall 2F"}, format="json")
-    audited("location.updated", location, **by(admin), changes={"name": ["Harbour Hall", "Harbour Hall 2F"]})
+    assert_audited(
+        "location.updated", location, **by(admin), changes={"name": ["Harbour Hall", "Harbour Hall 2F"]}
+    )
 
     target = ("devices.location", str(location.pk))
     assert admin.delete(f"/api/v1/locations/{location.pk}").status_code == 204
-    row = audited("location.deleted", target, **by(admin), changes={"city": "Shanghai"})
+    row = assert_audited("location.deleted", target, **by(admin), changes={"city": "Shanghai"})
     assert (row.merchant_id, row.target_repr) == (merchant.pk, "Harbour Hall 2F")
 
 
@@ -231,10 +239,10 @@ def test_a_command_sent_and_canceled_through_the_api_is_recorded(registered, as_
         f"/api/v1/devices/{device.pk}/commands", {"type": "unlock", "payload": {}}, format="json"
     ).json()["data"]
     command = RemoteCommand.objects.get(pk=sent["command_id"])
-    audited("command.sent", command, **by(ops), changes={"type": "unlock"})
+    assert_audited("command.sent", command, **by(ops), changes={"type": "unlock"})
 
     ops.post(f"/api/v1/commands/{command.pk}/cancel")
-    row = audited(
+    row = assert_audited(
         "command.canceled", command, **by(ops), changes={"type": "unlock", "status": ["pending", "canceled"]}
     )
     assert row.merchant_id == device.merchant_id
@@ -250,7 +258,7 @@ def test_a_batch_created_retried_and_canceled_through_the_api_is_recorded(mercha
     )
     assert reply.json()["ok"], reply.content
     batch = CommandBatch.objects.get(pk=reply.json()["data"]["id"])
-    audited("batch.created", batch, **by(ops), changes={"type": "unlock", "machines": 2})
+    assert_audited("batch.created", batch, **by(ops), changes={"type": "unlock", "machines": 2})
 
     # The batch's commands as they stand once one machine failed and the other has not called yet.
     now = timezone.now()
@@ -267,20 +275,22 @@ def test_a_batch_created_retried_and_canceled_through_the_api_is_recorded(mercha
             },
         )
     ops.post(f"/api/v1/commands/batches/{batch.pk}/retry_failed")
-    audited("batch.failed_retried", batch, **by(ops), changes={"retried": 1})
+    assert_audited("batch.failed_retried", batch, **by(ops), changes={"retried": 1})
 
     ops.post(f"/api/v1/commands/batches/{batch.pk}/cancel_pending")
-    audited("batch.pending_canceled", batch, **by(ops), changes={"canceled": 2})
+    assert_audited("batch.pending_canceled", batch, **by(ops), changes={"canceled": 2})
 
 
 def test_alarms_acknowledged_and_cleared_through_the_api_are_recorded(registered, as_role):
     ops = as_role(Role.OPS)
     alarm, _ = alarms.open_or_bump_alarm(registered.device, AlarmType.OFFLINE, Severity.CRITICAL)
     ops.post(f"/api/v1/alarms/{alarm.pk}/acknowledge")
-    audited("alarm.acknowledged", alarm, **by(ops), changes={"type": "offline", "severity": "critical"})
+    assert_audited(
+        "alarm.acknowledged", alarm, **by(ops), changes={"type": "offline", "severity": "critical"}
+    )
 
     ops.post(f"/api/v1/alarms/{alarm.pk}/clear", {"reason": "power restored"}, format="json")
-    audited("alarm.cleared", alarm, **by(ops), changes={"reason": "power restored"})
+    assert_audited("alarm.cleared", alarm, **by(ops), changes={"reason": "power restored"})
     assert not Alarm.objects.get(pk=alarm.pk).is_active
 
 
@@ -308,22 +318,24 @@ def test_refunds_and_exceptions_through_the_api_are_recorded(paid_order, as_role
     ops = as_role(Role.OPS)
     url = f"/api/v1/orders/{paid_order.pk}"
     ops.post(f"{url}/manual_refund", {"reason": "cold", "amount": "6.00"}, format="json")
-    audited(
+    assert_audited(
         "order.refunded",
         paid_order,
         **by(ops),
         changes={"amount": "6.00", "reason": "cold", "payment_status": "partially_refunded"},
     )
     ops.post(f"{url}/mark_exception", {"reason": "no cup"}, format="json")
-    audited("order.exception_marked", paid_order, **by(ops), changes={"reason": "no cup"})
+    assert_audited("order.exception_marked", paid_order, **by(ops), changes={"reason": "no cup"})
     ops.post(f"{url}/resolve_exception", {"resolution": "refunded by hand"}, format="json")
-    audited("order.exception_resolved", paid_order, **by(ops), changes={"resolution": "refunded by hand"})
+    assert_audited(
+        "order.exception_resolved", paid_order, **by(ops), changes={"resolution": "refunded by hand"}
+    )
 
 
 def test_a_refund_the_provider_refuses_is_recorded_as_failed(paid_order, as_role, refusing_gateway):
     ops = as_role(Role.OPS)
     ops.post(f"/api/v1/orders/{paid_order.pk}/manual_refund", {"reason": "cold"}, format="json")
-    audited(
+    assert_audited(
         "order.refund_failed",
         paid_order,
         **by(ops),
@@ -337,11 +349,11 @@ def test_an_export_started_and_canceled_through_the_api_is_recorded(as_role, mer
     reply = viewer.post("/api/v1/orders/export?payment_method=wechat")
     assert reply.status_code == 202, reply.content
     job = TaskJob.objects.get(pk=reply.json()["data"]["id"])
-    audited(
+    assert_audited(
         "job.created", job, **by(viewer), changes={"kind": job.kind, "params": {"payment_method": "wechat"}}
     )
     viewer.post(f"/api/v1/jobs/{job.pk}/cancel")
-    canceled = audited("job.canceled", job, **by(viewer), changes={"status": "canceled"})
+    canceled = assert_audited("job.canceled", job, **by(viewer), changes={"status": "canceled"})
     # The creator belongs to one merchant: its Admins see the job in their audit trail.
     assert (
         {row.merchant_id for row in OperationLog.objects.filter(target_id=str(job.pk))}
@@ -354,7 +366,7 @@ def test_a_platform_users_export_is_recorded_as_the_platforms(as_role):
     platform = as_role(Role.ADMIN, platform=True)
     job = TaskJob.objects.get(pk=platform.post("/api/v1/orders/export").json()["data"]["id"])
 
-    assert audited("job.created", job, **by(platform)).merchant_id is None
+    assert assert_audited("job.created", job, **by(platform)).merchant_id is None
 
 
 # --- Staff in the admin -------------------------------------------------------------------------------
@@ -364,9 +376,9 @@ def test_machine_tokens_rotated_and_revoked_in_the_admin_are_recorded(registered
     client = admin_site(Role.OPS)
     device = registered.device
     assert client.post(change_url(device, "rotate_token"), SUBMITTED).status_code == 302
-    audited("device.token_rotated", device, **by(client, "admin"))
+    assert_audited("device.token_rotated", device, **by(client, "admin"))
     assert client.post(change_url(device, "revoke_token"), SUBMITTED).status_code == 302
-    audited("device.token_revoked", device, **by(client, "admin"), changes={"revoked": 1})
+    assert_audited("device.token_revoked", device, **by(client, "admin"), changes={"revoked": 1})
 
 
 def test_a_machines_settings_and_bin_thresholds_changed_in_the_admin_are_recorded(merchant, admin_site):
@@ -387,19 +399,19 @@ def test_a_machines_settings_and_bin_thresholds_changed_in_the_admin_are_recorde
     }
     response = client.post(change_url(device), form)
     assert response.status_code == 302, response.content[:2000]
-    audited("device.updated", device, **by(client, "admin"), changes={"alias": ["Lobby A", "Hall B"]})
-    row = audited("admin.changed", device, **by(client, "admin"))
+    assert_audited("device.updated", device, **by(client, "admin"), changes={"alias": ["Lobby A", "Hall B"]})
+    row = assert_audited("admin.changed", device, **by(client, "admin"))
     assert "threshold" in row.changes["message"].lower()
 
 
 def test_a_merchants_secret_rotated_in_the_admin_and_on_the_command_line_is_recorded(merchant, admin_site):
     client = admin_site(Role.ADMIN)
     client.post(change_url(merchant, "rotate_provisioning_secret"), SUBMITTED)
-    row = audited("merchant.secret_rotated", merchant, **by(client, "admin"))
+    row = assert_audited("merchant.secret_rotated", merchant, **by(client, "admin"))
     assert row.merchant_id == merchant.pk
 
     call_command("provisioning-secret", merchant.name, "--rotate", stdout=io.StringIO())
-    audited("merchant.secret_rotated", merchant, source="system")
+    assert_audited("merchant.secret_rotated", merchant, source="system")
     assert rows("merchant.secret_rotated") == 2
 
 
@@ -421,15 +433,19 @@ def test_users_added_given_merchants_and_new_passwords_in_the_admin_are_recorded
     )
     assert response.status_code == 302, response.content[:3000]
     user = User.objects.get(email="new.ops@brewco.example")
-    audited("admin.added", user, **by(client, "admin"))
-    granted = audited("user.merchant_granted", user, **by(client, "admin"), changes={"merchant": "Brew Co"})
+    assert_audited("admin.added", user, **by(client, "admin"))
+    granted = assert_audited(
+        "user.merchant_granted", user, **by(client, "admin"), changes={"merchant": "Brew Co"}
+    )
     assert granted.merchant_id == merchant.pk
 
     change = dict(
         email=user.email, name=user.name, role=Role.OPS, merchants=[other_merchant.pk], is_active="on"
     )
     assert client.post(change_url(user), change).status_code == 302
-    revoked = audited("user.merchant_revoked", user, **by(client, "admin"), changes={"merchant": "Brew Co"})
+    revoked = assert_audited(
+        "user.merchant_revoked", user, **by(client, "admin"), changes={"merchant": "Brew Co"}
+    )
     assert revoked.merchant_id == merchant.pk
 
     password = reverse("admin:auth_user_password_change", args=[user.pk])
@@ -439,7 +455,7 @@ def test_users_added_given_merchants_and_new_passwords_in_the_admin_are_recorded
         "usable_password": "true",
     }
     assert client.post(password, new_password).status_code == 302
-    row = audited("admin.changed", user, **by(client, "admin"))
+    row = assert_audited("admin.changed", user, **by(client, "admin"))
     assert "password" in row.changes["message"].lower()
     assert "Yz8" not in str(row.changes)
 
@@ -473,7 +489,7 @@ def test_every_material_of_a_csv_import_leaves_a_row(materials, admin_site):
     )
     assert done.status_code == 302
     for code in ("OAT-MILK", "SOY-MILK"):
-        row = audited("admin.added", Material.objects.get(code=code), **by(client, "admin"))
+        row = assert_audited("admin.added", Material.objects.get(code=code), **by(client, "admin"))
         assert "import" in row.changes["message"]
 
 
@@ -483,12 +499,12 @@ def test_periodic_tasks_switched_on_and_off_from_the_list_are_recorded(admin_sit
     changelist = reverse("admin:django_celery_beat_periodictask_changelist")
     client.post(changelist, {"action": "disable_tasks", "_selected_action": [task.pk]})
     assert not PeriodicTask.objects.get(pk=task.pk).enabled
-    row = audited("admin.changed", task, **by(client, "admin"))
+    row = assert_audited("admin.changed", task, **by(client, "admin"))
     assert row.changes == {"message": "Disabled."}
 
     client.post(changelist, {"action": "toggle_tasks", "_selected_action": [task.pk]})
     assert PeriodicTask.objects.get(pk=task.pk).enabled
-    assert audited("admin.changed", task, **by(client, "admin")).changes == {"message": "Enabled."}
+    assert assert_audited("admin.changed", task, **by(client, "admin")).changes == {"message": "Enabled."}
 
 
 # --- Operators on the command line ----------------------------------------------------------------------
@@ -499,11 +515,13 @@ def test_users_created_and_updated_on_the_command_line_are_recorded(merchant):
     arguments = ["--email", "cli@brewco.example", "--password", "Cli12345!", "--merchant", merchant.name]
     call_command("create-user", *arguments, "--role", "ops", stdout=out)
     user = User.objects.get(email="cli@brewco.example")
-    row = audited("user.created", user, source="system", changes={"role": "ops", "merchants": [merchant.pk]})
+    row = assert_audited(
+        "user.created", user, source="system", changes={"role": "ops", "merchants": [merchant.pk]}
+    )
     assert "password" not in row.changes
 
     call_command("create-user", *arguments, "--role", "viewer", stdout=out)
-    audited("user.updated", user, source="system", changes={"role": "viewer"})
+    assert_audited("user.updated", user, source="system", changes={"role": "viewer"})
 
 
 # --- Nothing recorded goes untested ---------------------------------------------------------------------
