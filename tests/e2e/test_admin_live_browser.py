@@ -1,38 +1,20 @@
 """A person in the admin watches a machine go offline and come back, without reloading the page."""
 
-import os
 import re
 import threading
 from datetime import timedelta
 
 import httpx
-import pytest
 from django.db import connections
 from django.utils import timezone
 
 from accounts.models import Role
 from devices.models import Device
 from devices.services import flush_heartbeats, mark_silent_devices_offline
+from tests.e2e.browser import BROWSER_TEST, launch_chromium
 from tests.factories import MerchantFactory, UserFactory
 
-CHROMIUM = "/usr/bin/chromium"
-NO_CHROMIUM = "Debian's chromium is not installed (apt-get install chromium)"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.e2e,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(reason=NO_CHROMIUM, condition=not os.path.exists(CHROMIUM)),
-]
+pytestmark = BROWSER_TEST
 
 
 def in_other_thread(fn):
@@ -81,7 +63,7 @@ def test_ops_user_sees_a_machine_go_offline_and_come_back_live(live_asgi_server,
     heartbeat(live_asgi_server, device_id, token)
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         try:
             page = browser.new_page()
             page.goto(f"{live_asgi_server.url}/admin/login/?next=/admin/devices/device/")

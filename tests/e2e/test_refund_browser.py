@@ -1,33 +1,14 @@
 """An Ops person refunds part of an order in the admin, in a real browser, and sees the outcome."""
 
-import os
 import re
 from decimal import Decimal
 
-import pytest
-
 from accounts.models import Role
 from orders.models import Order, PaymentStatus, Refund
+from tests.e2e.browser import BROWSER_TEST, launch_chromium
 from tests.factories import DeviceFactory, LocationFactory, MerchantFactory, OrderFactory, UserFactory
 
-CHROMIUM = "/usr/bin/chromium"
-NO_CHROMIUM = "Debian's chromium is not installed (apt-get install chromium)"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.e2e,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(reason=NO_CHROMIUM, condition=not os.path.exists(CHROMIUM)),
-]
+pytestmark = BROWSER_TEST
 
 
 def test_ops_refund_part_of_an_order_from_its_admin_page(live_asgi_server):
@@ -41,7 +22,7 @@ def test_ops_refund_part_of_an_order_from_its_admin_page(live_asgi_server):
     order = OrderFactory(device=device, machine_order_id="LOBBY-0042", total=Decimal("18.00"))
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         try:
             page = browser.new_page()
             order_url = f"/admin/orders/order/{order.pk}/change/"
