@@ -199,15 +199,14 @@ def record_quiet_heartbeat(
     readings = []
     for name, value in _readings(reading, now).items():
         readings += (name, _encode(value))
-    hb = key("hb")
-    bins_key = f"{hb}:bins:{device_id}"
+    bins_key = key("hb", "bins", device_id)
     keys = (
         token_cache_key(token_hash),
         request_counter_key(token_hash, window_s),
-        f"{hb}:fp:{device_id}",
+        key("hb", "fp", device_id),
         bins_key,
-        f"{hb}:r:{device_id}",
-        f"{hb}:dirty",
+        key("hb", "r", device_id),
+        key("hb", "dirty"),
         busy_key,
     )
     bins_fp = bins_fingerprint(reading.bins) if reading.bins else ""
@@ -356,17 +355,6 @@ def apply_bin_levels(device: Device, readings, now: datetime) -> list[DeviceBin]
     return sorted([*bins, *new], key=lambda b: b.index)
 
 
-_BIN_COLUMNS = (
-    "material_code",
-    "unit",
-    "capacity",
-    "remaining",
-    "level_pct",
-    "reported_at",
-    "last_refilled_at",
-)
-
-
 def _set_bin_levels(device: Device, readings, now: datetime) -> list[DeviceBin]:
     """One `UPDATE ... RETURNING`: the reported bins written, every bin of the machine read back.
 
@@ -376,7 +364,7 @@ def _set_bin_levels(device: Device, readings, now: datetime) -> list[DeviceBin]:
     """
     quote = connection.ops.quote_name
     index = quote("index")
-    values = {
+    value_of = {  # column: its value for a reported bin
         "material_code": lambda r: r.material_code,
         "unit": lambda r: r.unit,
         "capacity": lambda r: r.capacity,
@@ -386,7 +374,7 @@ def _set_bin_levels(device: Device, readings, now: datetime) -> list[DeviceBin]:
         "last_refilled_at": lambda r: now,
     }
     sets, params = [], []
-    for column in _BIN_COLUMNS:
+    for column, value in value_of.items():
         rows = [r for r in readings if r.refilled] if column == "last_refilled_at" else readings
         if not rows:
             continue
@@ -394,7 +382,7 @@ def _set_bin_levels(device: Device, readings, now: datetime) -> list[DeviceBin]:
         whens = " ".join(["WHEN %s THEN %s"] * len(rows))
         sets.append(f"{quote(column)} = CASE {index} {whens} ELSE {quote(column)} END")
         for r in rows:
-            params += [r.index, field.get_db_prep_save(values[column](r), connection)]
+            params += [r.index, field.get_db_prep_save(value(r), connection)]
     sql = (
         f"UPDATE {quote(DeviceBin._meta.db_table)} SET {', '.join(sets)} WHERE {quote('device_id')} = %s "
         f"RETURNING *"

@@ -75,20 +75,16 @@ def command_summary(command: RemoteCommand) -> dict:
 # --- the "has something for this machine" flag keeps the heartbeat from querying for nothing ------
 
 
-def _flag_key(device_id: int) -> str:
-    return key("cmd", "has", device_id)
-
-
 def pending_commands_key(device_id) -> str:
     """The Redis key set while a machine may have commands waiting: a quiet heartbeat checks it."""
-    return _flag_key(device_id)
+    return key("cmd", "has", device_id)
 
 
 def _flag_pending(device_ids) -> None:
     redis = get_redis()
     device_ids = list(device_ids)
     if redis is not None and device_ids:
-        transaction.on_commit(lambda: redis.mset({_flag_key(i): 1 for i in device_ids}))
+        transaction.on_commit(lambda: redis.mset({pending_commands_key(i): 1 for i in device_ids}))
 
 
 def _forget_flag_unless_pending(device_id: int) -> None:
@@ -97,12 +93,12 @@ def _forget_flag_unless_pending(device_id: int) -> None:
         redis is not None
         and not RemoteCommand.objects.filter(device_id=device_id, status=CommandStatus.PENDING).exists()
     ):
-        redis.delete(_flag_key(device_id))
+        redis.delete(pending_commands_key(device_id))
 
 
 def may_have_commands(device_id: int) -> bool:
     redis = get_redis()
-    return True if redis is None else bool(redis.exists(_flag_key(device_id)))
+    return True if redis is None else bool(redis.exists(pending_commands_key(device_id)))
 
 
 def _nudge_sockets(device_ids) -> None:
