@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from coffeeshop import audit
 from coffeeshop.exceptions import Conflict
@@ -147,15 +148,45 @@ def _active_kinds(device) -> set[tuple[str, int]]:
     return set(Alarm.objects.filter(device=device, is_active=True).values_list("type", "bin_index"))
 
 
-def _clear_if_active(device, active, alarm_type: str, bin_index: int, reason: str, now) -> None:
+# Reasons are translated when an alarm is cleared, not on every report that might clear one.
+BACK_ONLINE = gettext_lazy("the machine is back online")
+BACK_IN_RANGE = gettext_lazy("temperature back in range")
+REFILLED = gettext_lazy("refilled")
+NOW_EMPTY = gettext_lazy("now empty")
+
+
+def _clear_if_active(device, active, alarm_type: str, bin_index: int, reason, now) -> None:
     if active is None or (alarm_type, bin_index) in active:
         clear_alarms(
-            device, alarm_type, bin_index=None if bin_index == NO_BIN else bin_index, reason=reason, now=now
+            device,
+            alarm_type,
+            bin_index=None if bin_index == NO_BIN else bin_index,
+            reason=str(reason),
+            now=now,
         )
 
 
+def _raise_or_bump(device, active, alarm_type: str, severity: str, bin_index: int, message, now) -> None:
+    """Open the alarm, or bump it. One UPDATE when `active` says it is open already (a bin that stays
+    low reports again and again); if it was cleared meanwhile, it opens again as usual."""
+    if active is not None and (alarm_type, bin_index) in active:
+        bumped = Alarm.objects.filter(
+            device=device, type=alarm_type, bin_index=bin_index, is_active=True
+        ).update(count=F("count") + 1, last_seen_at=now or timezone.now(), message=message)
+        if bumped:
+            return
+    open_or_bump_alarm(
+        device,
+        alarm_type,
+        severity,
+        bin_index=None if bin_index == NO_BIN else bin_index,
+        now=now,
+        message=message,
+    )
+
+
 def machine_came_online(device, now: datetime | None = None, active=None) -> None:
-    _clear_if_active(device, active, AlarmType.OFFLINE, NO_BIN, _("the machine is back online"), now)
+    _clear_if_active(device, active, AlarmType.OFFLINE, NO_BIN, BACK_ONLINE, now)
 
 
 def temperature_reported(
@@ -165,23 +196,23 @@ def temperature_reported(
         return
     low, high = settings.BREW_TEMPERATURE_RANGE_C
     if low <= temperature_c <= high:
-        _clear_if_active(
-            device, active, AlarmType.TEMPERATURE_OUT_OF_RANGE, NO_BIN, _("temperature back in range"), now
-        )
+        _clear_if_active(device, active, AlarmType.TEMPERATURE_OUT_OF_RANGE, NO_BIN, BACK_IN_RANGE, now)
     else:
-        open_or_bump_alarm(
+        _raise_or_bump(
             device,
+            active,
             AlarmType.TEMPERATURE_OUT_OF_RANGE,
             Severity.WARNING,
-            now=now,
-            message=_("%(t).1f °C is outside %(low).0f–%(high).0f °C")
+            NO_BIN,
+            _("%(t).1f °C is outside %(low).0f–%(high).0f °C")
             % {"t": temperature_c, "low": low, "high": high},
+            now,
         )
 
 
 def after_heartbeat(device, temperature_c: float | None, outcome, now: datetime | None = None) -> None:
     """What a heartbeat means for alarms. Unchanged heartbeats (outcome None) in range cost nothing;
-    a changed one costs one query unless an alarm opens or clears."""
+    a changed one costs one query unless an alarm opens, is bumped or clears."""
     low, high = settings.BREW_TEMPERATURE_RANGE_C
     out_of_range = temperature_c is not None and not low <= temperature_c <= high
     if not out_of_range and outcome is None:
@@ -202,29 +233,31 @@ def bins_reported(device, bins, now: datetime | None = None, active=None) -> Non
     for bin_ in bins:
         empty, low = bin_.remaining <= 0, bin_.level_pct <= bin_.low_threshold_pct
         if empty:
-            open_or_bump_alarm(
+            _raise_or_bump(
                 device,
+                active,
                 AlarmType.MATERIAL_EMPTY,
                 Severity.CRITICAL,
-                bin_index=bin_.index,
-                now=now,
-                message=_("%(material)s is empty") % {"material": bin_.material_code},
+                bin_.index,
+                _("%(material)s is empty") % {"material": bin_.material_code},
+                now,
             )
         else:
-            _clear_if_active(device, active, AlarmType.MATERIAL_EMPTY, bin_.index, _("refilled"), now)
+            _clear_if_active(device, active, AlarmType.MATERIAL_EMPTY, bin_.index, REFILLED, now)
         if low and not empty:
-            open_or_bump_alarm(
+            _raise_or_bump(
                 device,
+                active,
                 AlarmType.MATERIAL_LOW,
                 Severity.WARNING,
-                bin_index=bin_.index,
-                now=now,
-                message=_("%(material)s at %(pct).0f%%")
-                % {"material": bin_.material_code, "pct": bin_.level_pct},
+                bin_.index,
+                _("%(material)s at %(pct).0f%%") % {"material": bin_.material_code, "pct": bin_.level_pct},
+                now,
             )
         else:
-            reason = _("now empty") if empty else _("refilled")
-            _clear_if_active(device, active, AlarmType.MATERIAL_LOW, bin_.index, reason, now)
+            _clear_if_active(
+                device, active, AlarmType.MATERIAL_LOW, bin_.index, NOW_EMPTY if empty else REFILLED, now
+            )
 
 
 def command_gave_up(command, now: datetime | None = None) -> None:

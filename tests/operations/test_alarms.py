@@ -174,3 +174,26 @@ def test_concurrent_triggers_of_one_problem_make_one_alarm_on_postgresql(merchan
     assert errors == []
     alarm = Alarm.objects.get(device=device, type=AlarmType.OFFLINE)
     assert alarm.count == 20
+
+
+def test_a_bin_that_stays_low_bumps_its_one_alarm_and_reopens_it_after_a_clear_by_hand(machine, make_user):
+    def report(remaining):
+        reply = machine.post(
+            f"/api/v1/devices/{machine.device.pk}/materials/report",
+            {"bins": [{"index": 1, "material": "BEAN-ARABICA", "remaining": remaining, "capacity": 1000}]},
+            format="json",
+        )
+        assert reply.status_code == 200, reply.content
+
+    report(150)
+    report(120)
+    alarm = Alarm.objects.get(type=AlarmType.MATERIAL_LOW, bin_index=1)
+    assert alarm.is_active and alarm.count == 2 and "12%" in alarm.message
+
+    alarms.clear_alarm_by_hand(
+        alarm, user=make_user(Role.OPS, [machine.device.merchant]), reason="refill due"
+    )
+    report(110)
+
+    reopened = Alarm.objects.get(type=AlarmType.MATERIAL_LOW, bin_index=1, is_active=True)
+    assert reopened.pk != alarm.pk and reopened.count == 1 and "11%" in reopened.message
