@@ -202,3 +202,24 @@ def test_a_temperature_out_of_range_leaves_the_quiet_lane_and_opens_its_alarm(ma
     beat(machine, FULL_HEARTBEAT, temperature_c=104.0)
 
     assert machine.device.alarms.filter(is_active=True, type="temperature_out_of_range").count() == 1
+
+
+@needs_redis
+def test_the_quiet_lane_survives_redis_forgetting_its_script_and_dropping_its_connections(
+    machine, django_assert_num_queries
+):
+    from coffeeshop.redis import get_redis
+
+    beat(machine, FULL_HEARTBEAT)
+    assert beat(machine, FULL_HEARTBEAT).status_code == 200  # this worker now holds a connection
+    redis = get_redis()
+    redis.script_flush()  # as after a Redis restart
+    redis.client_kill_filter(_type="normal", skipme=True)
+
+    with django_assert_num_queries(0):  # still the quiet lane, not an error and not the full path
+        reply = beat(machine, FULL_HEARTBEAT, temperature_c=92.9)
+
+    assert reply.status_code == 200
+    flush_heartbeats()
+    machine.device.refresh_from_db()
+    assert machine.device.temperature_c == 92.9
