@@ -224,8 +224,10 @@ from django.db.models import Count, Min, Q
 from devices.models import Device, DeviceBin, DeviceStatusHistory
 from devices.services import flush_heartbeats
 since = datetime.fromisoformat({since!r})
-flushed = flush_heartbeats()
 fleet = Device.objects.filter(serial__startswith={prefix!r})
+bins_in_run = Count("bins", filter=Q(bins__reported_at__gte=since))
+by_periodic_flush = fleet.annotate(n=bins_in_run).filter(n__gt=0).count()
+flushed = flush_heartbeats()
 print("BENCH_JSON " + json.dumps({{
     "flushed": flushed,
     "machines": fleet.count(),
@@ -238,6 +240,7 @@ print("BENCH_JSON " + json.dumps({{
     "machines_with_bins_reported_during_run": fleet.annotate(
         n=Count("bins", filter=Q(bins__reported_at__gte=since))).filter(n__gt=0).count(),
     "history_rows": DeviceStatusHistory.objects.filter(device__in=fleet).count(),
+    "machines_with_bins_written_by_the_periodic_flush": by_periodic_flush,
 }}))
 """
 
@@ -278,6 +281,34 @@ def wait_until_ready(proc: subprocess.Popen, port: int, log_path: Path, timeout_
                 return
         time.sleep(0.25)
     raise BenchError(f"gunicorn did not answer within {timeout_s:.0f} s:\n{log_path.read_text()[-3000:]}")
+
+
+def start_background_jobs(children: Children, env: dict[str, str], log_path: Path) -> list[subprocess.Popen]:
+    """The Celery worker and beat of a production deployment (Procfile), on the same machine: the
+    heartbeat's write-behind flush runs on its schedule during the runs, and its CPU is counted."""
+    celery = str(VENV_BIN / "celery")
+    commands = (
+        [celery, "-A", "coffeeshop", "worker", "--concurrency", "1", "--without-mingle", "--without-gossip"],
+        [
+            celery,
+            "-A",
+            "coffeeshop",
+            "beat",
+            "--scheduler",
+            "django_celery_beat.schedulers:DatabaseScheduler",
+        ],
+    )
+    with log_path.open("a") as log:
+        jobs = [
+            children.start(
+                [*command, "--loglevel", "WARNING"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+            for command in commands
+        ]
+    time.sleep(3)
+    if any(job.poll() is not None for job in jobs):
+        raise BenchError(f"Celery did not start:\n{log_path.read_text()[-3000:]}")
+    return jobs
 
 
 def register_fleet(port: int, secret: str, count: int) -> list[tuple[str, str]]:
@@ -366,15 +397,18 @@ class CpuSnapshot:
     server: dict[int, int]
     services: dict[int, int]
     reaped_children_s: float
+    jobs: dict[int, int] = field(default_factory=dict)
 
 
-def cpu_snapshot(server_pid: int) -> CpuSnapshot:
-    """CPU used so far by the machine, the gunicorn tree, PostgreSQL + Redis, and our reaped children."""
+def cpu_snapshot(server_pid: int, jobs_pids: tuple[int, ...] = ()) -> CpuSnapshot:
+    """CPU used so far by the machine, the gunicorn tree, PostgreSQL + Redis, the Celery worker and
+    beat (`jobs_pids`, with their children), and our reaped children."""
     with open("/proc/stat") as stat:
         ticks = [int(v) for v in stat.readline().split()[1:]]
     busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
     tree = {server_pid, *_children(server_pid)}
-    server, services = {}, {}
+    jobs_tree = {pid for job in jobs_pids for pid in (job, *_children(job))}
+    server, services, jobs = {}, {}, {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -384,10 +418,12 @@ def cpu_snapshot(server_pid: int) -> CpuSnapshot:
             continue
         if pid in tree:
             server[pid] = found[1]
+        elif pid in jobs_tree:
+            jobs[pid] = found[1]
         elif found[0] in SERVICE_COMMS and _is_bench_service(pid, found[0]):
             services[pid] = found[1]
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return CpuSnapshot(time.monotonic(), busy, server, services, usage.ru_utime + usage.ru_stime)
+    return CpuSnapshot(time.monotonic(), busy, server, services, usage.ru_utime + usage.ru_stime, jobs)
 
 
 def _ticks_between(before: dict[int, int], after: dict[int, int]) -> int:
@@ -404,10 +440,10 @@ def cpu_between(before: CpuSnapshot, after: CpuSnapshot, requests: int) -> dict:
         "gunicorn_cores": server_ticks / CLK_TCK / elapsed,
         "postgres_redis_cores": _ticks_between(before.services, after.services) / CLK_TCK / elapsed,
         "wrk_cores": (after.reaped_children_s - before.reaped_children_s) / elapsed,
+        "celery_cores": _ticks_between(before.jobs, after.jobs) / CLK_TCK / elapsed,
     }
     cores["other_cores"] = max(
-        0.0,
-        cores["machine_cores"] - cores["gunicorn_cores"] - cores["postgres_redis_cores"] - cores["wrk_cores"],
+        0.0, cores["machine_cores"] - sum(v for k, v in cores.items() if k != "machine_cores")
     )
     result = {name: round(value, 2) for name, value in cores.items()}
     result["gunicorn_cpu_ms_per_request"] = (
@@ -613,6 +649,7 @@ def run_wrk(
     start_cycle: int,
     log_path: Path,
     server_pid: int,
+    jobs_pids: tuple[int, ...] = (),
 ) -> tuple[RunResult, int]:
     """One bounded wrk run at 127.0.0.1; returns its result and the cycles per machine it went through."""
     args = [
@@ -629,14 +666,14 @@ def run_wrk(
         "--",
         str(start_cycle),
     ]
-    before = cpu_snapshot(server_pid)
+    before = cpu_snapshot(server_pid, jobs_pids)
     proc = children.start(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         out, _ = proc.communicate(timeout=duration_s + 60)
     finally:
         children.stop(proc, grace_s=1)
         children.procs.remove(proc)
-    after = cpu_snapshot(server_pid)
+    after = cpu_snapshot(server_pid, jobs_pids)
     with log_path.open("a") as log:
         log.write(f"===== {name}: {' '.join(args)}\n{out}\n")
     if proc.returncode != 0:
@@ -730,8 +767,9 @@ def cpu_line(name: str, cpu: dict) -> str:
     return (
         f"{name}: cores busy {cpu['machine_cores']:.2f} of {os.cpu_count()}"
         f" = gunicorn {cpu['gunicorn_cores']:.2f}"
-        f" + PostgreSQL/Redis {cpu['postgres_redis_cores']:.2f} + wrk {cpu['wrk_cores']:.2f}"
-        f" + other processes {cpu['other_cores']:.2f}"
+        f" + PostgreSQL/Redis {cpu['postgres_redis_cores']:.2f}"
+        + (f" + Celery worker/beat {cpu['celery_cores']:.2f}" if "celery_cores" in cpu else "")
+        + f" + wrk {cpu['wrk_cores']:.2f} + other processes {cpu['other_cores']:.2f}"
     )
 
 
@@ -792,11 +830,12 @@ def main(argv=None) -> int:
     log_path = RESULTS_DIR / f"heartbeat-{stamp}.log"
     env = server_env(use_redis=use_redis, key_prefix=key_prefix)
     children = Children()
+    workdir = Path(tempfile.mkdtemp(prefix="coffeeshop-bench-"))
+    env["COFFEESHOP_DATA_DIR"] = str(workdir / "data")  # Celery's server-less broker, without Redis
     # SIGINT too: a shell that starts the bench in the background leaves Ctrl-C's SIGINT ignored.
     old_handlers = {
         sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     }
-    workdir = Path(tempfile.mkdtemp(prefix="coffeeshop-bench-"))
 
     def step(text: str) -> None:
         print(f"[{datetime.now().strftime('%H:%M:%S')}] {text}", flush=True)
@@ -839,6 +878,8 @@ def main(argv=None) -> int:
                 stderr=subprocess.STDOUT,
             )
         wait_until_ready(server, port, log_path)
+        step("Celery worker and beat (the periodic jobs, among them the heartbeat flush every 15 s)")
+        jobs = start_background_jobs(children, env, log_path)
 
         step(f"registering {args.machines} machines through POST /api/v1/devices/register")
         machines = register_fleet(port, secret, args.machines)
@@ -849,6 +890,7 @@ def main(argv=None) -> int:
             "connections": args.connections,
             "log_path": log_path,
             "server_pid": server.pid,
+            "jobs_pids": tuple(job.pid for job in jobs),
         }
         runs: dict[str, RunResult] = {}
         started: dict[str, datetime] = {}
@@ -885,6 +927,8 @@ def main(argv=None) -> int:
             )
             if server.poll() is not None:
                 raise BenchError(f"gunicorn died during the {name} run:\n{log_path.read_text()[-3000:]}")
+            if any(job.poll() is not None for job in jobs):
+                raise BenchError(f"Celery died during the {name} run:\n{log_path.read_text()[-3000:]}")
 
         step("flushing the write-behind and checking the database")
         check = shell_json(env, VERIFY.format(since=started["heartbeat"].isoformat(), prefix=SERIAL_PREFIX))
@@ -915,6 +959,14 @@ def main(argv=None) -> int:
             ("machines with temperature, uptime and machine time recorded", check["with_readings"], n),
             ("bins recorded", check["bins"], n * len(BINS)),
         ]
+        if (
+            use_redis
+            and per_machine >= 2 * args.change_every
+            and not check["machines_with_bins_written_by_the_periodic_flush"]
+        ):
+            problems.append(
+                "no bin level reached the database during the run: is the periodic flush running?"
+            )
         if per_machine >= 2 * args.change_every:  # every machine crossed a whole percent at least once
             expected.append(
                 (

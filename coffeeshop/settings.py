@@ -51,8 +51,6 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 ENABLE_DEVICE_TOKEN = env_bool("ENABLE_DEVICE_TOKEN", default=True)
 HEARTBEAT_INTERVAL_S = int(os.environ.get("HEARTBEAT_INTERVAL_S", "30"))
 DEVICE_OFFLINE_TIMEOUT_S = int(os.environ.get("DEVICE_OFFLINE_TIMEOUT_S", "600"))
-# How often the heartbeat write-behind (Redis only) is flushed to the database.
-HEARTBEAT_FLUSH_INTERVAL_S = int(os.environ.get("HEARTBEAT_FLUSH_INTERVAL_S", "15"))
 # A machine's boiler outside this range (°C) brews a wrong drink: a temperature alarm.
 BREW_TEMPERATURE_RANGE_C = (
     float(os.environ.get("BREW_TEMPERATURE_MIN_C", "80")),

@@ -128,8 +128,9 @@ def quiet_heartbeat(request, device_id: str) -> JsonResponse | None:
     """A heartbeat whose state is unchanged, answered in one Redis round trip, or None for the full path.
 
     Nearly every heartbeat is "still fine", now and then with bin levels a percent lower. This answers
-    those without DRF: the token is checked, the request counted and the readings written behind inside
-    one Redis script (`record_quiet_heartbeat`); moved bin levels are written as on the full path.
+    those without DRF: the token is checked, the request counted and the readings, bin levels included,
+    written behind inside one Redis script (`record_quiet_heartbeat`); the periodic flush writes them
+    to the database, pushes them live and opens or clears low-stock alarms.
     Anything else (no Redis, an uncached token, a changed state, commands waiting, a report not in its
     plain form, bad input) returns None and `HeartbeatView` handles it, errors included, as if this
     never ran.
@@ -150,17 +151,14 @@ def quiet_heartbeat(request, device_id: str) -> JsonResponse | None:
     if reading is None or (reading.bins and unknown_material_codes(b.material_code for b in reading.bins)):
         return None
     throttle = DeviceRateThrottle()
-    taken, outcome = devices.record_quiet_heartbeat(
+    if not devices.record_quiet_heartbeat(
         token,
         device_id,
         reading,
         rate=(throttle.num_requests, throttle.duration),
         busy_key=commands.pending_commands_key(device_id),
-    )
-    if not taken:
+    ):
         return None
-    if outcome is not None:
-        alarms.after_heartbeat(outcome.device, reading.temperature_c, outcome)
     return JsonResponse(envelope(heartbeat_reply([])), json_dumps_params={"separators": (",", ":")})
 
 

@@ -1,19 +1,22 @@
 """What a machine reports: heartbeats and bin levels, recorded at the cost the fleet can afford.
 
 Thousands of machines heartbeat every 30 s, and almost every heartbeat says "still fine, a little
-warmer". So the hot path only writes what changed:
+warmer" or "a percent less coffee". So the hot path only writes what changed:
 
-- With Redis, an unchanged heartbeat costs one Redis pipeline and no database round trip: the
-  readings (last seen, temperature, signal, uptime) are written behind to Redis and flushed to the
-  database in bulk by `flush_heartbeats` (a periodic job), which also pushes them live.
-- Without Redis, an unchanged heartbeat is one conditional UPDATE.
-- Anything that matters to a person (the machine came back online, changed state or firmware, a bin
-  level moved) takes the full path: one locked transaction, a history row and a live push.
+- With Redis, such a heartbeat costs one Redis round trip and no database one: the readings (last
+  seen, temperature, signal, uptime) and, when they moved a whole percent, the bin levels are
+  written behind to Redis. `flush_heartbeats` (a periodic job, every 15 s) writes them to the
+  database in bulk, pushes them live and hands the bins to the alarms (`bins_flushed`).
+- Without Redis, an unchanged heartbeat is one conditional UPDATE; moved bins are written at once.
+- What matters to a person at once (the machine came back online, changed state or firmware, its
+  temperature left the brewing range, a refill) takes the full path: one locked transaction, a
+  history row, a live push, and its alarms.
 
 "Changed" is decided by fingerprints of the report, kept in Redis (or in the device row without Redis).
 """
 
 import hashlib
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +32,7 @@ from coffeeshop.redis import HotScript, get_redis, key
 from devices.live import bins_payload, device_payload
 from devices.models import Device, DeviceBin, DeviceStatusHistory, StatusEvent
 from devices.services.credentials import DeviceIdentity, hash_token, request_counter_key, token_cache_key
+from devices.signals import bins_flushed
 
 FINGERPRINT_TTL_S = 3600
 
@@ -152,23 +156,22 @@ def record_heartbeat(
 
 # One round trip for a heartbeat whose state is unchanged. Every check comes before any write, so a
 # "no" (0) leaves no trace and the full path counts and records the request as if this never ran.
-# Otherwise the request is counted and the readings written behind: {1, who} when nothing else
-# changed, {2, who} when the bin levels moved (their new fingerprint is then taken as well).
+# Otherwise (1) the request is counted and the readings written behind; when the bin levels moved,
+# their new fingerprint is taken and the bins are written behind too (field "bins" of the readings).
 _QUIET_HEARTBEAT = """
 local who = redis.call('GET', KEYS[1])
 if not who or string.sub(who, 1, string.find(who, ':', 1, true) - 1) ~= ARGV[1] then return 0 end
 if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[2]) then return 0 end
 if redis.call('GET', KEYS[3]) ~= ARGV[4] then return 0 end
 if redis.call('EXISTS', KEYS[7]) == 1 then return 0 end
-redis.call('INCR', KEYS[2])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call('HSET', KEYS[5], unpack(ARGV, 7))
+if redis.call('INCR', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
+redis.call('HSET', KEYS[5], unpack(ARGV, 8))
 redis.call('SADD', KEYS[6], ARGV[1])
 if ARGV[5] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[5] then
   redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])
-  return {2, who}
+  redis.call('HSET', KEYS[5], 'bins', ARGV[7])
 end
-return {1, who}
+return 1
 """
 _QUIET_HEARTBEAT_SCRIPT = HotScript(_QUIET_HEARTBEAT)
 
@@ -181,58 +184,58 @@ def record_quiet_heartbeat(
     rate: tuple[int, int],
     busy_key: str,
     now: datetime | None = None,
-) -> tuple[bool, ReportOutcome | None]:
+) -> bool:
     """Record a heartbeat whose state is unchanged in one Redis round trip, if that is all it is.
 
     Taken when the token is active and cached for this very machine, the machine is under its request
     `rate` (requests, per seconds), its state matches the last report taken, its temperature is in
     range and `busy_key` (the machine has commands waiting) is not set. The request is then counted and
-    the readings written behind; if the bin levels moved, the bins are written too and returned as the
-    outcome. Returns (False, None), having written nothing, when the full path must take it.
+    the readings written behind, with the bins when their levels moved: `flush_heartbeats` writes them
+    and opens or clears their alarms. Returns False, having written nothing, when the full path must
+    take it.
     """
     redis = get_redis()
     if redis is None or not temperature_in_range(reading.temperature_c):
-        return False, None
+        return False
     now = now or timezone.now()
     limit, window_s = rate
     token_hash = hash_token(token)
     readings = []
     for name, value in _readings(reading, now).items():
         readings += (name, _encode(value))
-    bins_key = key("hb", "bins", device_id)
     keys = (
         token_cache_key(token_hash),
         request_counter_key(token_hash, window_s),
         key("hb", "fp", device_id),
-        bins_key,
+        key("hb", "bins", device_id),
         key("hb", "r", device_id),
         key("hb", "dirty"),
         busy_key,
     )
-    bins_fp = bins_fingerprint(reading.bins) if reading.bins else ""
     args = (
         device_id,
         limit,
         window_s * 2,
         status_fingerprint(reading),
-        bins_fp,
+        bins_fingerprint(reading.bins) if reading.bins else "",
         FINGERPRINT_TTL_S,
+        _encode_bins(reading.bins, now) if reading.bins else "",
         *readings,
     )
-    taken = _QUIET_HEARTBEAT_SCRIPT(redis, keys, args)
-    if not taken:
-        return False, None
-    code, who = taken
-    if code == 1:
-        return True, None
-    device_pk, merchant_pk = who.split(b":")
-    try:
-        return True, _apply_bin_levels_only(
-            DeviceIdentity(int(device_pk), int(merchant_pk)), reading.bins, now
-        )
-    except BaseException:
-        redis.delete(bins_key)  # so the next heartbeat writes the bins again
-        raise
+    return _QUIET_HEARTBEAT_SCRIPT(redis, keys, args) == 1
+
+
+def _encode_bins(bins, now: datetime) -> str:
+    return json.dumps(
+        [now.isoformat(), [[b.index, b.material_code, b.unit, b.capacity, b.remaining] for b in bins]]
+    )
+
+
+def _decode_bins(raw: str) -> tuple[datetime, list[BinReading]]:
+    at, bins = json.loads(raw)
+    return datetime.fromisoformat(at), [
+        BinReading(i, code, remaining, capacity, unit) for i, code, unit, capacity, remaining in bins
+    ]
 
 
 def _record_without_redis(
@@ -330,8 +333,15 @@ def apply_bin_levels(device: Device, readings, now: datetime) -> list[DeviceBin]
     """Write the reported bins (creating the ones the machine never reported before) and return every
     bin of the machine as it now stands."""
     bins = _set_bin_levels(device, readings, now)
+    new = _bins_not_in(bins, device, readings, now)
+    DeviceBin.objects.bulk_create(new)
+    return sorted([*bins, *new], key=lambda b: b.index)
+
+
+def _bins_not_in(bins, device: Device, readings, now: datetime) -> list[DeviceBin]:
+    """New rows for the readings of bins the machine never reported before (not among `bins`)."""
     known = {b.index for b in bins}
-    new = [
+    return [
         DeviceBin(
             device=device,
             index=r.index,
@@ -346,8 +356,6 @@ def apply_bin_levels(device: Device, readings, now: datetime) -> list[DeviceBin]
         for r in readings
         if r.index not in known
     ]
-    DeviceBin.objects.bulk_create(new)
-    return sorted([*bins, *new], key=lambda b: b.index)
 
 
 def _set_bin_levels(device: Device, readings, now: datetime) -> list[DeviceBin]:
@@ -425,10 +433,10 @@ _DECODERS = {
 
 
 def flush_heartbeats(now: datetime | None = None) -> int:
-    """Write the Redis write-behind readings to the database in bulk and push them live.
+    """Write the Redis write-behind readings (and bin levels) to the database in bulk and push them live.
 
-    Safe to run concurrently and twice: the dirty set is taken atomically (RENAME), and a reading
-    never moves `last_seen_at` backwards. Returns the number of machines written.
+    Safe to run concurrently and twice: the dirty set is taken atomically (RENAME), and neither a
+    reading nor a bin level ever replaces a newer one. Returns the number of machines written.
     """
     redis = get_redis()
     if redis is None:
@@ -439,17 +447,22 @@ def flush_heartbeats(now: datetime | None = None) -> int:
     except ResponseError:  # no dirty set: nothing heartbeated since the last flush
         return 0
     device_ids = [int(i) for i in redis.smembers(taking)]
-    pipe = redis.pipeline(transaction=False)
+    pipe = redis.pipeline(transaction=True)  # a machine's bins are taken and cleared at once
     for device_id in device_ids:
         pipe.hgetall(key("hb", "r", device_id))
-    raw_readings = dict(zip(device_ids, pipe.execute(), strict=True))
+        pipe.hdel(key("hb", "r", device_id), "bins")
+    raw_readings = dict(zip(device_ids, pipe.execute()[::2], strict=True))
     redis.delete(taking)
 
     fields = list(_DECODERS)
     devices = list(Device.objects.filter(pk__in=device_ids).only("pk", "merchant_id", *fields))
+    bins_behind = {}
     for device in devices:
         for name, raw in raw_readings[device.pk].items():
             name = name.decode()
+            if name == "bins":
+                bins_behind[device] = _decode_bins(raw.decode())
+                continue
             value = _DECODERS[name](raw.decode())
             if name == "last_seen_at" and device.last_seen_at and device.last_seen_at > value:
                 continue
@@ -468,7 +481,51 @@ def flush_heartbeats(now: datetime | None = None) -> int:
         )
     for merchant_id, readings in by_merchant.items():
         broadcast(merchant_id, "device.readings", {"devices": readings})
+    if bins_behind:
+        _write_bins_behind(bins_behind)
     return len(devices)
+
+
+def _write_bins_behind(bins_behind: dict[Device, tuple[datetime, list[BinReading]]]) -> None:
+    """Bin levels written behind by quiet heartbeats: one UPDATE for every machine (a level never
+    replaces a newer one), the bins never reported before created, each machine's bins pushed live
+    and handed to `bins_flushed` receivers (the alarms)."""
+    quote = connection.ops.quote_name
+    table, index = quote(DeviceBin._meta.db_table), quote("index")
+    rows = []
+    for device, (at, readings) in bins_behind.items():
+        stamp = connection.ops.adapt_datetimefield_value(at)
+        rows += [
+            (device.pk, r.index, r.material_code, r.unit, r.capacity, r.remaining, r.level_pct, stamp)
+            for r in readings
+        ]
+    columns = ("material_code", "unit", "capacity", "remaining", "level_pct")
+    sets = ", ".join([*(f"{quote(c)} = v.{c}" for c in columns), f"{quote('reported_at')} = v.at"])
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            for chunk in (rows[i : i + 500] for i in range(0, len(rows), 500)):
+                values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+                cursor.execute(
+                    f"WITH v (device_id, idx, {', '.join(columns)}, at) AS (VALUES {values}) "
+                    f"UPDATE {table} SET {sets} FROM v WHERE {table}.{quote('device_id')} = v.device_id "
+                    f"AND {table}.{index} = v.idx AND {table}.{quote('reported_at')} < v.at",
+                    [value for row in chunk for value in row],
+                )
+        stored = defaultdict(list)
+        for bin_ in DeviceBin.objects.filter(device__in=bins_behind):
+            stored[bin_.device_id].append(bin_)
+        new = []
+        for device, (at, readings) in bins_behind.items():
+            new += _bins_not_in(stored[device.pk], device, readings, at)
+        DeviceBin.objects.bulk_create(new, ignore_conflicts=True)
+        for bin_ in new:
+            stored[bin_.device_id].append(bin_)
+        bins_by_device = {device: sorted(stored[device.pk], key=lambda b: b.index) for device in bins_behind}
+        for device, bins in bins_by_device.items():
+            broadcast_after_commit(
+                device.merchant_id, "device.bins", {"id": device.pk, "bins": bins_payload(bins)}
+            )
+        bins_flushed.send(sender=Device, bins_by_device=bins_by_device)
 
 
 def sample_status_history(now: datetime | None = None) -> int:

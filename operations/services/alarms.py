@@ -1,5 +1,6 @@
 """Alarms: one per real problem, bumped while it lasts, cleared when it is gone."""
 
+from collections import defaultdict
 from datetime import datetime
 
 from django.conf import settings
@@ -225,6 +226,18 @@ def after_heartbeat(device, temperature_c: float | None, outcome, now: datetime 
         machine_came_online(device, now=now, active=active)
     if outcome.bins is not None:
         bins_reported(device, outcome.bins, now=now, active=active)
+
+
+def bins_flushed(sender, bins_by_device, **kwargs) -> None:
+    """Receiver of `devices.signals.bins_flushed`: the levels quiet heartbeats wrote behind, judged
+    like any other bin report, with one query for the active alarms of every machine."""
+    active = defaultdict(set)
+    for device_id, alarm_type, bin_index in Alarm.objects.filter(
+        device__in=bins_by_device, is_active=True
+    ).values_list("device_id", "type", "bin_index"):
+        active[device_id].add((alarm_type, bin_index))
+    for device, bins in bins_by_device.items():
+        bins_reported(device, bins, active=active[device.pk])
 
 
 def bins_reported(device, bins, now: datetime | None = None, active=None) -> None:

@@ -136,26 +136,74 @@ def test_a_quiet_heartbeat_touches_no_table_and_replies_as_the_full_path_does(
 
 
 @needs_redis
-def test_moved_bin_levels_are_written_in_two_queries_and_reach_the_database(
-    machine, django_assert_num_queries
+def test_moved_bin_levels_cost_no_query_and_reach_the_database_and_the_live_page_with_the_flush(
+    machine, django_assert_num_queries, django_capture_on_commit_callbacks, monkeypatch
 ):
+    pushed = []
+    monkeypatch.setattr("coffeeshop.live.send_to_groups", pushed.extend)
     beat(machine, FULL_HEARTBEAT)
 
-    with django_assert_num_queries(2):  # the bins' UPDATE ... RETURNING, and the machine's active alarms
+    with django_assert_num_queries(0):
         reply = beat(machine, FULL_HEARTBEAT, bins=[{**BIN, "remaining": 640}])
-
     assert reply.status_code == 200
+    assert DeviceBin.objects.get(device=machine.device, index=1).level_pct == 82.0  # not yet
+    pushed.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        flush_heartbeats()
+
     assert DeviceBin.objects.get(device=machine.device, index=1).level_pct == 64.0
+    bins_pushed = [m["payload"] for _group, m in pushed if m["event"] == "device.bins"]
+    assert bins_pushed and bins_pushed[0]["id"] == machine.device.pk
+    assert [(b["index"], b["level_pct"]) for b in bins_pushed[0]["bins"]] == [(1, 64.0)]
 
 
 @needs_redis
-def test_a_bin_falling_under_its_threshold_opens_a_low_stock_alarm_on_the_quiet_lane(machine):
+def test_a_low_bin_on_the_quiet_lane_alarms_at_the_flush_and_a_top_up_clears_it(
+    machine, django_capture_on_commit_callbacks
+):
     beat(machine, FULL_HEARTBEAT)
-
     beat(machine, FULL_HEARTBEAT, bins=[{**BIN, "remaining": 80}])
+    with django_capture_on_commit_callbacks(execute=True):
+        flush_heartbeats()
 
     assert list(machine.device.alarms.filter(is_active=True).values_list("type", "bin_index")) == [
         ("material_low", 1)
+    ]
+    beat(machine, FULL_HEARTBEAT, bins=[{**BIN, "remaining": 950}])  # topped up without saying so
+    flush_heartbeats()
+    assert not machine.device.alarms.filter(is_active=True).exists()
+
+
+@needs_redis
+def test_a_level_written_behind_never_replaces_a_newer_materials_report(
+    machine, django_capture_on_commit_callbacks
+):
+    beat(machine, FULL_HEARTBEAT)
+    beat(machine, FULL_HEARTBEAT, bins=[{**BIN, "remaining": 600}])  # written behind
+    with django_capture_on_commit_callbacks(execute=True):
+        refill = machine.post(
+            f"/api/v1/devices/{machine.device.pk}/materials/report",
+            {"bins": [{**BIN, "remaining": 1000, "refilled": True}]},
+            format="json",
+        )
+    assert refill.status_code == 200
+
+    flush_heartbeats()
+
+    assert DeviceBin.objects.get(device=machine.device, index=1).remaining == 1000
+
+
+@needs_redis
+def test_a_bin_first_reported_on_the_quiet_lane_is_created_by_the_flush(machine):
+    beat(machine, FULL_HEARTBEAT)
+    second = {**BIN, "index": 2, "material": "MILK-POWDER", "remaining": 300, "capacity": 500}
+
+    beat(machine, FULL_HEARTBEAT, bins=[BIN, second])
+    flush_heartbeats()
+
+    assert sorted(DeviceBin.objects.filter(device=machine.device).values_list("index", "level_pct")) == [
+        (1, 82.0),
+        (2, 60.0),
     ]
 
 
