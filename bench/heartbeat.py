@@ -9,18 +9,20 @@ What it does, in order (bench/README.md explains how to read the result):
 2. seeds a merchant and the materials the machines report;
 3. starts the production server configuration: gunicorn sync workers on `coffeeshop.wsgi` with
    DJANGO_ENV=production, Redis (unless --no-redis), persistent database connections, and
-   `bench.settings` (the app's settings plus `/bench/ceiling`);
+   `bench.settings` (the app's settings plus `/bench/ceiling`), and beside it a Celery worker and
+   beat running the periodic jobs (the heartbeat flush every 15 s), whose CPU is counted;
 4. registers N machines through the real registration endpoint;
 5. drives `wrk` (loopback only, bounded by --duration) first at `/bench/ceiling`, then at the
    heartbeat, N machines round robin with protocol heartbeats whose bin levels move slowly, so most
-   heartbeats are unchanged and a few (1 in --change-every per machine) take the full path; each run
-   is preceded by a warm-up;
+   heartbeats are unchanged and a few (1 in --change-every per machine) carry moved bin levels; each
+   run is preceded by a warm-up;
 6. samples the gunicorn processes' VmRSS every 100 ms;
-7. flushes the write-behind and checks in the database that every machine's heartbeats arrived;
+7. checks that the periodic flush wrote bin levels during the run, flushes the write-behind and checks
+   in the database that every machine's heartbeats arrived;
 8. prints a Markdown table, writes bench/results/heartbeat-<timestamp>.json, stops gunicorn.
 
-It leaves no process behind (gunicorn and wrk run in their own process groups, killed in `finally`),
-and drops no database but `coffeeshop_bench`, which it leaves in place for inspection.
+It leaves no process behind (gunicorn, Celery and wrk run in their own process groups, killed in
+`finally`), and drops no database but `coffeeshop_bench`, which it leaves in place for inspection.
 """
 
 from __future__ import annotations
@@ -791,7 +793,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--change-every",
         type=int,
         default=30,
-        help="a machine's bin levels move by a whole percent every N heartbeats (full path)",
+        help="a machine's bin levels move by a whole percent every N heartbeats (news)",
     )
     parser.add_argument(
         "--require-goal",
