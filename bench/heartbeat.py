@@ -286,6 +286,18 @@ def wait_until_ready(proc: subprocess.Popen, port: int, log_path: Path, timeout_
     raise BenchError(f"gunicorn did not answer within {timeout_s:.0f} s:\n{log_path.read_text()[-3000:]}")
 
 
+def start_gunicorn(
+    children: Children, env: dict[str, str], *, workers: int, port: int, log_path: Path
+) -> subprocess.Popen:
+    """The production web server: `workers` gunicorn sync workers on 127.0.0.1:`port`, once it answers."""
+    command = [str(VENV_BIN / "gunicorn"), "coffeeshop.wsgi", "--workers", str(workers)]
+    command += ["--worker-class", "sync", "--bind", f"{HOST}:{port}", "--log-level", "warning"]
+    with log_path.open("w") as log:
+        server = children.start(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    wait_until_ready(server, port, log_path)
+    return server
+
+
 def start_background_jobs(children: Children, env: dict[str, str], log_path: Path) -> list[subprocess.Popen]:
     """The Celery worker and beat of a production deployment (Procfile), on the same machine: the
     heartbeat's write-behind flush runs on its schedule during the runs, and its CPU is counted."""
@@ -862,26 +874,7 @@ def main(argv=None) -> int:
             f"gunicorn coffeeshop.wsgi, {args.workers} sync workers, on {HOST}:{port} "
             f"({'Redis' if use_redis else 'no Redis'}); log: {log_path.relative_to(ROOT)}"
         )
-        with log_path.open("w") as log:
-            server = children.start(
-                [
-                    str(gunicorn),
-                    "coffeeshop.wsgi",
-                    "--workers",
-                    str(args.workers),
-                    "--worker-class",
-                    "sync",
-                    "--bind",
-                    f"{HOST}:{port}",
-                    "--log-level",
-                    "warning",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_until_ready(server, port, log_path)
+        server = start_gunicorn(children, env, workers=args.workers, port=port, log_path=log_path)
         step("Celery worker and beat (the periodic jobs, among them the heartbeat flush every 15 s)")
         jobs = start_background_jobs(children, env, log_path)
 

@@ -66,8 +66,8 @@ from bench.heartbeat import (  # noqa: E402  (the server-starting code is bench/
     register_fleet,
     server_env,
     shell_json,
+    start_gunicorn,
     versions,
-    wait_until_ready,
 )
 
 try:  # CPU accounting, when bench/heartbeat.py offers it: who used the cores during a run
@@ -681,26 +681,7 @@ def main(argv=None) -> int:
             f"gunicorn coffeeshop.wsgi, {args.workers} sync workers, {HOST}:{port}, "
             f"{'Redis' if use_redis else 'no Redis'}; log: {log_path.relative_to(ROOT)}"
         )
-        with log_path.open("w") as log:
-            server = children.start(
-                [
-                    str(gunicorn),
-                    "coffeeshop.wsgi",
-                    "--workers",
-                    str(args.workers),
-                    "--worker-class",
-                    "sync",
-                    "--bind",
-                    f"{HOST}:{port}",
-                    "--log-level",
-                    "warning",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_until_ready(server, port, log_path)
+        server = start_gunicorn(children, env, workers=args.workers, port=port, log_path=log_path)
 
         step(
             f"registering {MACHINES_PER_MERCHANT} machines of {MERCHANT_A} through the API; "
