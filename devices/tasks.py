@@ -8,8 +8,3 @@ from devices import services
 @shared_task(name="devices.mark_silent_devices_offline")
 def mark_silent_devices_offline() -> int:
     return len(services.mark_silent_devices_offline())
-
-
-@shared_task(name="devices.flush_heartbeats")
-def flush_heartbeats() -> dict:
-    return {"flushed": services.flush_heartbeats(), "sampled": services.sample_status_history()}

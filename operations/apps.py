@@ -11,8 +11,5 @@ class OperationsConfig(AppConfig):
         from django.db.models.signals import post_save
 
         from coffeeshop.audit import record_admin_entry
-        from devices.signals import bins_flushed
-        from operations.services.alarms import bins_flushed as judge_flushed_bins
 
         post_save.connect(record_admin_entry, sender=LogEntry, dispatch_uid="audit-admin-log-entry")
-        bins_flushed.connect(judge_flushed_bins, dispatch_uid="alarms-flushed-bins")

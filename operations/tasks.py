@@ -26,11 +26,21 @@ def sweep_commands() -> dict:
     return {name: len(items) for name, items in outcome.items()}
 
 
+@shared_task(name="operations.flush_heartbeats", acks_late=True)
+def flush_heartbeats() -> dict:
+    """The heartbeat write-behind to the database, its bin levels judged for low-stock alarms, and the
+    status history sampled (devices knows nothing of alarms)."""
+    return {
+        "flushed": devices.flush_heartbeats(on_bins=alarms.judge_flushed_bins),
+        "sampled": devices.sample_status_history(),
+    }
+
+
 @shared_task(name="operations.mark_silent_devices_offline", acks_late=True)
 def mark_silent_devices_offline() -> int:
     """The fleet's offline sweep plus its alarms (devices knows nothing of alarms)."""
     from devices.models import Device
 
-    went_offline = devices.mark_silent_devices_offline()
+    went_offline = devices.mark_silent_devices_offline(on_bins=alarms.judge_flushed_bins)
     alarms.machines_went_offline(Device.objects.filter(pk__in=went_offline))
     return len(went_offline)

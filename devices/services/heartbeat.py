@@ -6,7 +6,7 @@ warmer" or "a percent less coffee". So the hot path only writes what changed:
 - With Redis, such a heartbeat costs one Redis round trip and no database one: the readings (last
   seen, temperature, signal, uptime) and, when they moved a whole percent, the bin levels are
   written behind to Redis. `flush_heartbeats` (a periodic job, every 15 s) writes them to the
-  database in bulk, pushes them live and hands the bins to the alarms (`bins_flushed`).
+  database in bulk, pushes them live and hands the bins to its caller's `on_bins` (the alarms).
 - Without Redis, an unchanged heartbeat is one conditional UPDATE; moved bins are written at once.
 - What matters to a person at once (the machine came back online, changed state or firmware, its
   temperature left the brewing range, a refill) takes the full path: one locked transaction, a
@@ -32,7 +32,6 @@ from coffeeshop.redis import HotScript, get_redis, key
 from devices.live import bins_payload, device_payload
 from devices.models import Device, DeviceBin, DeviceStatusHistory, StatusEvent
 from devices.services.credentials import DeviceIdentity, hash_token, request_counter_key, token_cache_key
-from devices.signals import bins_flushed
 
 FINGERPRINT_TTL_S = 3600
 
@@ -191,8 +190,8 @@ def record_quiet_heartbeat(
     `rate` (requests, per seconds), its state matches the last report taken, its temperature is in
     range and `busy_key` (the machine has commands waiting) is not set. The request is then counted and
     the readings written behind, with the bins when their levels moved: `flush_heartbeats` writes them
-    and opens or clears their alarms. Returns False, having written nothing, when the full path must
-    take it.
+    and hands them to the alarms. Returns False, having written nothing, when the full path must take
+    it.
     """
     redis = get_redis()
     if redis is None or not temperature_in_range(reading.temperature_c):
@@ -432,8 +431,12 @@ _DECODERS = {
 }
 
 
-def flush_heartbeats(now: datetime | None = None) -> int:
+def flush_heartbeats(now: datetime | None = None, *, on_bins=None) -> int:
     """Write the Redis write-behind readings (and bin levels) to the database in bulk and push them live.
+
+    `on_bins({device: bins})`, when given, is called inside the transaction that wrote bins, with every
+    bin of each machine whose levels were written behind: the periodic job passes the alarms' judge
+    (operations.tasks.flush_heartbeats), since devices knows nothing of alarms.
 
     Safe to run concurrently and twice: the dirty set is taken atomically (RENAME), and neither a
     reading nor a bin level ever replaces a newer one. Returns the number of machines written.
@@ -482,14 +485,14 @@ def flush_heartbeats(now: datetime | None = None) -> int:
     for merchant_id, readings in by_merchant.items():
         broadcast(merchant_id, "device.readings", {"devices": readings})
     if bins_behind:
-        _write_bins_behind(bins_behind)
+        _write_bins_behind(bins_behind, on_bins)
     return len(devices)
 
 
-def _write_bins_behind(bins_behind: dict[Device, tuple[datetime, list[BinReading]]]) -> None:
+def _write_bins_behind(bins_behind: dict[Device, tuple[datetime, list[BinReading]]], on_bins) -> None:
     """Bin levels written behind by quiet heartbeats: one UPDATE for every machine (a level never
     replaces a newer one), the bins never reported before created, each machine's bins pushed live
-    and handed to `bins_flushed` receivers (the alarms)."""
+    and handed to `on_bins`."""
     quote = connection.ops.quote_name
     table, index = quote(DeviceBin._meta.db_table), quote("index")
     rows = []
@@ -525,7 +528,8 @@ def _write_bins_behind(bins_behind: dict[Device, tuple[datetime, list[BinReading
             broadcast_after_commit(
                 device.merchant_id, "device.bins", {"id": device.pk, "bins": bins_payload(bins)}
             )
-        bins_flushed.send(sender=Device, bins_by_device=bins_by_device)
+        if on_bins is not None:
+            on_bins(bins_by_device)
 
 
 def sample_status_history(now: datetime | None = None) -> int:

@@ -14,14 +14,15 @@ from devices.models import Device, DeviceStatusHistory, StatusEvent
 from devices.services.heartbeat import flush_heartbeats
 
 
-def mark_silent_devices_offline(now: datetime | None = None) -> list[int]:
+def mark_silent_devices_offline(now: datetime | None = None, *, on_bins=None) -> list[int]:
     """Mark offline every online machine silent for longer than its timeout; returns their ids.
 
-    Flushes the heartbeat write-behind first so that it judges by the latest heartbeats. Safe to run
-    twice or concurrently: each machine is re-checked under its row lock.
+    Flushes the heartbeat write-behind first (with `on_bins`, see `flush_heartbeats`) so that it judges
+    by the latest heartbeats. Safe to run twice or concurrently: each machine is re-checked under its
+    row lock.
     """
     now = now or timezone.now()
-    flush_heartbeats(now)
+    flush_heartbeats(now, on_bins=on_bins)
     default_cutoff = now - timedelta(seconds=settings.DEVICE_OFFLINE_TIMEOUT_S)
     # Machines with their own timeout are few: fetch them all and judge each one below.
     candidates = Device.objects.filter(is_online=True).filter(

@@ -228,9 +228,9 @@ def after_heartbeat(device, temperature_c: float | None, outcome, now: datetime 
         bins_reported(device, outcome.bins, now=now, active=active)
 
 
-def bins_flushed(sender, bins_by_device, **kwargs) -> None:
-    """Receiver of `devices.signals.bins_flushed`: the levels quiet heartbeats wrote behind, judged
-    like any other bin report, with one query for the active alarms of every machine."""
+def judge_flushed_bins(bins_by_device) -> None:
+    """The levels quiet heartbeats wrote behind, once the flush has written them ({device: bins}),
+    judged like any other bin report, with one query for the active alarms of every machine."""
     active = defaultdict(set)
     for device_id, alarm_type, bin_index in Alarm.objects.filter(
         device__in=bins_by_device, is_active=True

@@ -9,6 +9,7 @@ from django_celery_beat.models import PeriodicTask
 from devices import tasks
 from devices.models import Device, DeviceStatusHistory, StatusEvent
 from devices.services import DeviceIdentity, StatusReading, mark_silent_devices_offline, record_heartbeat
+from operations import tasks as operations_tasks
 from tests.factories import DeviceFactory
 
 pytestmark = pytest.mark.django_db
@@ -136,7 +137,7 @@ def test_the_offline_and_flush_schedules_are_in_the_database_after_migrations():
         "seconds",
     )
     assert (flush.task, flush.enabled, flush.interval.every, flush.interval.period) == (
-        "devices.flush_heartbeats",
+        "operations.flush_heartbeats",
         True,
         15,
         "seconds",
@@ -171,7 +172,7 @@ def test_the_offline_task_runs_eagerly_and_marks_silent_machines_offline(merchan
 def test_the_flush_task_runs_eagerly_and_samples_online_machines(merchant):
     DeviceFactory(merchant=merchant, is_online=True, temperature_c=91.0)
 
-    result = tasks.flush_heartbeats.apply()
+    result = operations_tasks.flush_heartbeats.apply()
 
     assert result.successful()
     assert result.get()["sampled"] == 1

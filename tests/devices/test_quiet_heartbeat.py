@@ -161,16 +161,18 @@ def test_moved_bin_levels_cost_no_query_and_reach_the_database_and_the_live_page
 def test_a_low_bin_on_the_quiet_lane_alarms_at_the_flush_and_a_top_up_clears_it(
     machine, django_capture_on_commit_callbacks
 ):
+    from operations.tasks import flush_heartbeats as periodic_flush
+
     beat(machine, FULL_HEARTBEAT)
     beat(machine, FULL_HEARTBEAT, bins=[{**BIN, "remaining": 80}])
     with django_capture_on_commit_callbacks(execute=True):
-        flush_heartbeats()
+        assert periodic_flush.apply().get()["flushed"] == 1
 
     assert list(machine.device.alarms.filter(is_active=True).values_list("type", "bin_index")) == [
         ("material_low", 1)
     ]
     beat(machine, FULL_HEARTBEAT, bins=[{**BIN, "remaining": 950}])  # topped up without saying so
-    flush_heartbeats()
+    periodic_flush.apply()
     assert not machine.device.alarms.filter(is_active=True).exists()
 
 
