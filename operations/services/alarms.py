@@ -52,7 +52,7 @@ def open_or_bump_alarm(
     active = Alarm.objects.filter(device=device, type=alarm_type, bin_index=bin_key, is_active=True)
     for _attempt in range(3):
         with transaction.atomic():
-            if active.update(count=F("count") + 1, last_seen_at=now, message=message or F("message")):
+            if _bump(device, alarm_type, bin_key, message, now):
                 return active.get(), False
             try:
                 with transaction.atomic():
@@ -72,6 +72,13 @@ def open_or_bump_alarm(
             _notify_after_commit(alarm)
             return alarm, True
     raise RuntimeError("could not open or bump the alarm")
+
+
+def _bump(device, alarm_type: str, bin_key: int, message: str, now: datetime) -> int:
+    """Count one more occurrence of the machine's active alarm of this kind; 0 when none is active."""
+    return Alarm.objects.filter(device=device, type=alarm_type, bin_index=bin_key, is_active=True).update(
+        count=F("count") + 1, last_seen_at=now, message=message or F("message")
+    )
 
 
 def clear_alarms(
@@ -170,12 +177,9 @@ def _clear_if_active(device, active, alarm_type: str, bin_index: int, reason, no
 def _raise_or_bump(device, active, alarm_type: str, severity: str, bin_index: int, message, now) -> None:
     """Open the alarm, or bump it. One UPDATE when `active` says it is open already (a bin that stays
     low reports again and again); if it was cleared meanwhile, it opens again as usual."""
-    if active is not None and (alarm_type, bin_index) in active:
-        bumped = Alarm.objects.filter(
-            device=device, type=alarm_type, bin_index=bin_index, is_active=True
-        ).update(count=F("count") + 1, last_seen_at=now or timezone.now(), message=message)
-        if bumped:
-            return
+    already_open = active is not None and (alarm_type, bin_index) in active
+    if already_open and _bump(device, alarm_type, bin_index, message, now or timezone.now()):
+        return
     open_or_bump_alarm(
         device,
         alarm_type,
