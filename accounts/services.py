@@ -5,7 +5,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 from accounts.models import Merchant, Role, User, new_provisioning_secret
 from accounts.tenancy import ACCESS_MERCHANT, forget_merchant_ids
-from coffeeshop import audit
+from audit import services as audit
 
 
 @transaction.atomic

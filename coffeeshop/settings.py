@@ -87,9 +87,11 @@ INSTALLED_APPS = [
     "axes",
     "coffeeshop",
     "accounts",
+    "audit",
     "devices",
     "inventory",
     "orders",
+    "recipes",
     "operations",
 ]
 
@@ -105,7 +107,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
-    "coffeeshop.audit.AuditContextMiddleware",
+    "audit.context.AuditContextMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 

@@ -5,7 +5,6 @@ from operations.models import (
     Alarm,
     CommandBatch,
     CommandStatus,
-    OperationLog,
     RemoteCommand,
     Severity,
     TaskJob,
@@ -63,7 +62,3 @@ def active_alarm_counts(user) -> dict[str, int]:
             unacknowledged=Count("pk", filter=Q(acknowledged_at__isnull=True)),
         )
     )
-
-
-def audit_for(user):
-    return OperationLog.objects.for_user(user).select_related("actor")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from coffeeshop import audit
+from audit import services as audit
 from coffeeshop.redis import get_redis, key
 from devices.models import Device, DeviceCredential
 

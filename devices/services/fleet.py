@@ -3,7 +3,7 @@
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from coffeeshop import audit
+from audit import services as audit
 from coffeeshop.exceptions import Invalid
 from devices.models import Device, Location
 

@@ -8,7 +8,6 @@ router.register("jobs", views.TaskJobViewSet, basename="job")
 router.register("commands/batches", views.CommandBatchViewSet, basename="command-batch")
 router.register("commands", views.CommandViewSet, basename="command")
 router.register("alarms", views.AlarmViewSet, basename="alarm")
-router.register("audit", views.OperationLogViewSet, basename="audit")
 urlpatterns = [
     path("devices/<int:device_id>/commands", views.DeviceCommandsView.as_view(), name="device-commands"),
     *router.urls,

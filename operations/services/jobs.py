@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.tenancy import merchant_ids_for
-from coffeeshop import audit
+from audit import services as audit
 from coffeeshop.live import broadcast_to_user
 from operations.models import TaskJob
 

@@ -4,7 +4,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from coffeeshop import audit
+from audit import services as audit
 from coffeeshop.exceptions import Invalid
 from orders.models import Order
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from coffeeshop import audit
+from audit import services as audit
 from coffeeshop.exceptions import Invalid
 from coffeeshop.live import broadcast_after_commit
 from orders.models import REFUNDABLE_STATUSES, Order, PaymentStatus, Refund, RefundStatus

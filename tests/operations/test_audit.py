@@ -4,7 +4,8 @@ import pytest
 from django.test import Client
 
 from accounts.models import Role
-from operations.models import AlarmType, OperationLog, Severity
+from audit.models import OperationLog
+from operations.models import AlarmType, Severity
 from operations.services import alarms
 from tests.factories import LocationFactory
 

@@ -21,7 +21,8 @@ from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
 
 from accounts.models import Role, User
-from coffeeshop import audit
+from audit import services as audit
+from audit.models import OperationLog
 from devices.models import Location
 from inventory.models import Material
 from operations.models import (
@@ -29,7 +30,6 @@ from operations.models import (
     AlarmType,
     CommandBatch,
     CommandStatus,
-    OperationLog,
     RemoteCommand,
     Severity,
     TaskJob,

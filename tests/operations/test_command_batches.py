@@ -7,9 +7,10 @@ from channels.testing import WebsocketCommunicator
 from django.db import IntegrityError, connection, transaction
 
 from accounts.models import Role
+from audit.models import OperationLog
 from coffeeshop.asgi import application
 from devices.models import Device
-from operations.models import CommandBatch, CommandStatus, OperationLog, RemoteCommand, TaskJob
+from operations.models import CommandBatch, CommandStatus, RemoteCommand, TaskJob
 from operations.services import cancel_job, commands
 from operations.tasks import dispatch_command_batch
 from tests.factories import DeviceFactory, UserFactory
