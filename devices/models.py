@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Merchant
 from accounts.tenancy import TenantQuerySet
+from devices.rules import bin_is_empty, bin_is_low
 
 
 class Location(models.Model):
@@ -225,7 +226,11 @@ class DeviceBin(models.Model):
 
     @property
     def is_low(self) -> bool:
-        return self.level_pct <= self.low_threshold_pct
+        return bin_is_low(self.level_pct, self.low_threshold_pct)
+
+    @property
+    def is_empty(self) -> bool:
+        return bin_is_empty(self.remaining)
 
 
 class StatusEvent(models.TextChoices):

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from django.db.models import Avg, Count, Max, Min, Q
 from django.utils import timezone
 
-from devices.models import Device, DeviceStatusHistory, Location, StatusEvent
+from devices.models import Device, DeviceState, DeviceStatusHistory, Location, StatusEvent
 
 
 def devices_for(user):
@@ -26,7 +26,7 @@ def fleet_counts(user) -> dict:
         total=Count("pk"),
         online=Count("pk", filter=Q(is_online=True)),
         offline=Count("pk", filter=Q(is_online=False)),
-        fault=Count("pk", filter=Q(state="fault")),
+        fault=Count("pk", filter=Q(state=DeviceState.FAULT)),
     )
 
 

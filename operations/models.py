@@ -21,6 +21,18 @@ class TaskJobQuerySet(models.QuerySet):
         return self.filter(created_by=user)
 
 
+# What a job's page and the API show of its run, in this order.
+TASK_JOB_RUN_FIELDS = [
+    "created_by",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "cancel_requested",
+    "result_rows",
+    "error",
+]
+
+
 class TaskJob(models.Model):
     """A long job (an export, a batch dispatch, a package build) with its progress, shown live."""
 
@@ -101,7 +113,18 @@ class CommandStatus(models.TextChoices):
     CANCELED = "canceled", _("Canceled")
 
 
+class CommandResult(models.TextChoices):
+    """What a machine reports of a command (protocol: "Command results")."""
+
+    ACCEPTED = "accepted", _("Accepted")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    REJECTED = "rejected", _("Rejected")
+    BUSY = "busy", _("Busy")
+
+
 UNFINISHED_COMMAND_STATUSES = (CommandStatus.PENDING, CommandStatus.SENT, CommandStatus.DELIVERED)
+GAVE_UP_COMMAND_STATUSES = (CommandStatus.FAILED, CommandStatus.TIMED_OUT)
 FINAL_COMMAND_STATUSES = (
     CommandStatus.SUCCEEDED,
     CommandStatus.FAILED,
@@ -273,6 +296,19 @@ class AlarmQuerySet(TenantQuerySet):
     merchant_path = "merchant"
 
 
+# An alarm's lifecycle as its page and the API show it, in this order.
+ALARM_LIFECYCLE_FIELDS = [
+    "first_seen_at",
+    "last_seen_at",
+    "acknowledged_at",
+    "acknowledged_by",
+    "cleared_at",
+    "cleared_by",
+    "clear_reason",
+    "notified_at",
+]
+
+
 class Alarm(models.Model):
     """One real problem: at most one active alarm per (device, type, bin), enforced by the database.
     A repeat bumps its count and last-seen time; it clears by hand or when the condition is gone."""
@@ -409,65 +445,3 @@ class MaintenanceWindow(models.Model):
 
     def __str__(self):
         return f"{self.device_id}: {self.starts_at:%Y-%m-%d %H:%M} – {self.ends_at:%Y-%m-%d %H:%M}"
-
-
-class OperationLogQuerySet(TenantQuerySet):
-    merchant_path = "merchant"
-
-
-class OperationLog(models.Model):
-    """Who did what: every change made through the admin, the API and the machines."""
-
-    class Source(models.TextChoices):
-        ADMIN = "admin", _("Admin")
-        API = "api", _("API")
-        MACHINE = "machine", _("Machine")
-        SYSTEM = "system", _("System")
-
-    created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
-    merchant = models.ForeignKey(
-        "accounts.Merchant",
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("merchant"),
-    )
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("who"),
-    )
-    device = models.ForeignKey(
-        "devices.Device",
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("machine"),
-    )
-    source = models.CharField(_("source"), max_length=16, choices=Source.choices)
-    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
-    action = models.CharField(_("action"), max_length=64)
-    target_type = models.CharField(_("target type"), max_length=64, blank=True)
-    target_id = models.CharField(_("target id"), max_length=64, blank=True)
-    target_repr = models.CharField(_("target"), max_length=200, blank=True)
-    changes = models.JSONField(_("what changed"), default=dict, blank=True)
-
-    objects = OperationLogQuerySet.as_manager()
-
-    class Meta:
-        verbose_name = _("operation log entry")
-        verbose_name_plural = _("operation log")
-        ordering = ["-created_at", "-pk"]
-        indexes = [
-            models.Index(fields=["merchant", "-created_at"], name="oplog_merchant_recent"),
-            models.Index(fields=["target_type", "target_id"], name="oplog_target"),
-            models.Index(fields=["action", "-created_at"], name="oplog_action_recent"),
-        ]
-
-    def __str__(self):
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.target_repr}"

@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from devices import services as devices
+from devices.models import Device
 from operations.services import alarms, commands, notifications
 
 
@@ -21,8 +22,6 @@ def dispatch_command_batch(job_id: int) -> int | None:
 @shared_task(name="operations.sweep_commands", acks_late=True)
 def sweep_commands() -> dict:
     outcome = commands.sweep_commands()
-    for command in outcome["timed_out"]:
-        alarms.command_gave_up(command)
     return {name: len(items) for name, items in outcome.items()}
 
 
@@ -39,8 +38,6 @@ def flush_heartbeats() -> dict:
 @shared_task(name="operations.mark_silent_devices_offline", acks_late=True)
 def mark_silent_devices_offline() -> int:
     """The fleet's offline sweep plus its alarms (devices knows nothing of alarms)."""
-    from devices.models import Device
-
     went_offline = devices.mark_silent_devices_offline(on_bins=alarms.judge_flushed_bins)
     alarms.machines_went_offline(Device.objects.filter(pk__in=went_offline))
     return len(went_offline)

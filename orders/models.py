@@ -30,6 +30,7 @@ class PaymentStatus(models.TextChoices):
     REFUND_FAILED = "refund_failed", _("Refund failed")
 
 
+MACHINE_PAYMENT_STATUSES = (PaymentStatus.PAID, PaymentStatus.UNPAID, PaymentStatus.FAILED)
 REFUNDABLE_STATUSES = (PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUND_FAILED)
 
 

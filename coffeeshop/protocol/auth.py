@@ -12,6 +12,23 @@ from coffeeshop.api.throttling import DeviceRateThrottle
 from devices.services import identify_device_and_count, identity_of
 
 
+class MalformedAuthorization(ValueError):
+    """The header says `Device` but is not followed by exactly one token."""
+
+
+def device_token_of(authorization: str) -> str | None:
+    """The token of an `Authorization: Device <token>` header (the scheme in any case); None when the
+    header is missing or names another scheme. Raises `MalformedAuthorization` for `Device` with no
+    token or more than one. Every door a machine knocks at (HTTP, the quiet heartbeat, the WebSocket)
+    reads the header with this."""
+    parts = authorization.split()
+    if not parts or parts[0].lower() != "device":
+        return None
+    if len(parts) != 2:
+        raise MalformedAuthorization(authorization)
+    return parts[1]
+
+
 class DevicePrincipal:
     """request.user for a machine: authenticated, but never staff and never a person."""
 
@@ -28,17 +45,16 @@ class DevicePrincipal:
 
 
 class DeviceTokenAuthentication(BaseAuthentication):
-    keyword = b"device"
-
     def authenticate(self, request):
-        parts = get_authorization_header(request).split()
-        if not parts or parts[0].lower() != self.keyword:
-            return self._trusted_path_device(request)
-        if len(parts) != 2:
+        try:
+            token = device_token_of(get_authorization_header(request).decode("latin-1"))
+        except MalformedAuthorization:
             raise exceptions.AuthenticationFailed(
                 _("Malformed Authorization header; expected 'Device <token>'.")
-            )
-        identity, count = identify_device_and_count(parts[1].decode("latin-1"), DeviceRateThrottle().duration)
+            ) from None
+        if token is None:
+            return self._trusted_path_device(request)
+        identity, count = identify_device_and_count(token, DeviceRateThrottle().duration)
         request.device_request_count = count
         if identity is None:
             raise exceptions.AuthenticationFailed(_("Unknown or revoked device token."))

@@ -11,6 +11,7 @@ import contextlib
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from coffeeshop.protocol.auth import MalformedAuthorization, device_token_of
 from devices.services import identify_device
 from operations.services.commands import device_group, lease_deliverable_commands
 
@@ -18,21 +19,20 @@ UNAUTHORIZED, FORBIDDEN = 4401, 4403
 RECHECK_S = 10
 
 
-def _authorization(scope) -> str:
+def _device_token(scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name.lower() == b"authorization":
-            return value.decode("latin-1")
-    return ""
+            try:
+                return device_token_of(value.decode("latin-1"))
+            except MalformedAuthorization:
+                return None
+    return None
 
 
 class MachineSocketConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
-        keyword, _, token = _authorization(self.scope).partition(" ")
-        identity = (
-            await database_sync_to_async(identify_device)(token.strip())
-            if keyword.lower() == "device"
-            else None
-        )
+        token = _device_token(self.scope)
+        identity = await database_sync_to_async(identify_device)(token) if token else None
         if identity is None:
             await self.close(code=UNAUTHORIZED)
             return

@@ -14,6 +14,8 @@ from rest_framework import serializers
 
 from devices.models import DeviceState
 from devices.services import BinReading, StatusReading
+from operations.models import CommandResult
+from orders.models import MACHINE_PAYMENT_STATUSES
 from orders.services import ItemInput, OrderInput
 
 MACHINE_STATES = [
@@ -267,7 +269,7 @@ class PaymentSerializer(serializers.Serializer):
             "invalid": _("must be a payment method code such as wechat, alipay, card, corp, cash")
         },
     )
-    status = serializers.ChoiceField(choices=["paid", "unpaid", "failed"])
+    status = serializers.ChoiceField(choices=MACHINE_PAYMENT_STATUSES)
     transaction_id = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
 
 
@@ -322,7 +324,7 @@ class OrderSerializer(serializers.Serializer):
 
 
 class CommandResultSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["accepted", "succeeded", "failed", "rejected", "busy"])
+    status = serializers.ChoiceField(choices=CommandResult.choices)
     result = serializers.DictField(required=False, default=dict)
     error = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
     finished_at = OffsetDateTimeField(required=False)

@@ -1,4 +1,4 @@
-"""The machine protocol, version 1 (../shared/protocol.md): every endpoint a machine calls.
+"""The machine protocol, version 1 (docs/protocol.md): every endpoint a machine calls.
 
 This is the edge where a machine meets the back office, the one place that calls several apps'
 services in one request. Read it top to bottom. Views parse, call a service and reply; they decide
@@ -25,7 +25,12 @@ from coffeeshop.api.envelope import envelope
 from coffeeshop.api.errors import PayloadTooLarge, error_body, flatten_field_errors, validation_message
 from coffeeshop.api.throttling import DeviceRateThrottle, RegistrationThrottle
 from coffeeshop.exceptions import Conflict
-from coffeeshop.protocol.auth import DeviceTokenAuthentication, IsTheDeviceInPath
+from coffeeshop.protocol.auth import (
+    DeviceTokenAuthentication,
+    IsTheDeviceInPath,
+    MalformedAuthorization,
+    device_token_of,
+)
 from coffeeshop.protocol.serializers import (
     CommandResultSerializer,
     HeartbeatSerializer,
@@ -141,8 +146,11 @@ def quiet_heartbeat(request, device_id: str) -> JsonResponse | None:
         or request.content_type != "application/json"
     ):
         return None
-    scheme, _space, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if scheme.lower() != "device" or not token or " " in token:
+    try:
+        token = device_token_of(request.META.get("HTTP_AUTHORIZATION", ""))
+    except MalformedAuthorization:
+        return None
+    if token is None:
         return None
     try:
         reading = plain_heartbeat_reading(json.loads(request.body.decode()))

@@ -26,11 +26,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 from redis.exceptions import ResponseError
 
-from coffeeshop import audit
+from audit import services as audit
 from coffeeshop.live import broadcast, broadcast_after_commit
 from coffeeshop.redis import HotScript, get_redis, key
 from devices.live import bins_payload, device_payload
 from devices.models import Device, DeviceBin, DeviceStatusHistory, StatusEvent
+from devices.rules import temperature_in_range
 from devices.services.credentials import DeviceIdentity, hash_token, request_counter_key, token_cache_key
 
 FINGERPRINT_TTL_S = 3600
@@ -66,11 +67,6 @@ class StatusReading:
 
 def _digest(text: str) -> str:
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
-
-
-def temperature_in_range(temperature_c: float | None) -> bool:
-    low, high = settings.BREW_TEMPERATURE_RANGE_C
-    return temperature_c is None or low <= temperature_c <= high
 
 
 def status_fingerprint(reading: StatusReading) -> str:
@@ -412,7 +408,7 @@ def record_bin_report(identity: DeviceIdentity, readings, now: datetime | None =
     audit.record(
         "device.bins_reported",
         device,
-        source="machine",
+        source=audit.Source.MACHINE,
         changes={"bins": [b.index for b in readings], "refilled": [b.index for b in readings if b.refilled]},
     )
     return bins

@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Merchant
-from coffeeshop import audit
+from audit import services as audit
 from coffeeshop.exceptions import Conflict, Forbidden
 from devices.models import Device, DeviceState, DeviceStatusHistory, StatusEvent
 from devices.services.credentials import issue_token
@@ -85,7 +85,7 @@ def _register(merchant: Merchant, serial: str, model: str, firmware: str, alias:
     audit.record(
         "device.registered" if created else "device.reregistered",
         device,
-        source="machine",
+        source=audit.Source.MACHINE,
         device=device,
         changes={"serial": serial, "model": device.model, "firmware": device.firmware, "alias": device.alias},
     )

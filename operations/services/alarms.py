@@ -3,17 +3,18 @@
 from collections import defaultdict
 from datetime import datetime
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from coffeeshop import audit
+from audit import services as audit
 from coffeeshop.exceptions import Conflict
 from coffeeshop.live import broadcast_after_commit
-from operations.models import NO_BIN, Alarm, AlarmType, Severity
+from devices.rules import brewing_range_c, temperature_in_range
+from operations.dispatch import NOTIFY_ALARM, queue_after_commit
+from operations.models import GAVE_UP_COMMAND_STATUSES, NO_BIN, Alarm, AlarmType, CommandType, Severity
 
 LOW_SEVERITY = {AlarmType.MATERIAL_EMPTY: Severity.CRITICAL, AlarmType.MATERIAL_LOW: Severity.WARNING}
 
@@ -199,10 +200,10 @@ def temperature_reported(
 ) -> None:
     if temperature_c is None:
         return
-    low, high = settings.BREW_TEMPERATURE_RANGE_C
-    if low <= temperature_c <= high:
+    if temperature_in_range(temperature_c):
         _clear_if_active(device, active, AlarmType.TEMPERATURE_OUT_OF_RANGE, NO_BIN, BACK_IN_RANGE, now)
     else:
+        low, high = brewing_range_c()
         _raise_or_bump(
             device,
             active,
@@ -218,9 +219,7 @@ def temperature_reported(
 def after_heartbeat(device, temperature_c: float | None, outcome, now: datetime | None = None) -> None:
     """What a heartbeat means for alarms. Unchanged heartbeats (outcome None) in range cost nothing;
     a changed one costs one query unless an alarm opens, is bumped or clears."""
-    low, high = settings.BREW_TEMPERATURE_RANGE_C
-    out_of_range = temperature_c is not None and not low <= temperature_c <= high
-    if not out_of_range and outcome is None:
+    if temperature_in_range(temperature_c) and outcome is None:
         return
     active = _active_kinds(device)
     temperature_reported(device, temperature_c, now=now, active=active)
@@ -248,7 +247,7 @@ def bins_reported(device, bins, now: datetime | None = None, active=None) -> Non
     """Open low/empty alarms for bins at or under their threshold; clear them when refilled."""
     active = _active_kinds(device) if active is None else active
     for bin_ in bins:
-        empty, low = bin_.remaining <= 0, bin_.level_pct <= bin_.low_threshold_pct
+        empty, low = bin_.is_empty, bin_.is_low
         if empty:
             _raise_or_bump(
                 device,
@@ -278,7 +277,11 @@ def bins_reported(device, bins, now: datetime | None = None, active=None) -> Non
 
 
 def command_gave_up(command, now: datetime | None = None) -> None:
-    alarm_type = AlarmType.UPGRADE_FAILED if command.type == "upgrade" else AlarmType.COMMAND_FAILED
+    """A command that ended failed or timed out raises an alarm on its machine (`upgrade_failed` for
+    an upgrade, `command_failed` for the rest); any other outcome raises none."""
+    if command.status not in GAVE_UP_COMMAND_STATUSES:
+        return
+    alarm_type = AlarmType.UPGRADE_FAILED if command.type == CommandType.UPGRADE else AlarmType.COMMAND_FAILED
     open_or_bump_alarm(
         command.device,
         alarm_type,
@@ -290,6 +293,4 @@ def command_gave_up(command, now: datetime | None = None) -> None:
 
 
 def _notify_after_commit(alarm: Alarm) -> None:
-    from operations.tasks import notify_alarm
-
-    transaction.on_commit(lambda: notify_alarm.delay(alarm.pk))
+    queue_after_commit(NOTIFY_ALARM, alarm.pk)

@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from coffeeshop import audit
+from accounts.tenancy import merchant_ids_for
+from audit import services as audit
 from coffeeshop.exceptions import Conflict, Invalid, NotFound
 from coffeeshop.live import broadcast_after_commit, send_to_groups
 from coffeeshop.redis import get_redis, key
@@ -27,20 +28,21 @@ from devices.models import Device, DeviceState
 from operations.models import (
     UNFINISHED_COMMAND_STATUSES,
     CommandBatch,
+    CommandResult,
     CommandStatus,
     CommandType,
     RemoteCommand,
     TaskJob,
 )
 from operations.payloads import validated_payload
+from operations.services import alarms
 from operations.services.jobs import cancel_job, claim_job, create_job, finish_job, report_progress
 
 DEFAULT_EXPIRY_S = 3600
-MACHINE_RESULTS = ("accepted", "succeeded", "failed", "rejected", "busy")
 FINAL_BY_RESULT = {
-    "succeeded": CommandStatus.SUCCEEDED,
-    "failed": CommandStatus.FAILED,
-    "rejected": CommandStatus.FAILED,
+    CommandResult.SUCCEEDED: CommandStatus.SUCCEEDED,
+    CommandResult.FAILED: CommandStatus.FAILED,
+    CommandResult.REJECTED: CommandStatus.FAILED,
 }
 
 
@@ -332,8 +334,6 @@ def batch_counts(batch: CommandBatch) -> dict[str, int]:
 @transaction.atomic
 def may_act_on_whole_batch(user, batch: CommandBatch) -> bool:
     """Retrying or canceling acts on every machine of a batch: only someone who sees all of them may."""
-    from accounts.tenancy import merchant_ids_for
-
     ids = merchant_ids_for(user)
     return ids is None or not batch.commands.exclude(device__merchant__in=ids).exists()
 
@@ -464,16 +464,16 @@ def record_command_result(
         raise NotFound(_("No such command for this device."))
     final = FINAL_BY_RESULT.get(status)
     if command.is_finished:
-        if status == command.reported_status or status in ("accepted", "busy"):
+        if status == command.reported_status or status in (CommandResult.ACCEPTED, CommandResult.BUSY):
             return command, False
         if command.status != CommandStatus.TIMED_OUT or final is None:
             raise Conflict(_("The command already finished as %(status)s.") % {"status": command.status})
     command.reported_status = status
-    if status == "accepted":
+    if status == CommandResult.ACCEPTED:
         command.status = CommandStatus.DELIVERED
         command.delivered_at = command.delivered_at or now
         command.lease_expires_at = now + timedelta(seconds=command.lease_s)
-    elif status == "busy":
+    elif status == CommandResult.BUSY:
         command.status = CommandStatus.PENDING
         command.next_attempt_at = now + timedelta(seconds=command.retry_backoff_s)
         command.lease_expires_at = None
@@ -485,17 +485,14 @@ def record_command_result(
         command.result = result or {}
         command.error = error
     command.save()
-    if command.status == CommandStatus.FAILED:
-        from operations.services.alarms import command_gave_up
-
-        command_gave_up(command, now=now)
+    alarms.command_gave_up(command, now=now)
     merchant_id = _merchant_of(command)
     broadcast_after_commit(merchant_id, "command.updated", command_summary(command))
     audit.record(
         "command.result",
         command,
         merchant_id=merchant_id,
-        source="machine",
+        source=audit.Source.MACHINE,
         changes={"reported": status, "status": command.status},
     )
     return command, True
@@ -531,12 +528,12 @@ def sweep_commands(now: datetime | None = None) -> dict[str, list[RemoteCommand]
             command.save()
             broadcast_after_commit(command.device.merchant_id, "command.updated", command_summary(command))
         _flag_pending({c.device_id for c in outcome["retried"]})
+    for command in outcome["timed_out"]:
+        alarms.command_gave_up(command, now=now)
     return outcome
 
 
 def _due_filter(now: datetime):
-    from django.db.models import Q
-
     return Q(status=CommandStatus.PENDING, expires_at__lte=now) | Q(
         status__in=[CommandStatus.SENT, CommandStatus.DELIVERED], lease_expires_at__lte=now
     )

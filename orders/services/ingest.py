@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from coffeeshop import audit
+from audit import services as audit
 from coffeeshop.live import broadcast_after_commit
 from devices.models import Device
 from orders.models import Order, OrderItem, PaymentMethod
@@ -132,7 +132,7 @@ def ingest_orders(
         audit.record(
             "orders.received",
             device,
-            source="machine",
+            source=audit.Source.MACHINE,
             changes={
                 "accepted": len(accepted),
                 "order_ids": accepted[:50],

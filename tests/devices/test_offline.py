@@ -6,7 +6,6 @@ import pytest
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from devices import tasks
 from devices.models import Device, DeviceStatusHistory, StatusEvent
 from devices.services import DeviceIdentity, StatusReading, mark_silent_devices_offline, record_heartbeat
 from operations import tasks as operations_tasks
@@ -161,7 +160,7 @@ def test_the_offline_task_runs_eagerly_and_marks_silent_machines_offline(merchan
     )
     fresh = DeviceFactory(merchant=merchant, is_online=True, last_seen_at=timezone.now())
 
-    result = tasks.mark_silent_devices_offline.apply()
+    result = operations_tasks.mark_silent_devices_offline.apply()
 
     assert result.successful()
     assert result.get() == 1

@@ -1,0 +1,16 @@
+"""Follow-up work a service queues once its transaction commits, named by its task.
+
+Services sit below tasks: they never import `operations.tasks` (which imports them). A service that
+must start background work after its change is committed queues it here, by the task's registered
+name; this module imports no service and no task.
+"""
+
+from celery import current_app
+from django.db import transaction
+
+NOTIFY_ALARM = "operations.notify_alarm"
+
+
+def queue_after_commit(task_name: str, *args) -> None:
+    """Send `task_name(*args)` to the workers when the current transaction commits (now, outside one)."""
+    transaction.on_commit(lambda: current_app.send_task(task_name, args=args))
