@@ -72,7 +72,7 @@ UNFOLD = {
                         "link": format_lazy(
                             "{}?is_active__exact=1", reverse_lazy("admin:operations_alarm_changelist")
                         ),
-                        "badge": "operations.admin.alarm_badge",
+                        "badge": "operations.admin.sidebar.alarm_badge",
                     },
                     {
                         "title": _("Remote commands"),
@@ -93,7 +93,7 @@ UNFOLD = {
                         "title": _("Notification channels"),
                         "icon": "campaign",
                         "link": reverse_lazy("admin:operations_notificationchannel_changelist"),
-                        "permission": "operations.admin.can_manage_notifications",
+                        "permission": "operations.admin.sidebar.can_manage_notifications",
                     },
                     {
                         "title": _("Background jobs"),
@@ -103,8 +103,8 @@ UNFOLD = {
                     {
                         "title": _("Operation log"),
                         "icon": "history",
-                        "link": reverse_lazy("admin:operations_operationlog_changelist"),
-                        "permission": "operations.admin.can_read_audit",
+                        "link": reverse_lazy("admin:audit_operationlog_changelist"),
+                        "permission": "audit.admin.can_read_audit",
                     },
                 ],
             },

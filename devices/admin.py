@@ -465,3 +465,23 @@ class DeviceAdmin(ScopedModelAdmin):
             % {"count": revoked, "device": device},
         )
         return self.back_to_change_page(request, device)
+
+
+# --- The extension point: other apps add their actions to the machine's pages ---------------------
+
+
+def plug_into_device_admin(extension: type) -> None:
+    """Adds another app's actions and inlines to the machine's pages; devices imports none of those apps.
+
+    `extension` is a plain class whose methods are the actions, named in its `device_actions` (the
+    list's actions) and `device_actions_detail` (the change page's), with `device_inlines` to add. They
+    join the registered DeviceAdmin, so every app's additions stay side by side.
+    """
+    device_admin = type(admin.site.get_model_admin(Device))
+    list_actions = list(getattr(extension, "device_actions", []))
+    detail_actions = list(getattr(extension, "device_actions_detail", []))
+    for name in (*list_actions, *detail_actions):
+        setattr(device_admin, name, getattr(extension, name))
+    device_admin.actions = [*(device_admin.actions or []), *list_actions]
+    device_admin.actions_detail = [*device_admin.actions_detail, *detail_actions]
+    device_admin.inlines = [*device_admin.inlines, *getattr(extension, "device_inlines", [])]

@@ -1,7 +1,16 @@
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from operations.models import Alarm, CommandBatch, CommandStatus, CommandType, RemoteCommand, TaskJob
+from operations.models import (
+    ALARM_LIFECYCLE_FIELDS,
+    TASK_JOB_RUN_FIELDS,
+    Alarm,
+    CommandBatch,
+    CommandStatus,
+    CommandType,
+    RemoteCommand,
+    TaskJob,
+)
 from operations.services.jobs import download_url
 
 
@@ -17,13 +26,7 @@ class TaskJobSerializer(serializers.ModelSerializer):
             "status",
             "progress",
             "params",
-            "created_by",
-            "created_at",
-            "started_at",
-            "finished_at",
-            "cancel_requested",
-            "result_rows",
-            "error",
+            *TASK_JOB_RUN_FIELDS,
             "download_url",
         ]
 
@@ -133,14 +136,7 @@ class AlarmSerializer(serializers.ModelSerializer):
             "message",
             "is_active",
             "count",
-            "first_seen_at",
-            "last_seen_at",
-            "acknowledged_at",
-            "acknowledged_by",
-            "cleared_at",
-            "cleared_by",
-            "clear_reason",
-            "notified_at",
+            *ALARM_LIFECYCLE_FIELDS,
         ]
 
     def get_bin_index(self, alarm) -> int | None:
@@ -149,26 +145,3 @@ class AlarmSerializer(serializers.ModelSerializer):
 
 class ClearAlarmSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
-
-
-class OperationLogSerializer(serializers.ModelSerializer):
-    actor = serializers.CharField(source="actor.email", allow_null=True, default=None)
-
-    class Meta:
-        from operations.models import OperationLog
-
-        model = OperationLog
-        fields = [
-            "id",
-            "created_at",
-            "merchant_id",
-            "actor",
-            "device_id",
-            "source",
-            "ip_address",
-            "action",
-            "target_type",
-            "target_id",
-            "target_repr",
-            "changes",
-        ]

@@ -8,13 +8,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Capability
-from coffeeshop.api.permissions import IsStaffMember
 from devices.selectors import devices_for
 from operations import selectors, services
 from operations.api import serializers
-from operations.filters import AlarmFilter, BatchTargetFilter, CommandFilter
+from operations.filters import AlarmFilter, CommandFilter
 from operations.models import CommandBatch, TaskJob
-from operations.services import alarms, commands
+from operations.services import alarms, batch_targets, commands
 from operations.tasks import dispatch_command_batch
 
 
@@ -118,27 +117,16 @@ class CommandBatchViewSet(
     )
     def create(self, request):
         data = _validated(request, serializers.CreateBatchSerializer)
-        visible = devices_for(request.user)
         if "device_ids" in data:
-            wanted = set(data["device_ids"])
-            targets = visible.filter(pk__in=wanted)
-            missing = wanted - set(targets.values_list("pk", flat=True))
-            if missing:
-                raise exceptions.ValidationError(
-                    {"device_ids": [_("unknown devices: %(ids)s") % {"ids": sorted(missing)[:20]}]}
-                )
-            target = {"device_ids": sorted(wanted)}
+            chosen = batch_targets.machines_by_id(request.user, data["device_ids"])
         else:
-            chosen = BatchTargetFilter(data["filter"], queryset=visible)
-            if not chosen.is_valid():
-                raise exceptions.ValidationError({"filter": chosen.errors})
-            targets, target = chosen.qs, {"filter": data["filter"]}
+            chosen = batch_targets.machines_by_filter(request.user, data["filter"])
         batch = commands.start_batch(
-            targets,
+            chosen.devices,
             data["type"],
             data["payload"],
             user=request.user,
-            target=target,
+            target=chosen.target,
             enqueue=dispatch_command_batch.delay,
             expires_in_s=data["expires_in_s"],
             max_attempts=data["max_attempts"],
@@ -196,29 +184,3 @@ class AlarmViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @action(detail=False)
     def counts(self, request):
         return Response(selectors.active_alarm_counts(request.user))
-
-
-class AuditPermission(IsStaffMember):
-    """The audit trail is for Admins (of their merchants; platform Admins see all)."""
-
-    def has_permission(self, request, view):
-        return super().has_permission(request, view) and request.user.can(Capability.MANAGE_USERS)
-
-
-class OperationLogViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
-    serializer_class = serializers.OperationLogSerializer
-    permission_classes = [AuditPermission]
-    filterset_fields = {
-        "action": ["exact"],
-        "source": ["exact"],
-        "target_type": ["exact"],
-        "target_id": ["exact"],
-        "merchant_id": ["exact"],
-        "device_id": ["exact"],
-        "created_at": ["gte", "lt"],
-    }
-    search_fields = ["action", "target_repr", "actor__email"]
-    ordering_fields = ["created_at"]
-
-    def get_queryset(self):
-        return selectors.audit_for(self.request.user).order_by("-created_at", "-pk")

@@ -4,7 +4,7 @@
  * Pages mark what a message may change with data attributes (devices/admin.py renders them):
  *   data-device-id="42" data-live="online|state|temperature|last_seen|bins"
  *   data-live="fleet"   the header's "online / total" counter, refreshed from its data-url
- * and operations/admin.py:
+ * and operations/admin/:
  *   data-live="alarms"  the sidebar's active alarm counts, refreshed from its data-url on alarm.*;
  *                       a new critical alarm also shows a notice (toast)
  *   data-live="job" data-job-id="7"          a background job's progress (job.progress, or polled)
@@ -184,7 +184,7 @@
     },
   };
 
-  // --- Operations: alarms, background jobs, command batches (operations/admin.py) -----------------
+  // --- Operations: alarms, background jobs, command batches (operations/admin/) -----------------
 
   var ALARM_REFRESH_DELAY_MS = 500;
   var BATCH_REFRESH_DELAY_MS = 700;

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Role
+from audit.models import OperationLog
 from devices.models import Device
 from operations.models import (
     Alarm,
@@ -20,7 +21,6 @@ from operations.models import (
     CommandStatus,
     MaintenanceWindow,
     NotificationChannel,
-    OperationLog,
     RemoteCommand,
     Severity,
     TaskJob,
@@ -163,7 +163,7 @@ def test_every_operations_page_opens_for_each_role_or_is_refused(login, world, r
         reverse("admin:operations_notificationchannel_add"): admin,
         changelist(OperationLog): admin,
         url(log): admin,
-        reverse("admin:operations_operationlog_add"): False,
+        reverse("admin:audit_operationlog_add"): False,
         url(world.lobby, "send_command"): operates,
         url(world.offline, "clear"): operates,
     }
@@ -233,7 +233,7 @@ def test_the_audit_trail_is_read_only_even_for_admins(login, world, platform):
 
     page = client.get(url(log)).content.decode()
     listing = client.get(changelist(OperationLog))
-    add = client.post(reverse("admin:operations_operationlog_add"), {"action": "forged"})
+    add = client.post(reverse("admin:audit_operationlog_add"), {"action": "forged"})
     change = client.post(url(log), {"action": "forged"})
     delete = client.post(url(log, "delete"), {"post": "yes"})
 
