@@ -1,0 +1,1 @@
+"""The recipes admin pages: recipe versions, packages and rollouts."""

@@ -1,0 +1,1 @@
+"""Recipes, their versions, packages and rollouts (the recipes issue adds them)."""

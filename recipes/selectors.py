@@ -1,0 +1,1 @@
+"""Reads worth naming: a merchant's recipes, a machine's desired package."""

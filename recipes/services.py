@@ -1,0 +1,1 @@
+"""Every write that carries a rule about recipes, packages and rollouts."""
