@@ -44,7 +44,7 @@ run-beat: install
 	$(BIN)/celery -A coffeeshop beat --loglevel INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler
 
 run-fleet: install
-	$(BIN)/python manage.py simulate_fleet --devices $(FLEET_SIZE) --base-url http://127.0.0.1:$(PORT)
+	$(BIN)/python manage.py simulate-fleet --devices $(FLEET_SIZE) --base-url http://127.0.0.1:$(PORT)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -22,10 +22,10 @@ from rest_framework.authtoken.models import Token
 
 from accounts.models import Role
 from devices.models import Device
-from devices.simulator import EpisodeTiming, EventKind, FleetEvent, run_fleet
 from operations.models import Alarm, AlarmType, CommandStatus, RemoteCommand
 from operations.services.commands import send_command
 from operations.tasks import dispatch_command_batch
+from simulator import EpisodeTiming, EventKind, FleetEvent, run_fleet
 from tests.e2e.conftest import ROOT, _database_url_of_test_db, in_thread
 from tests.factories import MerchantFactory, UserFactory
 

@@ -8,7 +8,7 @@ import websockets
 
 from accounts.models import Role
 from devices.models import Device
-from devices.simulator import run_fleet
+from simulator import run_fleet
 from tests.e2e.conftest import in_thread
 from tests.factories import MerchantFactory, UserFactory
 

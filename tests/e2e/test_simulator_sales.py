@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 from django.db.models import Count, Sum
 
-from devices.simulator import FLAT_SALES_CURVE, run_fleet
 from orders.models import Order, OrderItem
+from simulator import FLAT_SALES_CURVE, run_fleet
 from tests.e2e.conftest import in_thread
 from tests.factories import MerchantFactory
 

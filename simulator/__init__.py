@@ -1,0 +1,138 @@
+"""A fleet of simulated coffee machines that speaks machine protocol v1 over HTTP, and nothing else.
+
+It imports no Django code on purpose: it is a stand-in for real machines, so it must be pointable at
+any server (a dev box, staging, a test's live server) and must only know what a machine knows: the
+base URL, the merchant's provisioning secret and the protocol. Each machine is an asyncio task that
+registers, heartbeats at the interval the server asks for, reports refills, now and then drops
+offline, and re-registers when its token is refused. Between heartbeats it sells drinks: a weighted
+menu and payment mix, more customers at breakfast and lunch than at night. A sale goes up at once;
+while the machine is offline it is buffered and the backlog goes up when the machine is back. A sale
+without an answer is kept and sent again later (the server may have stored it: "duplicate"), and now
+and then a machine re-sends an answered order on purpose (a lost reply), so duplicates really happen.
+
+Commands: each machine collects them by one channel (`CommandChannel`): only in its heartbeat replies,
+by pulling `commands/pending` every few seconds, or over its WebSocket (`/ws/devices/{id}/`, held
+open and reconnected with backoff). Whatever the channel, commands in a heartbeat reply are carried
+out too (the server leased them to the machine), and results always go up over HTTP: `accepted`,
+then `succeeded`/`failed` (`rejected` or `busy` when the machine will not or cannot start). The
+machine carries out one command at a time, for real: a remote test brew drains the bins and shows
+`brewing` but sells nothing, a restart goes silent and resets the uptime, a locked machine refuses
+to brew. A command id it has already carried out is never carried out again: a redelivery (the
+result was lost) gets the stored final result re-reported.
+
+Misbehaviour (`Misbehaviour`), given to some machines on purpose so that every alarm the back office
+raises can be seen: failing or ignoring commands, going silent for longer than the offline timeout,
+overheating, and running a bin dry. The episodic ones come and go on a schedule (`EpisodeTiming`).
+
+The modules, by concept: `vocabulary` (channels, misbehaviours, command outcomes and timings),
+`errors`, `client` (the transport and the checks on replies), `physics` (bins, boiler, episodes),
+`sales` (menu, orders, the daily curve), `session` (what a fleet run shares: settings, counters,
+events), `machine` (`SimulatedMachine`, composed of its concerns) and `fleet` (`run_fleet`). `cli`
+holds the command-line options, shared by `python -m simulator` and `manage.py simulate-fleet`.
+This package re-exports the names its users need.
+"""
+
+from simulator.client import ProtocolClient, Reply, format_timestamp, parse_retry_after
+from simulator.errors import (
+    FleetConfigurationError,
+    MachineStopped,
+    ProtocolError,
+    ProtocolViolation,
+    Rejected,
+    Unauthorized,
+    Unreachable,
+)
+from simulator.fleet import build_fleet, choose_misbehaving, command_channels_of, fleet_serial, run_fleet
+from simulator.machine import SimulatedMachine
+from simulator.machine.body import MACHINE_STATES
+from simulator.physics import DEFAULT_BINS, BinLevel, BinSpec, BoilerTemperature, Episodes
+from simulator.sales import (
+    BACKLOG_LIMIT,
+    CURRENCY,
+    DAILY_SALES_CURVE,
+    DEFAULT_DUPLICATE_PROBABILITY,
+    DEFAULT_SALES_PER_HOUR,
+    FLAT_SALES_CURVE,
+    LARGE_CUP_SCALE,
+    MENU,
+    PAYMENT_METHODS,
+    OrderNumbers,
+    Product,
+    SaleOrder,
+    backlog_chunks,
+    sales_rate_per_hour,
+)
+from simulator.session import (
+    DEFAULT_OFFLINE_PROBABILITY,
+    EventKind,
+    FleetEvent,
+    FleetSession,
+    FleetSettings,
+    FleetStats,
+    OrderRecord,
+)
+from simulator.vocabulary import (
+    DEFAULT_MISBEHAVE_FRACTION,
+    DEFAULT_PULL_INTERVAL_S,
+    DEMO_MISBEHAVIOUR,
+    MIXED_CHANNELS,
+    CommandChannel,
+    CommandOutcome,
+    EpisodeTiming,
+    Misbehaviour,
+)
+
+__all__ = [
+    "BACKLOG_LIMIT",
+    "CURRENCY",
+    "DAILY_SALES_CURVE",
+    "DEFAULT_BINS",
+    "DEFAULT_DUPLICATE_PROBABILITY",
+    "DEFAULT_MISBEHAVE_FRACTION",
+    "DEFAULT_OFFLINE_PROBABILITY",
+    "DEFAULT_PULL_INTERVAL_S",
+    "DEFAULT_SALES_PER_HOUR",
+    "DEMO_MISBEHAVIOUR",
+    "FLAT_SALES_CURVE",
+    "LARGE_CUP_SCALE",
+    "MACHINE_STATES",
+    "MENU",
+    "MIXED_CHANNELS",
+    "PAYMENT_METHODS",
+    "BinLevel",
+    "BinSpec",
+    "BoilerTemperature",
+    "CommandChannel",
+    "CommandOutcome",
+    "EpisodeTiming",
+    "Episodes",
+    "EventKind",
+    "FleetConfigurationError",
+    "FleetEvent",
+    "FleetSession",
+    "FleetSettings",
+    "FleetStats",
+    "MachineStopped",
+    "Misbehaviour",
+    "OrderNumbers",
+    "OrderRecord",
+    "Product",
+    "ProtocolClient",
+    "ProtocolError",
+    "ProtocolViolation",
+    "Rejected",
+    "Reply",
+    "SaleOrder",
+    "SimulatedMachine",
+    "Unauthorized",
+    "Unreachable",
+    "backlog_chunks",
+    "build_fleet",
+    "choose_misbehaving",
+    "command_channels_of",
+    "fleet_serial",
+    "format_timestamp",
+    "parse_retry_after",
+    "run_fleet",
+    "sales_rate_per_hour",
+]
