@@ -188,9 +188,19 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # --- Celery (broker: Redis when configured, else kombu's server-less filesystem transport) ------
+# A job whose worker dies is not left to the broker: its task is acknowledged late (redelivered after
+# the visibility timeout, a no-op once the job finished), and the "Reclaim stalled background jobs"
+# schedule gives it to another worker once it has been silent for JOB_STALE_AFTER_S. The visibility
+# timeout is sized well above the longest job so that a live job is not delivered twice meanwhile.
+COMMAND_BATCH_CHUNK = int(os.environ.get("COMMAND_BATCH_CHUNK", "1000"))  # commands per transaction
+JOB_STALE_AFTER_S = int(os.environ.get("JOB_STALE_AFTER_S", "120"))
+JOB_MAX_ATTEMPTS = int(os.environ.get("JOB_MAX_ATTEMPTS", "3"))
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT_S", "10800"))
+    }
 else:
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {

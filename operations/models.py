@@ -28,6 +28,8 @@ TASK_JOB_RUN_FIELDS = [
     "started_at",
     "finished_at",
     "cancel_requested",
+    "attempts",
+    "beat_at",
     "result_rows",
     "error",
 ]
@@ -60,6 +62,17 @@ class TaskJob(models.Model):
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     cancel_requested = models.BooleanField(_("cancel requested"), default=False)
+    attempts = models.PositiveSmallIntegerField(
+        _("attempts"), default=0, help_text=_("How many times a worker has started this job.")
+    )
+    beat_at = models.DateTimeField(
+        _("last sign of life"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "When the worker running the job last reported; a silent job is given to another worker."
+        ),
+    )
     result_file = models.FileField(_("file"), upload_to="exports/", blank=True)
     result_rows = models.PositiveIntegerField(_("rows"), null=True, blank=True)
     error = models.TextField(_("error"), blank=True)
@@ -73,6 +86,7 @@ class TaskJob(models.Model):
         indexes = [
             models.Index(fields=["created_by", "-created_at"], name="taskjob_user_recent"),
             models.Index(fields=["status"], name="taskjob_status"),
+            models.Index(fields=["status", "beat_at"], name="taskjob_status_beat"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(progress__lte=100), name="taskjob_progress_range"),

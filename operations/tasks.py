@@ -4,7 +4,7 @@ from celery import shared_task
 
 from devices import services as devices
 from devices.models import Device
-from operations.services import alarms, commands, notifications
+from operations.services import alarms, commands, jobs, notifications
 
 
 @shared_task(name="operations.notify_alarm", acks_late=True)
@@ -41,3 +41,9 @@ def mark_silent_devices_offline() -> int:
     went_offline = devices.mark_silent_devices_offline(on_bins=alarms.judge_flushed_bins)
     alarms.machines_went_offline(Device.objects.filter(pk__in=went_offline))
     return len(went_offline)
+
+
+@shared_task(name="operations.reclaim_stale_jobs", acks_late=True)
+def reclaim_stale_jobs() -> dict:
+    """Background jobs whose worker died go back to the workers (or fail visibly after a few starts)."""
+    return {name: len(ids) for name, ids in jobs.reclaim_stale_jobs().items()}

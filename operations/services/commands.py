@@ -36,7 +36,14 @@ from operations.models import (
 )
 from operations.payloads import validated_payload
 from operations.services import alarms
-from operations.services.jobs import cancel_job, claim_job, create_job, finish_job, report_progress
+from operations.services.jobs import (
+    JobSuperseded,
+    cancel_job,
+    claim_job,
+    create_job,
+    finish_job,
+    report_progress,
+)
 
 DEFAULT_EXPIRY_S = 3600
 FINAL_BY_RESULT = {
@@ -201,7 +208,7 @@ def send_command(
 def batch_chunk_size() -> int:
     """Commands a batch's job writes per transaction (setting COMMAND_BATCH_CHUNK, 1,000 by default):
     the job reports progress and looks for a cancel request between chunks."""
-    return getattr(settings, "COMMAND_BATCH_CHUNK", 1000)
+    return settings.COMMAND_BATCH_CHUNK
 
 
 @transaction.atomic
@@ -281,6 +288,8 @@ def dispatch_batch(job_id: int) -> TaskJob | None:
             progress = min(done, len(device_ids)) * 99 // len(device_ids)
             if not (went_on and report_progress(job, progress)):
                 return finish_job(job, TaskJob.Status.CANCELED, rows=batch.commands.count())
+    except JobSuperseded:
+        return None  # another worker took the job over after this one fell silent; it finishes it
     except Exception as error:
         finish_job(job, TaskJob.Status.FAILED, error=str(error), rows=batch.commands.count())
         raise  # the worker logs it; the job says it failed instead of running for ever

@@ -1,17 +1,26 @@
-"""Background jobs: created in a request, run by a Celery worker, watched live, cancellable.
+"""Background jobs: created in a request, run by a Celery worker, watched live, cancellable, and never
+lost with a worker.
 
 A job is claimed with a conditional UPDATE (pending → running), so a task delivered twice (late
-acknowledgement after a worker died) runs the job once; a job still `running` after its worker died is
-re-claimable when the delivery comes again.
+acknowledgement after a worker died) runs the job once. The running worker beats (`beat_at`) with
+every progress report; `reclaim_stale_jobs` (a periodic task) gives a job whose worker fell silent
+back to the workers, and fails it visibly after `JOB_MAX_ATTEMPTS` starts. Each job resumes where the
+last run stopped without doing anything twice (the batch skips machines that have their command, an
+export writes its file again from the start). A run that another worker took over stops at its next
+report (`JobSuperseded`).
 """
 
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.tenancy import merchant_ids_for
 from audit import services as audit
 from coffeeshop.live import broadcast_to_user
+from operations import dispatch
 from operations.models import TaskJob
 
 
@@ -49,12 +58,25 @@ def _merchant_of(user) -> int | None:
     return next(iter(merchants)) if merchants is not None and len(merchants) == 1 else None
 
 
+class JobSuperseded(Exception):
+    """The worker fell silent for so long that another worker took the job over: this run must stop."""
+
+
+def job_stale_after() -> timedelta:
+    """How long a running job may stay silent before another worker takes it (JOB_STALE_AFTER_S)."""
+    return timedelta(seconds=getattr(settings, "JOB_STALE_AFTER_S", 120))
+
+
+def job_max_attempts() -> int:
+    return getattr(settings, "JOB_MAX_ATTEMPTS", 3)
+
+
 def claim_job(job_id: int) -> TaskJob | None:
-    """Move a pending (or orphaned running) job to running; None when it is finished or was canceled."""
-    claimed = (
-        TaskJob.objects.filter(pk=job_id)
-        .filter(Q(status=TaskJob.Status.PENDING) | Q(status=TaskJob.Status.RUNNING))
-        .update(status=TaskJob.Status.RUNNING, started_at=timezone.now(), progress=0)
+    """Move a pending job to running and count the start; None when it is running elsewhere, finished
+    or was canceled."""
+    now = timezone.now()
+    claimed = TaskJob.objects.filter(pk=job_id, status=TaskJob.Status.PENDING).update(
+        status=TaskJob.Status.RUNNING, started_at=now, beat_at=now, attempts=F("attempts") + 1
     )
     if not claimed:
         return None
@@ -66,11 +88,49 @@ def claim_job(job_id: int) -> TaskJob | None:
 
 
 def report_progress(job: TaskJob, progress: int) -> bool:
-    """Save progress (0–100) and push it; returns False when someone asked to cancel the job."""
+    """Save progress (0–100), beat and push it; returns False when someone asked to cancel the job.
+    Raises `JobSuperseded` when another worker has taken the job over meanwhile."""
     job.progress = max(0, min(100, progress))
-    TaskJob.objects.filter(pk=job.pk).update(progress=job.progress)
+    mine = TaskJob.objects.filter(pk=job.pk, status=TaskJob.Status.RUNNING, attempts=job.attempts)
+    if not mine.update(progress=job.progress, beat_at=timezone.now()):
+        raise JobSuperseded(job.pk)
     broadcast_to_user(job.created_by_id, "job.progress", job_payload(job))
     return not TaskJob.objects.filter(pk=job.pk, cancel_requested=True).exists()
+
+
+def reclaim_stale_jobs(now: datetime | None = None, *, enqueue=dispatch.queue_job) -> dict[str, list[int]]:
+    """Jobs whose worker stopped beating (killed, restarted, lost its database) go back to pending
+    and are queued again; one that has been started `JOB_MAX_ATTEMPTS` times fails, saying why. A
+    pending job whose task never reached a worker (the broker was down at commit) is queued again.
+    """
+    now = now or timezone.now()
+    stale = now - job_stale_after()
+    outcome: dict[str, list[int]] = {"requeued": [], "failed": []}
+    with transaction.atomic():
+        silent = TaskJob.objects.select_for_update(skip_locked=True).filter(
+            Q(status__in=[TaskJob.Status.RUNNING, TaskJob.Status.PENDING], beat_at__lt=stale)
+            | Q(status=TaskJob.Status.PENDING, beat_at=None, created_at__lt=stale)
+        )
+        for job in silent:
+            if job.attempts >= job_max_attempts():
+                job.error = _gave_up_message(job)
+                finish_job(job, TaskJob.Status.FAILED, error=job.error)
+                outcome["failed"].append(job.pk)
+                continue
+            TaskJob.objects.filter(pk=job.pk).update(status=TaskJob.Status.PENDING, beat_at=now)
+            outcome["requeued"].append(job.pk)
+    for job_id in outcome["requeued"]:
+        enqueue(TaskJob.objects.get(pk=job_id))
+    for job_id in outcome["failed"]:
+        job = TaskJob.objects.select_related("created_by").get(pk=job_id)
+        audit.record(
+            "job.failed", job, merchant_id=_merchant_of(job.created_by), changes={"error": job.error}
+        )
+    return outcome
+
+
+def _gave_up_message(job: TaskJob) -> str:
+    return f"The worker running this job stopped {job.attempts} times; it was not started again."
 
 
 def finish_job(job: TaskJob, status: str, *, error: str = "", rows: int | None = None) -> TaskJob:

@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from coffeeshop.exceptions import Invalid
 from operations.models import TaskJob
-from operations.services import claim_job, create_job, finish_job, report_progress
+from operations.services import JobSuperseded, claim_job, create_job, finish_job, report_progress
 from orders.filters import OrderFilter
 from orders.selectors import orders_for
 
@@ -104,8 +104,13 @@ def run_orders_export(job_id: int) -> TaskJob | None:
         for order in orders.iterator(chunk_size=CHUNK):
             writer.writerow(_row(order))
             written += 1
-            if written % CHUNK == 0 and not report_progress(job, int(written * 99 / max(total, 1))):
-                return finish_job(job, TaskJob.Status.CANCELED, rows=written)
+            if written % CHUNK == 0:
+                try:
+                    went_on = report_progress(job, int(written * 99 / max(total, 1)))
+                except JobSuperseded:
+                    return None  # another worker took over after this one fell silent
+                if not went_on:
+                    return finish_job(job, TaskJob.Status.CANCELED, rows=written)
         text.close()
         spool.seek(0)
         job.result_file.save(f"orders-{job.pk}.csv", File(spool), save=False)

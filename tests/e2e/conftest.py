@@ -1,6 +1,7 @@
 """A real server for end-to-end tests: daphne serving coffeeshop.asgi (HTTP and WebSockets) in its
 own process, on the test database, reached over real sockets by real clients."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -83,12 +84,20 @@ def live_asgi_server(django_db_setup, django_db_blocker, tmp_path_factory):
             pytest.fail(f"daphne did not start:\n{log.read()[-3000:]}")
         time.sleep(0.2)
     yield LiveServer(url, process)
+    stop(process, timeout_s=10)
+    log.close()
+
+
+def stop(process: subprocess.Popen, timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL if it has not stopped within `timeout_s` (nothing if it already has)."""
+    if process.poll() is not None:
+        return
     process.terminate()
     try:
-        process.wait(timeout=10)
+        process.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         process.kill()
-    log.close()
+        process.wait()
 
 
 @pytest.fixture
@@ -118,3 +127,60 @@ async def in_thread(fn, *args, **kwargs):
             connections.close_all()
 
     return await asyncio.to_thread(run)
+
+
+@contextlib.contextmanager
+def celery_worker(queue: str, django_db_blocker, data_dir: Path, **extra_env):
+    """A real `celery worker` process (solo pool) on the test database and Redis, taking tasks from
+    `queue` only (no other worker on the same Redis takes them). Yields the process once it has
+    answered a task; stops it afterwards unless the test killed it."""
+    if not settings.REDIS_URL:
+        pytest.skip(reason="needs REDIS_URL: the worker takes its tasks from Redis, as in production")
+    with django_db_blocker.unblock():
+        database_url = _database_url_of_test_db()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_SETTINGS_MODULE": "coffeeshop.settings",
+        "COFFEESHOP_DATA_DIR": str(data_dir),
+        "REDIS_URL": settings.REDIS_URL,
+        "CACHE_KEY_PREFIX": settings.CACHES["default"].get("KEY_PREFIX", "coffeeshop"),
+        **extra_env,
+    }
+    env.pop("CELERY_TASK_ALWAYS_EAGER", None)
+    log_path = data_dir / f"celery-{queue}.log"
+    with log_path.open("a") as log:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "coffeeshop",
+                "worker",
+                "--without-mingle",
+                "--without-gossip",
+                "-P",
+                "solo",
+                "-Q",
+                queue,
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        from operations.tasks import sweep_commands
+
+        try:
+            sweep_commands.apply_async(queue=queue).get(timeout=60)  # answers once the worker is up
+        except Exception as error:
+            pytest.fail(f"the Celery worker did not answer ({error!r}):\n{log_path.read_text()[-3000:]}")
+        yield worker
+    finally:
+        stop(worker, timeout_s=15)
+    if worker.returncode not in (0, -15, -9):
+        print(log_path.read_text()[-3000:])

@@ -6,8 +6,6 @@ that went silent, each with its alarm."""
 import asyncio
 import os
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -26,7 +24,7 @@ from operations.models import Alarm, AlarmType, CommandStatus, RemoteCommand
 from operations.services.commands import send_command
 from operations.tasks import dispatch_command_batch
 from simulator import EpisodeTiming, EventKind, FleetEvent, run_fleet
-from tests.e2e.conftest import ROOT, _database_url_of_test_db, in_thread
+from tests.e2e.conftest import celery_worker, in_thread
 from tests.factories import MerchantFactory, UserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -218,61 +216,9 @@ def celery_worker_queue(live_asgi_server, django_db_blocker, tmp_path):
     """A real `celery worker` (solo pool) on the test database and Redis, like the daphne server; it
     listens on a queue of its own, so no other worker on the same Redis takes these tasks. Yields the
     queue's name once the worker has answered a task."""
-    if not settings.REDIS_URL:
-        pytest.skip(reason="needs REDIS_URL: the worker takes its tasks from Redis, as in production")
-    with django_db_blocker.unblock():
-        database_url = _database_url_of_test_db()
     queue = f"e2e-commands-{os.getpid()}-{secrets.token_hex(3)}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "DJANGO_SETTINGS_MODULE": "coffeeshop.settings",
-        "COFFEESHOP_DATA_DIR": str(tmp_path),
-        "REDIS_URL": settings.REDIS_URL,
-        "CACHE_KEY_PREFIX": settings.CACHES["default"].get("KEY_PREFIX", "coffeeshop"),
-    }
-    env.pop("CELERY_TASK_ALWAYS_EAGER", None)
-    log_path = tmp_path / "celery.log"
-    with log_path.open("w") as log:
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "coffeeshop",
-                "worker",
-                "--without-mingle",
-                "--without-gossip",
-                "-P",
-                "solo",
-                "-Q",
-                queue,
-                "--loglevel",
-                "INFO",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        from operations.tasks import sweep_commands
-
-        try:
-            _run_task(sweep_commands, queue, timeout_s=60)  # answers once the worker is up
-        except Exception as error:
-            pytest.fail(f"the Celery worker did not answer ({error!r}):\n{log_path.read_text()[-3000:]}")
+    with celery_worker(queue, django_db_blocker, tmp_path):
         yield queue
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-    if worker.returncode not in (0, -15):
-        print(log_path.read_text()[-3000:])
 
 
 def _run_task(task, queue: str, timeout_s: float = 20, args=()):

@@ -34,7 +34,7 @@ from operations.models import (
     Severity,
     TaskJob,
 )
-from operations.services import alarms
+from operations.services import alarms, claim_job, reclaim_stale_jobs
 from orders.payments import RefundOutcome, _gateway_for
 from tests.factories import DeviceBinFactory, DeviceFactory, LocationFactory, OrderFactory
 
@@ -360,6 +360,18 @@ def test_an_export_started_and_canceled_through_the_api_is_recorded(as_role, mer
         == {canceled.merchant_id}
         == {merchant.pk}
     )
+
+
+def test_a_job_that_kept_losing_its_worker_is_recorded_as_failed_by_the_system(as_role, merchant, settings):
+    settings.JOB_MAX_ATTEMPTS = 1
+    viewer = as_role(Role.VIEWER)
+    job = TaskJob.objects.get(pk=viewer.post("/api/v1/orders/export").json()["data"]["id"])
+    claim_job(job.pk)
+    TaskJob.objects.filter(pk=job.pk).update(beat_at=timezone.now() - timedelta(hours=1))
+    reclaim_stale_jobs(enqueue=lambda stalled: None)
+    job.refresh_from_db()
+    failed = assert_audited("job.failed", job, source="system", changes={"error": job.error})
+    assert failed.merchant_id == merchant.pk
 
 
 def test_a_platform_users_export_is_recorded_as_the_platforms(as_role):

@@ -2,16 +2,19 @@
 creates one command per machine in chunks, shows its progress, stops when canceled, and never gives a
 machine two commands of one batch, however often it runs."""
 
+from datetime import timedelta
+
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from accounts.models import Role
 from audit.models import OperationLog
 from coffeeshop.asgi import application
 from devices.models import Device
 from operations.models import CommandBatch, CommandStatus, RemoteCommand, TaskJob
-from operations.services import cancel_job, commands
+from operations.services import cancel_job, commands, reclaim_stale_jobs
 from operations.tasks import dispatch_command_batch
 from tests.factories import DeviceFactory, UserFactory
 from tests.operations.batches import sent_batch, worker_at_commit
@@ -171,9 +174,13 @@ def test_canceling_a_batchs_pending_commands_also_stops_its_job(ops, fleet):
 
 def test_running_the_job_twice_gives_no_machine_a_second_command(ops, fleet, small_chunks):
     batch = sent_batch(Device.objects.all(), "sync", {"what": ["status"]}, user=ops.user)
-    # The worker died after two chunks: the job is still `running` and its task is delivered again.
-    TaskJob.objects.filter(pk=batch.job_id).update(status=TaskJob.Status.RUNNING)
+    # The worker died after two chunks: the job is still `running` and silent; the reclaim sweep gives
+    # it back, and its task is delivered again.
+    TaskJob.objects.filter(pk=batch.job_id).update(
+        status=TaskJob.Status.RUNNING, attempts=1, beat_at=timezone.now() - timedelta(hours=1)
+    )
     batch.commands.filter(device__in=fleet[3:]).delete()
+    assert reclaim_stale_jobs(enqueue=lambda job: None)["requeued"] == [batch.job_id]
 
     with worker_at_commit():
         assert dispatch_command_batch(batch.job_id) == 5
