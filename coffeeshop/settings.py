@@ -284,7 +284,10 @@ REST_FRAMEWORK = {
         "coffeeshop.api.envelope.EnvelopeJSONRenderer",
         "coffeeshop.api.envelope.EnvelopeBrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.FormParser"],
+    "DEFAULT_PARSER_CLASSES": [
+        "coffeeshop.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "coffeeshop.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [

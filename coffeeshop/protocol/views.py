@@ -7,7 +7,6 @@ per machine (`DeviceRateThrottle`), never per user.
 """
 
 import functools
-import json
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -21,6 +20,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from coffeeshop.api import parsers as bounded_json
 from coffeeshop.api.envelope import envelope
 from coffeeshop.api.errors import PayloadTooLarge, error_body, flatten_field_errors, validation_message
 from coffeeshop.api.throttling import DeviceRateThrottle, RegistrationThrottle
@@ -153,7 +153,7 @@ def quiet_heartbeat(request, device_id: str) -> JsonResponse | None:
     if token is None:
         return None
     try:
-        reading = plain_heartbeat_reading(json.loads(request.body.decode()))
+        reading = plain_heartbeat_reading(bounded_json.loads(request.body.decode()))
     except (ValueError, RequestDataTooBig):
         return None
     if reading is None or (reading.bins and unknown_material_codes(b.material_code for b in reading.bins)):
