@@ -6,9 +6,12 @@ INTERNAL_ERROR 500, UNAVAILABLE 503. A 5xx never carries SQL, paths or a traceba
 """
 
 import logging
+import sys
 
+import redis.exceptions
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
-from django.http import Http404, JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -35,6 +38,46 @@ class Unavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "unavailable"
     default_detail = "The service is unavailable."
+
+
+# What a client should wait before retrying when the database or Redis cannot be reached.
+OUTAGE_RETRY_AFTER_S = 5
+OUTAGE_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
+
+def is_outage(exc) -> bool:
+    """The database or Redis cannot be reached (down, restarting, pool exhausted): retry later."""
+    return isinstance(exc, OUTAGE_ERRORS)
+
+
+def outage_response(request) -> HttpResponse:
+    """503 with Retry-After: the envelope under /api/, a short page elsewhere (the admin)."""
+    logger.warning("Outage answered 503 for %s", request.path, exc_info=sys.exc_info()[1] is not None)
+    message = _("The service is briefly unavailable; retry in a few seconds.")
+    if is_api_path(request):
+        response = JsonResponse(error_body(503, message), status=503)
+    else:
+        response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = str(OUTAGE_RETRY_AFTER_S)
+    return response
+
+
+class OutageMiddleware:
+    """A view that cannot reach the database or Redis answers 503, never 500 (protocol 1.1: Outages)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        return outage_response(request) if is_outage(exception) else None
 
 
 CODES = {
@@ -105,6 +148,10 @@ def exception_handler(exc, context):
     elif isinstance(exc, SuspiciousOperation):
         exc = exceptions.ParseError(_("The request could not be understood."))
 
+    if is_outage(exc):
+        set_rollback()
+        body = error_body(503, _("The service is briefly unavailable; retry in a few seconds."))
+        return Response(body, status=503, headers={"Retry-After": str(OUTAGE_RETRY_AFTER_S)})
     if not isinstance(exc, exceptions.APIException):
         logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
         set_rollback()
@@ -163,6 +210,8 @@ def page_not_found(request, exception=None):
 
 
 def server_error(request):
+    if is_outage(sys.exc_info()[1]):  # raised outside a view (a middleware reading the session)
+        return outage_response(request)
     if is_api_path(request):
         return _json_error(500, _("An internal error occurred."))
     from django.views.defaults import server_error as django_500

@@ -49,6 +49,14 @@ class LiveServer:
 def live_asgi_server(django_db_setup, django_db_blocker, tmp_path_factory):
     """One server per test: the database is flushed between transactional tests, which gives content
     types new ids that a long-lived server process would still have cached."""
+    with asgi_server(django_db_blocker, tmp_path_factory) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def asgi_server(django_db_blocker, tmp_path_factory, **extra_env):
+    """daphne serving coffeeshop.asgi on the test database (and Redis, unless `extra_env` says
+    otherwise) on a free port, once it answers its health check."""
     port = _free_port()
     with django_db_blocker.unblock():
         database_url = _database_url_of_test_db()
@@ -62,6 +70,7 @@ def live_asgi_server(django_db_setup, django_db_blocker, tmp_path_factory):
     if settings.REDIS_URL:
         env["REDIS_URL"] = settings.REDIS_URL
         env["CACHE_KEY_PREFIX"] = settings.CACHES["default"].get("KEY_PREFIX", "coffeeshop")
+    env.update(extra_env)
     log = open(tmp_path_factory.mktemp("server-log") / "daphne.log", "w+")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "coffeeshop.asgi:application"],
@@ -83,9 +92,11 @@ def live_asgi_server(django_db_setup, django_db_blocker, tmp_path_factory):
             process.kill()
             pytest.fail(f"daphne did not start:\n{log.read()[-3000:]}")
         time.sleep(0.2)
-    yield LiveServer(url, process)
-    stop(process, timeout_s=10)
-    log.close()
+    try:
+        yield LiveServer(url, process)
+    finally:
+        stop(process, timeout_s=10)
+        log.close()
 
 
 def stop(process: subprocess.Popen, timeout_s: float) -> None:
