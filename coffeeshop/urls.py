@@ -1,10 +1,29 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts.api.urls import router as accounts_router
+from audit.api.urls import router as audit_router
 from coffeeshop.api.health import health
+from coffeeshop.api.root import ApiRootView, no_such_endpoint
+from devices.api.urls import router as devices_router
+from inventory.api.urls import router as inventory_router
+from operations.api.urls import router as operations_router
+from orders.api.urls import router as orders_router
+from recipes.api.urls import router as recipes_router
+
+STAFF_ROUTERS = [
+    accounts_router,
+    devices_router,
+    inventory_router,
+    orders_router,
+    recipes_router,
+    operations_router,
+    audit_router,
+]
 
 api_v1 = [
+    path("", ApiRootView.as_view(routers=STAFF_ROUTERS), name="api-root"),
     path("health", health, name="health"),
     path("", include("coffeeshop.protocol.urls")),
     path("", include("accounts.api.urls")),
@@ -17,6 +36,8 @@ api_v1 = [
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("auth/", include("rest_framework.urls")),
+    # Last: any other path under /api/v1/ is the envelope's 404, also with DEBUG on.
+    re_path(r"^.*$", no_such_endpoint),
 ]
 
 urlpatterns = [
