@@ -3,6 +3,7 @@ any path under it that matches no route (a typo, an old client), whatever DEBUG 
 
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +18,7 @@ class ApiRootView(APIView):
     routers: list = []
     extra_names = ("me", "health", "docs", "schema")
 
+    @extend_schema(exclude=True)  # a page of links, not an endpoint to call
     def get(self, request):
         links = {}
         for router in self.routers:
