@@ -12,6 +12,13 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from coffeeshop.protocol.fields import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
+    StrictRegexField,
+)
 from devices.models import DeviceState
 from devices.services import BinReading, StatusReading
 from operations.models import CommandResult
@@ -28,21 +35,21 @@ MACHINE_STATES = [
 
 
 class RegisterSerializer(serializers.Serializer):
-    serial = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", max_length=64)
-    model = serializers.CharField(max_length=64)
-    firmware = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
-    alias = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
+    serial = StrictRegexField(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", max_length=64)
+    model = StrictCharField(max_length=64)
+    firmware = StrictCharField(max_length=32, required=False, allow_blank=True, default="")
+    alias = StrictCharField(max_length=120, required=False, allow_blank=True, default="")
     # Not required here: a missing secret is a 403 (the service's answer), not a validation error.
-    provisioning_secret = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+    provisioning_secret = StrictCharField(max_length=128, required=False, allow_blank=True, default="")
 
 
 class BinSerializer(serializers.Serializer):
-    index = serializers.IntegerField(min_value=0, max_value=255)
-    material = serializers.CharField(max_length=64)
-    remaining = serializers.FloatField(min_value=0)
-    capacity = serializers.FloatField(min_value=0.001)
-    unit = serializers.CharField(max_length=16, required=False, default="g")
-    refilled = serializers.BooleanField(required=False, default=False)
+    index = StrictIntegerField(min_value=0, max_value=255)
+    material = StrictCharField(max_length=64)
+    remaining = StrictFloatField(min_value=0)
+    capacity = StrictFloatField(min_value=0.001)
+    unit = StrictCharField(max_length=16, required=False, default="g")
+    refilled = StrictBooleanField(required=False, default=False)
 
     def validate(self, attrs):
         if attrs["remaining"] > attrs["capacity"]:
@@ -73,18 +80,18 @@ class BinListField(serializers.ListField):
 
 
 class WifiSerializer(serializers.Serializer):
-    ssid = serializers.CharField(max_length=64, required=False, allow_blank=True)
-    rssi_dbm = serializers.IntegerField(min_value=-150, max_value=0, required=False)
+    ssid = StrictCharField(max_length=64, required=False, allow_blank=True)
+    rssi_dbm = StrictIntegerField(min_value=-150, max_value=0, required=False)
 
 
 class HeartbeatSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=MACHINE_STATES)
-    temperature_c = serializers.FloatField(min_value=-50, max_value=250, required=False)
+    temperature_c = StrictFloatField(min_value=-50, max_value=250, required=False)
     ip = serializers.IPAddressField(required=False)
     wifi = WifiSerializer(required=False)
-    firmware = serializers.CharField(max_length=32, required=False)
-    uptime_s = serializers.IntegerField(min_value=0, required=False)
-    package_version = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    firmware = StrictCharField(max_length=32, required=False)
+    uptime_s = StrictIntegerField(min_value=0, required=False)
+    package_version = StrictCharField(max_length=32, required=False, allow_blank=True)
     sent_at = serializers.DateTimeField(required=False)
     bins = BinListField(required=False, max_length=64)
 
@@ -252,37 +259,37 @@ class OffsetDateTimeField(serializers.DateTimeField):
 
 
 class OrderItemSerializer(serializers.Serializer):
-    product_id = serializers.CharField(max_length=64)
-    name = serializers.CharField(max_length=120)
-    qty = serializers.IntegerField(
+    product_id = StrictCharField(max_length=64)
+    name = StrictCharField(max_length=120)
+    qty = StrictIntegerField(
         min_value=1, max_value=1000, error_messages={"min_value": _("must be at least 1")}
     )
     unit_price = MoneyField()
-    recipe_version = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+    recipe_version = StrictCharField(max_length=32, required=False, allow_blank=True, default="")
     options = serializers.DictField(required=False, default=dict)
 
 
 class PaymentSerializer(serializers.Serializer):
-    method = serializers.RegexField(
+    method = StrictRegexField(
         r"^[a-z0-9][a-z0-9_-]{0,31}$",
         error_messages={
             "invalid": _("must be a payment method code such as wechat, alipay, card, corp, cash")
         },
     )
     status = serializers.ChoiceField(choices=MACHINE_PAYMENT_STATUSES)
-    transaction_id = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+    transaction_id = StrictCharField(max_length=128, required=False, allow_blank=True, default="")
 
 
 class OrderSerializer(serializers.Serializer):
-    order_id = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", max_length=64)
+    order_id = StrictRegexField(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", max_length=64)
     created_at = OffsetDateTimeField()
-    currency = serializers.RegexField(
+    currency = StrictRegexField(
         r"^[A-Z]{3}$", error_messages={"invalid": _("must be an ISO 4217 code, e.g. CNY")}
     )
     total = MoneyField()
     payment = PaymentSerializer()
     items = serializers.ListField(child=OrderItemSerializer(), min_length=1, max_length=50)
-    is_test = serializers.BooleanField(required=False, default=False)
+    is_test = StrictBooleanField(required=False, default=False)
 
     def validate(self, attrs):
         expected = sum((item["qty"] * item["unit_price"] for item in attrs["items"]), start=0)
@@ -326,5 +333,5 @@ class OrderSerializer(serializers.Serializer):
 class CommandResultSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=CommandResult.choices)
     result = serializers.DictField(required=False, default=dict)
-    error = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    error = StrictCharField(required=False, allow_blank=True, default="", max_length=2000)
     finished_at = OffsetDateTimeField(required=False)
