@@ -7,6 +7,7 @@ a dropdown or a list filter goes through the same scoping, so a user of one merc
 another merchant's data: an object outside their merchants is simply missing.
 """
 
+from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import ImproperlyConfigured
 from django.http import Http404, HttpResponse, HttpResponseRedirect
@@ -18,6 +19,7 @@ from unfold.contrib.filters.admin import RelatedDropdownFilter
 from accounts.models import Capability, Merchant, User
 from accounts.selectors import merchants_for, users_for
 from accounts.tenancy import sees_all_merchants
+from coffeeshop.exceptions import DomainError
 
 SAME_AS_WRITE = "same-as-write"
 
@@ -139,6 +141,17 @@ class ScopedModelAdmin(RoleScopedMixin, ModelAdmin):
         if obj is None:
             raise Http404(_("%(name)s not found.") % {"name": self.opts.verbose_name})
         return obj
+
+    def submit_dialog(self, request, form, dialog: dict, call, success) -> HttpResponse:
+        """A dialog action's submit: `call()` the service; a refusal (DomainError) is shown in the dialog,
+        which stays open; otherwise `success(outcome)` is the message and the object's page follows."""
+        try:
+            outcome = call()
+        except DomainError as error:
+            form.add_service_error(error)
+            return form.dialog_response(request, dialog)
+        messages.success(request, success(outcome))
+        return self.back_to_change_page(request, form.target)
 
     def back_to_change_page(self, request, obj) -> HttpResponse:
         url = reverse(

@@ -416,13 +416,13 @@ class OrderAdmin(ScopedModelAdmin):
     )
     def mark_as_exception(self, request, form, object_id):
         order = form.target
-        try:
-            mark_exception(order.pk, user=request.user, reason=form.cleaned_data["reason"])
-        except DomainError as error:
-            form.add_service_error(error)
-            return form.dialog_response(request, MARK_EXCEPTION_DIALOG)
-        messages.success(request, _("Order %(order)s is in the exception queue.") % {"order": order})
-        return self.back_to_change_page(request, order)
+        return self.submit_dialog(
+            request,
+            form,
+            MARK_EXCEPTION_DIALOG,
+            lambda: mark_exception(order.pk, user=request.user, reason=form.cleaned_data["reason"]),
+            lambda _outcome: _("Order %(order)s is in the exception queue.") % {"order": order},
+        )
 
     @action(
         description=_("Resolve exception"),
@@ -432,13 +432,15 @@ class OrderAdmin(ScopedModelAdmin):
     )
     def resolve_the_exception(self, request, form, object_id):
         order = form.target
-        try:
-            resolve_exception(order.pk, user=request.user, resolution=form.cleaned_data["resolution"])
-        except DomainError as error:
-            form.add_service_error(error)
-            return form.dialog_response(request, RESOLVE_EXCEPTION_DIALOG)
-        messages.success(request, _("The exception of order %(order)s is resolved.") % {"order": order})
-        return self.back_to_change_page(request, order)
+        return self.submit_dialog(
+            request,
+            form,
+            RESOLVE_EXCEPTION_DIALOG,
+            lambda: resolve_exception(
+                order.pk, user=request.user, resolution=form.cleaned_data["resolution"]
+            ),
+            lambda _outcome: _("The exception of order %(order)s is resolved.") % {"order": order},
+        )
 
 
 # --- Payment methods --------------------------------------------------------------------------------

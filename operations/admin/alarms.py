@@ -144,14 +144,13 @@ class AlarmAdmin(ScopedModelAdmin):
 
     @action(description=_("Clear"), icon="check_circle", permissions=["operate"], dialog=CLEAR_ALARM_DIALOG)
     def clear(self, request, form, object_id):
-        alarm = form.target
-        try:
-            clear_alarm_by_hand(alarm, user=request.user, reason=form.cleaned_data["reason"])
-        except DomainError as error:
-            form.add_service_error(error)
-            return form.dialog_response(request, CLEAR_ALARM_DIALOG)
-        messages.success(request, _("Alarm cleared."))
-        return self.back_to_change_page(request, alarm)
+        return self.submit_dialog(
+            request,
+            form,
+            CLEAR_ALARM_DIALOG,
+            lambda: clear_alarm_by_hand(form.target, user=request.user, reason=form.cleaned_data["reason"]),
+            lambda _alarm: _("Alarm cleared."),
+        )
 
     @action(description=_("Acknowledge selected alarms"), icon="done_all", permissions=["operate"])
     def acknowledge_selected(self, request, queryset):

@@ -38,6 +38,18 @@ def batch_started_message(batch: CommandBatch) -> str:
     )
 
 
+def command_queued_message(command, device) -> str:
+    return format_html(
+        _(
+            "{command} is queued for {device}; it rides on the machine's next call. "
+            '<a href="{url}">Follow it</a>'
+        ),
+        command=command.get_type_display(),
+        device=device,
+        url=reverse("admin:operations_remotecommand_change", args=[command.pk]),
+    )
+
+
 SEND_COMMAND_DIALOG = {
     "title": _("Send a command to this machine"),
     "description": _("It is delivered on the machine's next heartbeat, pull or socket push."),
@@ -54,25 +66,13 @@ class DeviceCommandActions:
 
     @action(description=_("Send command"), icon="send", permissions=["operate"], dialog=SEND_COMMAND_DIALOG)
     def send_command(self, request, form, object_id):
-        device = form.target
-        try:
-            command = commands.send_command(device, **form.command_options(), user=request.user)
-        except DomainError as error:
-            form.add_service_error(error)
-            return form.dialog_response(request, SEND_COMMAND_DIALOG)
-        messages.success(
+        return self.submit_dialog(
             request,
-            format_html(
-                _(
-                    "{command} is queued for {device}; it rides on the machine's next call. "
-                    '<a href="{url}">Follow it</a>'
-                ),
-                command=command.get_type_display(),
-                device=device,
-                url=reverse("admin:operations_remotecommand_change", args=[command.pk]),
-            ),
+            form,
+            SEND_COMMAND_DIALOG,
+            lambda: commands.send_command(form.target, **form.command_options(), user=request.user),
+            lambda command: command_queued_message(command, form.target),
         )
-        return self.back_to_change_page(request, device)
 
     @action(description=_("Send command to selected machines"), icon="send", permissions=["operate"])
     def send_command_to_selected(self, request, queryset):
