@@ -1,7 +1,9 @@
 """The shape of a machine as the live staff views see it (WebSocket pushes and the admin's script)."""
 
 
-def bins_payload(bins) -> list[dict]:
+def bins_payload(bins, *, judged: bool = True) -> list[dict]:
+    """Each bin's level; `judged` adds the back office's verdict (`is_low`), which the staff views show
+    and the machine protocol's materials reply does not carry."""
     return [
         {
             "index": b.index,
@@ -10,7 +12,7 @@ def bins_payload(bins) -> list[dict]:
             "capacity": b.capacity,
             "unit": b.unit,
             "level_pct": b.level_pct,
-            "is_low": b.is_low,
+            **({"is_low": b.is_low} if judged else {}),
         }
         for b in bins
     ]

@@ -40,6 +40,7 @@ from coffeeshop.protocol.serializers import (
     plain_heartbeat_reading,
 )
 from devices import services as devices
+from devices.live import bins_payload
 from devices.models import Device
 from inventory.selectors import unknown_material_codes
 from operations.services import alarms, commands
@@ -234,17 +235,7 @@ class MaterialsReportView(MachineView):
         return Response(
             {
                 "server_time": server_time(),
-                "bins": [
-                    {
-                        "index": b.index,
-                        "material": b.material_code,
-                        "remaining": b.remaining,
-                        "capacity": b.capacity,
-                        "unit": b.unit,
-                        "level_pct": b.level_pct,
-                    }
-                    for b in bins
-                ],
+                "bins": bins_payload(bins, judged=False),
             }
         )
 
