@@ -1,12 +1,15 @@
 """List filters that say so when a parameter means nothing: `/alarms?status=actve` or a filter named
 otherwise is a 400 naming the parameter and the known ones, never a silently unfiltered list."""
 
+import re
+
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.exceptions import ValidationError
 from rest_framework.settings import api_settings
 
 ALWAYS_KNOWN = {"page", "page_size", "format"}
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def known_parameters(view, filterset_class) -> set[str]:
@@ -28,4 +31,11 @@ class StrictFilterBackend(DjangoFilterBackend):
             if unknown:
                 message = _("Unknown parameter. Known: %(known)s.") % {"known": ", ".join(sorted(known))}
                 raise ValidationError({name: [message] for name in unknown})
+            garbled = sorted(
+                name
+                for name, values in request.query_params.lists()
+                if any(map(CONTROL_CHARACTER.search, values))
+            )
+            if garbled:
+                raise ValidationError({name: [_("Control characters are not allowed.")] for name in garbled})
         return super().filter_queryset(request, queryset, view)

@@ -1,12 +1,13 @@
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from accounts.models import Merchant
 from accounts.tenancy import can_access_merchant
 from devices.models import Device, DeviceBin, DeviceStatusHistory, Location
 
 
 class LocationSerializer(serializers.ModelSerializer):
-    merchant_id = serializers.IntegerField()
+    merchant_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     merchant_name = serializers.CharField(source="merchant.name", read_only=True)
 
     class Meta:
@@ -25,7 +26,8 @@ class LocationSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at"]
 
     def validate_merchant_id(self, value):
-        if not can_access_merchant(self.context["request"].user, value):
+        exists = Merchant.objects.filter(pk=value).exists()
+        if not (exists and can_access_merchant(self.context["request"].user, value)):
             raise serializers.ValidationError(_("unknown merchant"))
         return value
 

@@ -1,10 +1,12 @@
 """Staff changes to machines and their locations (API and admin share these)."""
 
-from django.db import transaction
+import contextlib
+
+from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from audit import services as audit
-from coffeeshop.exceptions import Invalid
+from coffeeshop.exceptions import Conflict, Invalid
 from devices.models import Device, Location
 
 EDITABLE_FIELDS = ("alias", "location", "offline_timeout_s")
@@ -31,16 +33,31 @@ def update_device_settings(device: Device, **changes) -> Device:
 # --- Locations: where machines stand (a merchant's Admins keep them) ---------------------------------
 
 
+@contextlib.contextmanager
+def _one_name_per_merchant():
+    """A merchant's location names are unique (a database constraint): a second one is a 409 naming
+    the field, not a 500 — also when two requests race for the same name."""
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError:
+        message = _("This merchant already has a location with this name.")
+        raise Conflict(message, details={"fields": {"name": [message]}}) from None
+
+
 @transaction.atomic
 def create_location(**fields) -> Location:
-    location = Location.objects.create(**fields)
+    with _one_name_per_merchant():
+        location = Location.objects.create(**fields)
     audit.record("location.created", location, changes=_described(location, fields))
     return location
 
 
 @transaction.atomic
 def update_location(location: Location, **changes) -> Location:
-    audit.record("location.updated", location, changes=audit.save_changes(location, changes))
+    with _one_name_per_merchant():
+        changed = audit.save_changes(location, changes)
+    audit.record("location.updated", location, changes=changed)
     return location
 
 
