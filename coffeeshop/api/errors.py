@@ -150,8 +150,7 @@ def exception_handler(exc, context):
 
     if is_outage(exc):
         set_rollback()
-        body = error_body(503, _("The service is briefly unavailable; retry in a few seconds."))
-        return Response(body, status=503, headers={"Retry-After": str(OUTAGE_RETRY_AFTER_S)})
+        return outage_response(context["request"])
     if not isinstance(exc, exceptions.APIException):
         logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
         set_rollback()

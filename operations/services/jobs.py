@@ -62,15 +62,6 @@ class JobSuperseded(Exception):
     """The worker fell silent for so long that another worker took the job over: this run must stop."""
 
 
-def job_stale_after() -> timedelta:
-    """How long a running job may stay silent before another worker takes it (JOB_STALE_AFTER_S)."""
-    return timedelta(seconds=getattr(settings, "JOB_STALE_AFTER_S", 120))
-
-
-def job_max_attempts() -> int:
-    return getattr(settings, "JOB_MAX_ATTEMPTS", 3)
-
-
 def claim_job(job_id: int) -> TaskJob | None:
     """Move a pending job to running and count the start; None when it is running elsewhere, finished
     or was canceled."""
@@ -104,33 +95,30 @@ def reclaim_stale_jobs(now: datetime | None = None, *, enqueue=dispatch.queue_jo
     pending job whose task never reached a worker (the broker was down at commit) is queued again.
     """
     now = now or timezone.now()
-    stale = now - job_stale_after()
-    outcome: dict[str, list[int]] = {"requeued": [], "failed": []}
+    stale = now - timedelta(seconds=settings.JOB_STALE_AFTER_S)
+    requeued, failed = [], []
     with transaction.atomic():
         silent = TaskJob.objects.select_for_update(skip_locked=True).filter(
             Q(status__in=[TaskJob.Status.RUNNING, TaskJob.Status.PENDING], beat_at__lt=stale)
             | Q(status=TaskJob.Status.PENDING, beat_at=None, created_at__lt=stale)
         )
         for job in silent:
-            if job.attempts >= job_max_attempts():
-                job.error = _gave_up_message(job)
-                finish_job(job, TaskJob.Status.FAILED, error=job.error)
-                outcome["failed"].append(job.pk)
-                continue
-            TaskJob.objects.filter(pk=job.pk).update(status=TaskJob.Status.PENDING, beat_at=now)
-            outcome["requeued"].append(job.pk)
-    for job_id in outcome["requeued"]:
-        enqueue(TaskJob.objects.get(pk=job_id))
-    for job_id in outcome["failed"]:
-        job = TaskJob.objects.select_related("created_by").get(pk=job_id)
+            if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+                message = (
+                    f"The worker running this job stopped {job.attempts} times; it was not started again."
+                )
+                failed.append(finish_job(job, TaskJob.Status.FAILED, error=message))
+            else:
+                job.status, job.beat_at = TaskJob.Status.PENDING, now
+                job.save(update_fields=["status", "beat_at"])
+                requeued.append(job)
+    for job in requeued:
+        enqueue(job)
+    for job in failed:
         audit.record(
             "job.failed", job, merchant_id=_merchant_of(job.created_by), changes={"error": job.error}
         )
-    return outcome
-
-
-def _gave_up_message(job: TaskJob) -> str:
-    return f"The worker running this job stopped {job.attempts} times; it was not started again."
+    return {"requeued": [job.pk for job in requeued], "failed": [job.pk for job in failed]}
 
 
 def finish_job(job: TaskJob, status: str, *, error: str = "", rows: int | None = None) -> TaskJob:
