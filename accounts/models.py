@@ -20,7 +20,10 @@ class Capability(models.TextChoices):
     REFUND = "refund", _("Refund orders and resolve exceptions")
     MANAGE_MATERIALS = "manage_materials", _("Manage materials, bins and refills")
     MANAGE_USERS = "manage_users", _("Manage users")
-    MANAGE_MERCHANTS = "manage_merchants", _("Manage merchants, locations and provisioning secrets")
+    MANAGE_MERCHANTS = (
+        "manage_merchants",
+        _("Manage merchants, locations, payment methods and provisioning secrets"),
+    )
     MANAGE_SETTINGS = "manage_settings", _("Manage settings and schedules")
 
 

@@ -22,11 +22,18 @@ from unfold.contrib.filters.admin import ChoicesDropdownFilter, DropdownFilter
 from unfold.decorators import action, display
 
 from accounts.models import Capability
-from accounts.tenancy import sees_all_merchants
 from coffeeshop.admin_base import ScopedModelAdmin, ScopedRelatedFilter, ScopedTabularInline
 from coffeeshop.exceptions import DomainError
 from orders.forms import MarkExceptionForm, RefundForm, ResolveExceptionForm
-from orders.models import Order, OrderItem, PaymentMethod, PaymentStatus, Refund, RefundStatus
+from orders.models import (
+    BUILT_IN_PAYMENT_METHODS,
+    Order,
+    OrderItem,
+    PaymentMethod,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+)
 from orders.services import mark_exception, refund_order, resolve_exception, start_orders_export
 from orders.tasks import export_orders
 
@@ -112,17 +119,19 @@ def export_params(query) -> dict[str, str]:
 
 
 class PaymentMethodFilter(DropdownFilter):
-    """The catalogue of payment methods (one for every merchant, like materials), by their names."""
+    """The built-in payment methods and those of the user's merchants, by their names."""
 
     title = _("payment method")
     parameter_name = "payment_method"
 
     def lookups(self, request, model_admin):
-        methods = [(method.code, method.name) for method in PaymentMethod.objects.order_by("name")]
+        methods = dict(BUILT_IN_PAYMENT_METHODS)
+        for code, name in PaymentMethod.objects.for_user(request.user).values_list("code", "name"):
+            methods.setdefault(code, name)
         chosen = self.value()
-        if chosen and chosen not in {code for code, _name in methods}:
-            methods.append((chosen, chosen))  # a filter without this choice would be silently dropped
-        return methods
+        if chosen and chosen not in methods:
+            methods[chosen] = chosen  # a filter without this choice would be silently dropped
+        return sorted(methods.items(), key=lambda item: str(item[1]))
 
     def queryset(self, request, queryset):
         return queryset.filter(payment_method=self.value()) if self.value() else queryset
@@ -448,17 +457,17 @@ class OrderAdmin(ScopedModelAdmin):
 
 @admin.register(PaymentMethod)
 class PaymentMethodAdmin(ScopedModelAdmin):
-    """The methods machines have reported, named for people. One catalogue for every merchant, so only
-    platform Admins rename a method; a machine adds a new one by selling with it."""
+    """The methods a merchant takes beyond the built-in ones (wechat, alipay, card, corp, cash). A sale
+    with a method its merchant has not defined is still taken, and opens an exception."""
 
-    tenant_scoped = False
-    write_capability = Capability.MANAGE_SETTINGS
-    add_capability = None
-    delete_capability = None
-    list_display = ["code", "name", "created_at"]
+    write_capability = Capability.MANAGE_MERCHANTS
+    list_display = ["code", "name", "merchant", "created_at"]
+    list_select_related = ["merchant"]
+    list_filter = [("merchant", ScopedRelatedFilter)]
     search_fields = ["code", "name"]
-    fields = ["code", "name", "created_at"]
-    readonly_fields = ["code", "created_at"]
+    fields = ["merchant", "code", "name", "created_at"]
+    readonly_fields = ["created_at"]
 
-    def has_change_permission(self, request, obj=None):
-        return sees_all_merchants(request.user) and super().has_change_permission(request, obj)
+    def get_readonly_fields(self, request, obj=None):
+        # Past orders name the code: renaming it would orphan them; a new code is a new method.
+        return [*self.readonly_fields, "merchant", "code"] if obj else self.readonly_fields

@@ -34,18 +34,39 @@ MACHINE_PAYMENT_STATUSES = (PaymentStatus.PAID, PaymentStatus.UNPAID, PaymentSta
 REFUNDABLE_STATUSES = (PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUND_FAILED)
 
 
-class PaymentMethod(models.Model):
-    """The methods seen so far. A machine may report a method nobody configured: it is added here (the
-    sale is never refused for it), and operators name it in the admin. No code change for a new one."""
+# The protocol's methods: every merchant takes them without defining anything.
+BUILT_IN_PAYMENT_METHODS = {
+    "wechat": _("WeChat Pay"),
+    "alipay": _("Alipay"),
+    "card": _("Card"),
+    "corp": _("Corporate account"),
+    "cash": _("Cash"),
+}
+# The reason of the exception an order opens when its payment method is one its merchant never defined.
+UNKNOWN_PAYMENT_METHOD = "unknown_payment_method"
 
-    code = models.SlugField(_("code"), max_length=32, unique=True)
+
+class PaymentMethod(models.Model):
+    """A payment method a merchant takes beyond the protocol's built-in ones (a meal card, a local
+    wallet), added by its Admin without code. A machine selling with a method its merchant never
+    defined still makes a sale: it is taken as reported and opens an exception for staff to look at."""
+
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.CASCADE, related_name="payment_methods", verbose_name=_("merchant")
+    )
+    code = models.SlugField(_("code"), max_length=32, help_text=_("As the machines report it."))
     name = models.CharField(_("name"), max_length=80)
-    created_at = models.DateTimeField(_("first seen"), default=timezone.now)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    objects = TenantQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("payment method")
         verbose_name_plural = _("payment methods")
-        ordering = ["code"]
+        ordering = ["merchant__name", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "code"], name="payment_method_once_per_merchant")
+        ]
 
     def __str__(self):
         return self.name

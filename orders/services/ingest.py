@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from audit import services as audit
 from coffeeshop.live import broadcast_after_commit
 from devices.models import Device
-from orders.models import Order, OrderItem, PaymentMethod
+from orders.models import BUILT_IN_PAYMENT_METHODS, UNKNOWN_PAYMENT_METHOD, Order, OrderItem, PaymentMethod
 
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 
@@ -137,9 +137,19 @@ def ingest_orders(
                 "accepted": len(accepted),
                 "order_ids": accepted[:50],
                 "duplicates": sum(r.result == DUPLICATE for r in ordered),
+                **_unknown_methods_taken(ordered),
             },
         )
     return ordered
+
+
+def _unknown_methods_taken(results: list[IngestResult]) -> dict:
+    methods = {
+        r.order.payment_method
+        for r in results
+        if r.result == ACCEPTED and r.order.exception_reason == UNKNOWN_PAYMENT_METHOD
+    }
+    return {"unknown_payment_methods": sorted(methods)} if methods else {}
 
 
 def _against_existing(order: OrderInput, known: Order) -> IngestResult:
@@ -159,10 +169,11 @@ def _ingest_one(device: Device, order: OrderInput, now: datetime) -> IngestResul
 
 
 def _insert(device: Device, orders: list[OrderInput], now: datetime) -> list[Order]:
-    _remember_payment_methods({o.payment_method for o in orders})
+    undefined = undefined_payment_methods(device.merchant_id, {o.payment_method for o in orders})
     rows = Order.objects.bulk_create(
         [
             Order(
+                **_unknown_method_exception(now) if o.payment_method in undefined else {},
                 merchant_id=device.merchant_id,
                 location_id=device.location_id,
                 device_id=device.pk,
@@ -225,16 +236,18 @@ def _insert(device: Device, orders: list[OrderInput], now: datetime) -> list[Ord
     return rows
 
 
-_known_methods: set[str] = set()
+def undefined_payment_methods(merchant_id: int, codes: set[str]) -> set[str]:
+    """The methods among `codes` the merchant takes neither built in nor by defining them."""
+    codes = codes - BUILT_IN_PAYMENT_METHODS.keys()
+    if not codes:
+        return set()
+    defined = PaymentMethod.objects.filter(merchant_id=merchant_id, code__in=codes).values_list(
+        "code", flat=True
+    )
+    return codes - set(defined)
 
 
-def _remember_payment_methods(codes: set[str]) -> None:
-    """Add methods never seen before to the catalogue (named by operators later)."""
-    new = codes - _known_methods
-    if not new:
-        return
-    for code in new:
-        PaymentMethod.objects.get_or_create(code=code, defaults={"name": code.replace("_", " ").title()})
-    # Remembered only once committed: when the insert is rolled back (a concurrent retry won the unique
-    # constraint), the method's row goes with it, and this process must not believe it recorded.
-    transaction.on_commit(lambda: _known_methods.update(new))
+def _unknown_method_exception(now: datetime) -> dict:
+    """A sale with a method nobody defined still happened (protocol 1.1): it is taken as reported, and
+    staff see it as an exception to resolve (define the method, or find out what the machine did)."""
+    return {"is_exception": True, "exception_reason": UNKNOWN_PAYMENT_METHOD, "exception_marked_at": now}

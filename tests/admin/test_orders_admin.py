@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Role
 from operations.models import TaskJob
-from orders.models import Order, PaymentStatus, Refund
+from orders.models import Order, PaymentMethod, PaymentStatus, Refund
 from orders.services import refund_order, run_orders_export
 from orders.services.export import COLUMNS
 from tests.factories import DeviceFactory, LocationFactory, OrderFactory
@@ -437,3 +437,67 @@ def test_an_action_on_something_that_is_not_an_order_id_answers_not_found(login,
     response = login(Role.OPS).post("/admin/orders/order/not-a-number/refund/", refund_form(reason="x"))
 
     assert response.status_code == 404
+
+
+# --- Payment methods ---------------------------------------------------------------------------------
+
+
+def test_a_merchant_admin_defines_a_payment_method_for_their_merchant_only(login, merchant, other_merchant):
+    PaymentMethod.objects.create(merchant=other_merchant, code="rival_card", name="Rival Card")
+    client = login(Role.ADMIN)
+
+    listing = client.get(reverse("admin:orders_paymentmethod_changelist"))
+    added = client.post(
+        reverse("admin:orders_paymentmethod_add"),
+        {"merchant": other_merchant.pk, "code": "meal_card", "name": "Meal card"},
+    )
+    client.post(
+        reverse("admin:orders_paymentmethod_add"),
+        {"merchant": merchant.pk, "code": "meal_card", "name": "Meal card"},
+    )
+
+    assert "Rival Card" not in listing.content.decode()
+    assert added.status_code == 200  # the form again: another merchant is not a choice
+    assert list(PaymentMethod.objects.filter(code="meal_card").values_list("merchant", flat=True)) == [
+        merchant.pk
+    ]
+
+
+def test_a_code_the_merchant_already_takes_is_refused_in_the_form(login, merchant):
+    PaymentMethod.objects.create(merchant=merchant, code="meal_card", name="Meal card")
+    client = login(Role.ADMIN)
+
+    again = client.post(
+        reverse("admin:orders_paymentmethod_add"),
+        {"merchant": merchant.pk, "code": "meal_card", "name": "Again"},
+    )
+
+    assert again.status_code == 200
+    assert "already exists" in again.content.decode()
+    assert PaymentMethod.objects.filter(code="meal_card").count() == 1
+
+
+@pytest.mark.parametrize("role", [Role.OPS, Role.VIEWER])
+def test_ops_and_viewers_cannot_define_payment_methods(login, merchant, role):
+    client = login(role)
+
+    reply = client.post(
+        reverse("admin:orders_paymentmethod_add"),
+        {"merchant": merchant.pk, "code": "meal_card", "name": "Meal card"},
+    )
+
+    assert reply.status_code == 403
+    assert not PaymentMethod.objects.exists()
+
+
+def test_the_payment_method_filter_names_built_in_and_own_methods_only(
+    login, merchant, other_merchant, sales
+):
+    PaymentMethod.objects.create(merchant=merchant, code="meal_card", name="Meal card")
+    PaymentMethod.objects.create(merchant=other_merchant, code="rival_card", name="Rival Card")
+    client = login(Role.VIEWER)
+
+    page = client.get(reverse("admin:orders_order_changelist")).content.decode()
+
+    assert "Meal card" in page and "WeChat Pay" in page
+    assert "Rival Card" not in page

@@ -8,16 +8,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from coffeeshop.protocol.serializers import OrderSerializer
+from audit.models import OperationLog
 from devices.services import issue_token
 from orders.models import Order, OrderItem, PaymentMethod
-from orders.services import ingest_orders
 from tests.conftest import protocol_order
-from tests.factories import DeviceFactory, LocationFactory
+from tests.factories import DeviceFactory, LocationFactory, MerchantFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 
@@ -275,40 +274,59 @@ def test_a_quantity_below_one_says_it_must_be_at_least_1(machine, expect_api_err
 # --- Payment methods and statuses ---------------------------------------------------------------------
 
 
-def test_a_payment_method_nobody_configured_is_accepted_and_added_to_the_catalogue(machine):
-    assert not PaymentMethod.objects.filter(code="meituan_pay").exists()
+def test_a_payment_method_the_merchant_never_defined_is_taken_and_opens_an_exception(machine):
+    reply = create(machine, protocol_order(payment={"method": "meituan_pay", "status": "paid"}))
+
+    assert reply.status_code == 201, reply.content
+    assert reply.json()["data"] == {"order_id": "CM2K-000123-20261124-0042", "result": "accepted"}
+    order = Order.objects.get()
+    assert (order.payment_method, order.payment_status) == ("meituan_pay", "paid")
+    assert order.is_exception
+    assert order.exception_reason == "unknown_payment_method"
+    assert order.exception_marked_at is not None
+    assert not PaymentMethod.objects.exists()  # a machine defines nothing
+
+
+def test_a_method_the_merchant_defined_is_taken_without_exception(machine):
+    PaymentMethod.objects.create(merchant=machine.device.merchant, code="meituan_pay", name="Meituan")
 
     reply = create(machine, protocol_order(payment={"method": "meituan_pay", "status": "paid"}))
 
     assert reply.status_code == 201, reply.content
-    assert Order.objects.get().payment_method == "meituan_pay"
-    method = PaymentMethod.objects.get(code="meituan_pay")
-    assert method.name == "Meituan Pay"
-
-    create(machine, protocol_order("SECOND", payment={"method": "meituan_pay", "status": "paid"}))
-    assert PaymentMethod.objects.filter(code="meituan_pay").count() == 1
+    assert not Order.objects.get().is_exception
 
 
-def order_input(order_id, **overrides):
-    serializer = OrderSerializer(data=protocol_order(order_id, **overrides))
-    serializer.is_valid(raise_exception=True)
-    return OrderSerializer.to_input(serializer.validated_data)
+def test_a_method_another_merchant_defined_is_still_unknown_here(machine):
+    PaymentMethod.objects.create(merchant=MerchantFactory(), code="meituan_pay", name="Meituan")
+
+    create(machine, protocol_order(payment={"method": "meituan_pay", "status": "paid"}))
+
+    assert Order.objects.get().exception_reason == "unknown_payment_method"
 
 
-def test_a_new_method_whose_first_sale_was_rolled_back_is_still_added_by_the_next_sale(machine):
-    """The rollback stands for a lost race: a concurrent retry inserted the order first."""
-    with pytest.raises(RuntimeError), transaction.atomic():
-        ingest_orders(
-            machine.device.pk, [order_input("LOST", payment={"method": "rollback_pay", "status": "paid"})]
-        )
-        raise RuntimeError("rolled back")
-    assert not PaymentMethod.objects.filter(code="rollback_pay").exists()
+def test_in_a_backlog_only_the_orders_with_an_unknown_method_open_exceptions(machine):
+    orders = [
+        protocol_order("KNOWN", payment={"method": "cash", "status": "paid"}),
+        protocol_order("UNKNOWN", payment={"method": "barter", "status": "paid"}),
+    ]
 
-    ingest_orders(
-        machine.device.pk, [order_input("KEPT", payment={"method": "rollback_pay", "status": "paid"})]
-    )
+    reply = create(machine, {"orders": orders})
 
-    assert PaymentMethod.objects.filter(code="rollback_pay").exists()
+    assert [r["result"] for r in reply.json()["data"]["results"]] == ["accepted", "accepted"]
+    exceptions = dict(Order.objects.values_list("machine_order_id", "is_exception"))
+    assert exceptions == {"KNOWN": False, "UNKNOWN": True}
+    received = OperationLog.objects.get(action="orders.received")
+    assert received.changes["unknown_payment_methods"] == ["barter"]
+
+
+def test_the_retry_of_an_order_with_an_unknown_method_is_a_duplicate_not_a_second_exception(machine):
+    body = protocol_order(payment={"method": "barter", "status": "paid"})
+    create(machine, body)
+
+    again = create(machine, body)
+
+    assert again.status_code == 200 and again.json()["data"]["result"] == "duplicate"
+    assert Order.objects.filter(is_exception=True).count() == 1
 
 
 @pytest.mark.parametrize("method", ["wechat", "alipay", "card", "corp", "cash"])
@@ -316,7 +334,7 @@ def test_every_method_of_the_protocol_is_accepted(machine, method):
     reply = create(machine, protocol_order(payment={"method": method, "status": "paid"}))
 
     assert reply.status_code == 201, reply.content
-    assert PaymentMethod.objects.filter(code=method).exists()
+    assert not Order.objects.get().is_exception
 
 
 @pytest.mark.parametrize("status", ["paid", "unpaid", "failed"])
