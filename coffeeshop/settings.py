@@ -152,12 +152,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(_test_db)}
 IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 if IS_POSTGRES and env_bool("DB_POOL", default=False):
-    # psycopg's pool (ASGI): sized well under PostgreSQL's 100 connections across processes.
+    # psycopg's pool, turned on by the ASGI servers (asgi.py, and manage.py for runserver): at most
+    # DB_POOL_MAX_SIZE connections per process, well under PostgreSQL's 100 across processes. A request
+    # that waits DB_POOL_TIMEOUT_S for one gets PoolTimeout, an OperationalError: 503 UNAVAILABLE.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": int(os.environ.get("DB_POOL_MAX_SIZE", "10")),
-        "timeout": 10,
+        "timeout": float(os.environ.get("DB_POOL_TIMEOUT_S", "5")),
     }
 DATABASES["default"].setdefault("TEST", {})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -53,10 +53,22 @@ def live_asgi_server(django_db_setup, django_db_blocker, tmp_path_factory):
         yield server
 
 
+# The servers the README starts, as commands on a port.
+SERVERS = {
+    "daphne": lambda port: [
+        sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "coffeeshop.asgi:application"
+    ],
+    "runserver": lambda port: [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+    "gunicorn": lambda port: [
+        sys.executable, "-m", "gunicorn", "coffeeshop.wsgi", "--workers", "2", "--bind", f"127.0.0.1:{port}"
+    ],
+}  # fmt: skip
+
+
 @contextlib.contextmanager
-def asgi_server(django_db_blocker, tmp_path_factory, **extra_env):
-    """daphne serving coffeeshop.asgi on the test database (and Redis, unless `extra_env` says
-    otherwise) on a free port, once it answers its health check."""
+def asgi_server(django_db_blocker, tmp_path_factory, server="daphne", **extra_env):
+    """daphne serving coffeeshop.asgi (or another of the README's `SERVERS`) on the test database (and
+    Redis, unless `extra_env` says otherwise) on a free port, once it answers its health check."""
     port = _free_port()
     with django_db_blocker.unblock():
         database_url = _database_url_of_test_db()
@@ -73,7 +85,7 @@ def asgi_server(django_db_blocker, tmp_path_factory, **extra_env):
     env.update(extra_env)
     log = open(tmp_path_factory.mktemp("server-log") / "daphne.log", "w+")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "coffeeshop.asgi:application"],
+        SERVERS[server](port),
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -90,7 +102,7 @@ def asgi_server(django_db_blocker, tmp_path_factory, **extra_env):
         if process.poll() is not None or time.monotonic() > deadline:
             log.seek(0)
             process.kill()
-            pytest.fail(f"daphne did not start:\n{log.read()[-3000:]}")
+            pytest.fail(f"{server} did not start:\n{log.read()[-3000:]}")
         time.sleep(0.2)
     try:
         yield LiveServer(url, process)
