@@ -21,6 +21,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
+from coffeeshop.redis import REDIS_OUTAGE_ERRORS, redis_failed, redis_is_down
+
 logger = logging.getLogger(__name__)
 PLATFORM_GROUP = "live.platform"
 _loop: asyncio.AbstractEventLoop | None = None
@@ -54,6 +56,8 @@ async def _send_all(layer, sends: list[tuple[str, dict]]) -> None:
 
 def _report_failure(future) -> None:
     if not future.cancelled() and future.exception() is not None:
+        if isinstance(future.exception(), REDIS_OUTAGE_ERRORS):
+            redis_failed(future.exception())
         logger.error("a live update could not be sent: %r", future.exception())
 
 
@@ -63,6 +67,8 @@ def send_to_groups(sends: list[tuple[str, dict]]) -> None:
     if layer is None or not sends:
         return
     if settings.REDIS_URL:
+        if redis_is_down():
+            return  # live pushes are at most once; pages catch up on their next event or reload
         asyncio.run_coroutine_threadsafe(_send_all(layer, sends), _background_loop()).add_done_callback(
             _report_failure
         )

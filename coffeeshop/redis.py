@@ -1,13 +1,33 @@
-"""One Redis connection pool per process, or None on the embedded default (no REDIS_URL)."""
+"""One Redis connection pool per process, or None on the embedded default (no REDIS_URL).
+
+Nothing needs Redis: every caller of `get_redis()` has a way without it (the embedded default). So
+when Redis fails, the process works without it for `REDIS_RETRY_AFTER_S` and then tries again: a
+caller that meets an outage calls `redis_failed()` and takes its way without Redis. The first time
+Redis answers again, the hooks given to `on_recovery()` run, to drop what Redis holds that went stale
+meanwhile (changes written to PostgreSQL alone), before anyone relies on it.
+"""
 
 import hashlib
+import logging
 import os
 import threading
+import time
 from functools import lru_cache
 
 import redis
 from django.conf import settings
 from redis.exceptions import NoScriptError
+
+logger = logging.getLogger(__name__)
+
+# Errors that mean Redis cannot be reached now (down, restarting, loading its data, a time-out).
+REDIS_OUTAGE_ERRORS = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+)
+# How long a process works without Redis after an outage before trying it again.
+REDIS_RETRY_AFTER_S = 2.0
 
 
 @lru_cache(maxsize=1)
@@ -15,9 +35,90 @@ def _client_for(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30)
 
 
-def get_redis() -> redis.Redis | None:
+class _Breaker:
+    def __init__(self):
+        self.down_until = 0.0  # monotonic time until which this process works without Redis
+        self.recovering = False  # Redis failed since the recovery hooks last ran
+        self.hooks = []
+        self.hooks_thread = None  # the thread running the recovery hooks, which use Redis themselves
+        self.lock = threading.RLock()  # redis_failed() may be called by a hook, under the lock
+
+
+_breaker = _Breaker()
+
+
+def redis_client() -> redis.Redis | None:
+    """The client whether or not Redis is answering now (the health check's view), None without REDIS_URL."""
     url = settings.REDIS_URL
     return _client_for(url) if url else None
+
+
+def get_redis() -> redis.Redis | None:
+    """The client, or None without REDIS_URL or while Redis is out (see the module's docstring)."""
+    client = redis_client()
+    if client is None or (_breaker.down_until and time.monotonic() < _breaker.down_until):
+        return None
+    if _breaker.recovering and _breaker.hooks_thread != threading.get_ident():
+        return client if _recover(client) else None
+    return client
+
+
+def redis_failed(error: BaseException | None = None) -> None:
+    """Redis could not be reached: this process works without it for a while."""
+    with _breaker.lock:
+        if not _breaker.recovering:
+            logger.warning("Redis is unreachable (%r): working on PostgreSQL alone", error)
+        _breaker.recovering = True
+        _breaker.down_until = time.monotonic() + REDIS_RETRY_AFTER_S
+
+
+def redis_is_down() -> bool:
+    return bool(settings.REDIS_URL) and get_redis() is None
+
+
+def on_recovery(hook) -> None:
+    """`hook(client)` runs once each time this process finds Redis answering again after an outage."""
+    if hook not in _breaker.hooks:
+        _breaker.hooks.append(hook)
+
+
+def _recover(client: redis.Redis) -> bool:
+    with _breaker.lock:
+        if not _breaker.recovering:
+            return True
+        _breaker.hooks_thread = threading.get_ident()
+        try:
+            for hook in _breaker.hooks:
+                hook(client)
+        except Exception as error:  # Redis (or the database a hook reads) not back yet: later
+            logger.info("Redis recovery postponed: %r", error)
+            _breaker.down_until = time.monotonic() + REDIS_RETRY_AFTER_S
+            return False
+        finally:
+            _breaker.hooks_thread = None
+        _breaker.recovering = False
+        _breaker.down_until = 0.0
+    logger.warning("Redis answers again")
+    return True
+
+
+def reset_breaker() -> None:
+    """Forget any outage (tests)."""
+    _breaker.down_until, _breaker.recovering = 0.0, False
+
+
+def delete_matching(client: redis.Redis, pattern: str) -> int:
+    """Delete every key matching `pattern` (SCAN, in batches): for recovery hooks."""
+    deleted = 0
+    batch = []
+    for name in client.scan_iter(match=pattern, count=1000):
+        batch.append(name)
+        if len(batch) == 1000:
+            deleted += client.unlink(*batch)
+            batch = []
+    if batch:
+        deleted += client.unlink(*batch)
+    return deleted
 
 
 def key(*parts) -> str:

@@ -5,8 +5,16 @@ must start background work after its change is committed queues it here, by the 
 name; this module imports no service and no task.
 """
 
+import logging
+
+import kombu.exceptions
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
+
+from coffeeshop.redis import REDIS_OUTAGE_ERRORS, redis_failed, redis_is_down
+
+logger = logging.getLogger(__name__)
 
 NOTIFY_ALARM = "operations.notify_alarm"
 
@@ -20,9 +28,25 @@ JOB_TASKS = {
 
 def queue_after_commit(task_name: str, *args) -> None:
     """Send `task_name(*args)` to the workers when the current transaction commits (now, outside one)."""
-    transaction.on_commit(lambda: current_app.send_task(task_name, args=args))
+    transaction.on_commit(lambda: send(task_name, *args))
 
 
 def queue_job(job) -> None:
     """Send a background job to the workers again (now, not on commit)."""
-    current_app.send_task(JOB_TASKS[job.kind], args=[job.pk])
+    send(JOB_TASKS[job.kind], job.pk)
+
+
+def send(task_name: str, *args) -> bool:
+    """Send a task; False when the broker (Redis) cannot take it. What was committed stays committed and
+    the request that committed it succeeds: a job left pending is queued again by "Reclaim stalled
+    background jobs", an alarm's notification by the recovery hook `queue_unsent_notifications`."""
+    if settings.REDIS_URL and redis_is_down():
+        logger.warning("Redis is out: %s%r not queued", task_name, args)
+        return False
+    try:
+        current_app.send_task(task_name, args=args)
+    except (kombu.exceptions.OperationalError, *REDIS_OUTAGE_ERRORS) as error:
+        redis_failed(error)
+        logger.warning("the broker is out: %s%r not queued", task_name, args)
+        return False
+    return True

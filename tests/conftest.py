@@ -14,9 +14,12 @@ def _isolated_caches(settings):
     """Each test starts with an empty cache (throttles, token cache) and a fresh material memo."""
     from django.core.cache import cache
 
-    from coffeeshop.redis import get_redis
+    from coffeeshop.api.throttling import COUNTS_WHILE_REDIS_IS_OUT
+    from coffeeshop.redis import get_redis, reset_breaker
 
+    reset_breaker()
     cache.clear()
+    COUNTS_WHILE_REDIS_IS_OUT.clear()
     redis = get_redis()
     if redis is not None:
         for key in redis.scan_iter(f"{settings.CACHES['default'].get('KEY_PREFIX', 'coffeeshop')}:*"):
@@ -24,6 +27,7 @@ def _isolated_caches(settings):
     forget_material_codes()
     yield
     forget_material_codes()
+    reset_breaker()
 
 
 @pytest.fixture

@@ -44,6 +44,7 @@ from devices.live import bins_payload
 from devices.models import Device
 from inventory.selectors import unknown_material_codes
 from operations.services import alarms, commands
+from operations.services.pending_flags import pending_commands_key
 from orders import services as orders
 
 
@@ -165,7 +166,7 @@ def quiet_heartbeat(request, device_id: str) -> JsonResponse | None:
         device_id,
         reading,
         rate=(throttle.num_requests, throttle.duration),
-        busy_key=commands.pending_commands_key(device_id),
+        busy_key=pending_commands_key(device_id),
     ):
         return None
     return JsonResponse(envelope(heartbeat_reply([])), json_dumps_params={"separators": (",", ":")})

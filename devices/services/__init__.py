@@ -20,14 +20,13 @@ from devices.services.heartbeat import (
     BinReading,
     ReportOutcome,
     StatusReading,
-    flush_heartbeats,
     record_bin_report,
     record_heartbeat,
     record_quiet_heartbeat,
-    sample_status_history,
 )
 from devices.services.offline import mark_silent_devices_offline
 from devices.services.registration import Registration, register_device
+from devices.services.write_behind import flush_heartbeats, sample_status_history
 
 __all__ = [
     "BinReading",

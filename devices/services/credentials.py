@@ -6,6 +6,7 @@ the very next request. Without Redis nothing is cached: several web processes wo
 revocation made in another.
 """
 
+import contextlib
 import hashlib
 import secrets
 import time
@@ -15,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit import services as audit
-from coffeeshop.redis import get_redis, key
+from coffeeshop.redis import REDIS_OUTAGE_ERRORS, delete_matching, get_redis, key, redis_failed
 from devices.models import Device, DeviceCredential
 
 TOKEN_CACHE_TTL_S = 600
@@ -60,8 +61,21 @@ def revoke_tokens(device: Device) -> int:
     redis = get_redis()
     if redis is not None:
         hashes = [token_cache_key(c.token_hash) for c in active]
-        transaction.on_commit(lambda: redis.delete(*hashes))
+        transaction.on_commit(lambda: _forget_cached(redis, hashes))
     return len(active)
+
+
+def _forget_cached(redis, names: list[str]) -> None:
+    try:
+        redis.delete(*names)
+    except REDIS_OUTAGE_ERRORS as error:
+        redis_failed(error)  # every cached token is forgotten when Redis answers again
+
+
+def forget_cached_tokens(redis) -> None:
+    """When Redis answers again after an outage (a recovery hook): a token revoked meanwhile may still be
+    cached there, so the cache starts empty and fills again from PostgreSQL."""
+    delete_matching(redis, key("devtok", "*"))
 
 
 @transaction.atomic
@@ -84,11 +98,14 @@ def identify_device(token: str) -> DeviceIdentity | None:
     """The machine an active token belongs to, or None for an unknown or revoked token."""
     token_hash = hash_token(token)
     redis = get_redis()
-    if redis is not None:
-        cached = redis.get(token_cache_key(token_hash))
-        if cached:
-            device_id, merchant_id = cached.split(b":")
-            return DeviceIdentity(int(device_id), int(merchant_id))
+    try:
+        cached = redis.get(token_cache_key(token_hash)) if redis is not None else None
+    except REDIS_OUTAGE_ERRORS as error:
+        redis_failed(error)
+        redis = cached = None
+    if cached:
+        device_id, merchant_id = cached.split(b":")
+        return DeviceIdentity(int(device_id), int(merchant_id))
     row = (
         DeviceCredential.objects.filter(token_hash=token_hash, revoked_at__isnull=True)
         .values_list("device_id", "device__merchant_id")
@@ -97,14 +114,16 @@ def identify_device(token: str) -> DeviceIdentity | None:
     if row is None:
         return None
     if redis is not None:
-        redis.set(token_cache_key(token_hash), f"{row[0]}:{row[1]}", ex=TOKEN_CACHE_TTL_S)
+        with contextlib.suppress(*REDIS_OUTAGE_ERRORS):
+            redis.set(token_cache_key(token_hash), f"{row[0]}:{row[1]}", ex=TOKEN_CACHE_TTL_S)
     return DeviceIdentity(*row)
 
 
 def identify_device_and_count(token: str, window_s: int) -> tuple[DeviceIdentity | None, int | None]:
     """`identify_device`, plus (with Redis) how many requests this token made in the current window of
     `window_s` seconds, counting this one: the machine throttle's input, in the same round trip as the
-    token look-up. Without Redis the count is None and the throttle counts for itself."""
+    token look-up. Without Redis (or while it is out) the count is None and the throttle counts for
+    itself."""
     redis = get_redis()
     if redis is None:
         return identify_device(token), None
@@ -114,7 +133,11 @@ def identify_device_and_count(token: str, window_s: int) -> tuple[DeviceIdentity
     pipe.get(token_cache_key(token_hash))
     pipe.incr(counter)
     pipe.expire(counter, window_s * 2)
-    cached, count, _ = pipe.execute()
+    try:
+        cached, count, _ = pipe.execute()
+    except REDIS_OUTAGE_ERRORS as error:
+        redis_failed(error)
+        return identify_device(token), None
     if not cached:
         return identify_device(token), count
     device_id, merchant_id = cached.split(b":")

@@ -15,20 +15,18 @@ warmer" or "a percent less coffee". So the hot path only writes what changed:
 "Changed" is decided by fingerprints of the report, kept in Redis (or in the device row without Redis).
 """
 
+import contextlib
 import hashlib
 import json
-from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from redis.exceptions import ResponseError
 
 from audit import services as audit
-from coffeeshop.live import broadcast, broadcast_after_commit
-from coffeeshop.redis import HotScript, get_redis, key
+from coffeeshop.live import broadcast_after_commit
+from coffeeshop.redis import REDIS_OUTAGE_ERRORS, HotScript, delete_matching, get_redis, key, redis_failed
 from devices.live import bins_payload, device_payload
 from devices.models import Device, DeviceBin, DeviceStatusHistory, StatusEvent
 from devices.rules import temperature_in_range
@@ -135,7 +133,11 @@ def record_heartbeat(
         mapping={name: _encode(value) for name, value in _readings(reading, now).items()},
     )
     pipe.sadd(key("hb", "dirty"), identity.device_id)
-    results = pipe.execute()
+    try:
+        results = pipe.execute()
+    except REDIS_OUTAGE_ERRORS as error:
+        redis_failed(error)
+        return _record_without_redis(identity, reading, now)
     status_changed = results[0] != status_fp.encode()
     bins_changed = bins_fp is not None and results[1] != bins_fp.encode()
     if not (status_changed or bins_changed):
@@ -145,7 +147,8 @@ def record_heartbeat(
             return apply_report(identity, reading, now, with_bins=bins_changed)
         return _apply_bin_levels_only(identity, reading.bins, now)
     except BaseException:
-        redis.delete(fp_key, bins_key)  # so the next heartbeat takes the full path again
+        with contextlib.suppress(*REDIS_OUTAGE_ERRORS):
+            redis.delete(fp_key, bins_key)  # so the next heartbeat takes the full path again
         raise
 
 
@@ -217,7 +220,11 @@ def record_quiet_heartbeat(
         _encode_bins(reading.bins, now) if reading.bins else "",
         *readings,
     )
-    return _QUIET_HEARTBEAT_SCRIPT(redis, keys, args) == 1
+    try:
+        return _QUIET_HEARTBEAT_SCRIPT(redis, keys, args) == 1
+    except REDIS_OUTAGE_ERRORS as error:
+        redis_failed(error)
+        return False
 
 
 def _encode_bins(bins, now: datetime) -> str:
@@ -226,7 +233,7 @@ def _encode_bins(bins, now: datetime) -> str:
     )
 
 
-def _decode_bins(raw: str) -> tuple[datetime, list[BinReading]]:
+def decode_bins(raw: str) -> tuple[datetime, list[BinReading]]:
     at, bins = json.loads(raw)
     return datetime.fromisoformat(at), [
         BinReading(i, code, remaining, capacity, unit) for i, code, unit, capacity, remaining in bins
@@ -328,12 +335,12 @@ def apply_bin_levels(device: Device, readings, now: datetime) -> list[DeviceBin]
     """Write the reported bins (creating the ones the machine never reported before) and return every
     bin of the machine as it now stands."""
     bins = _set_bin_levels(device, readings, now)
-    new = _bins_not_in(bins, device, readings, now)
+    new = bins_not_in(bins, device, readings, now)
     DeviceBin.objects.bulk_create(new)
     return sorted([*bins, *new], key=lambda b: b.index)
 
 
-def _bins_not_in(bins, device: Device, readings, now: datetime) -> list[DeviceBin]:
+def bins_not_in(bins, device: Device, readings, now: datetime) -> list[DeviceBin]:
     """New rows for the readings of bins the machine never reported before (not among `bins`)."""
     known = {b.index for b in bins}
     return [
@@ -403,7 +410,7 @@ def record_bin_report(identity: DeviceIdentity, readings, now: datetime | None =
     device.save(update_fields=["bins_fingerprint"])
     redis = get_redis()
     if redis is not None:
-        transaction.on_commit(lambda: redis.delete(key("hb", "bins", identity.device_id)))
+        transaction.on_commit(lambda: forget_bins_fingerprint(redis, identity.device_id))
     broadcast_after_commit(device.merchant_id, "device.bins", {"id": device.pk, "bins": bins_payload(bins)})
     audit.record(
         "device.bins_reported",
@@ -418,159 +425,17 @@ def _encode(value) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
-_DECODERS = {
-    "last_seen_at": datetime.fromisoformat,
-    "device_time": datetime.fromisoformat,
-    "temperature_c": float,
-    "wifi_rssi_dbm": int,
-    "uptime_s": int,
-}
-
-
-def flush_heartbeats(now: datetime | None = None, *, on_bins=None) -> int:
-    """Write the Redis write-behind readings (and bin levels) to the database in bulk and push them live.
-
-    `on_bins({device: bins})`, when given, is called inside the transaction that wrote bins, with every
-    bin of each machine whose levels were written behind: the periodic job passes the alarms' judge
-    (operations.tasks.flush_heartbeats), since devices knows nothing of alarms.
-
-    Safe to run concurrently and twice: the dirty set is taken atomically (RENAME), and neither a
-    reading nor a bin level ever replaces a newer one. Returns the number of machines written.
-    """
-    redis = get_redis()
-    if redis is None:
-        return 0
-    taking = key("hb", "flushing", timezone.now().timestamp())
+def forget_bins_fingerprint(redis, device_id: int) -> None:
+    """The machine's next heartbeat with bins takes the full path (its bins were just written)."""
     try:
-        redis.rename(key("hb", "dirty"), taking)
-    except ResponseError:  # no dirty set: nothing heartbeated since the last flush
-        return 0
-    device_ids = [int(i) for i in redis.smembers(taking)]
-    pipe = redis.pipeline(transaction=True)  # a machine's bins are taken and cleared at once
-    for device_id in device_ids:
-        pipe.hgetall(key("hb", "r", device_id))
-        pipe.hdel(key("hb", "r", device_id), "bins")
-    raw_readings = dict(zip(device_ids, pipe.execute()[::2], strict=True))
-    redis.delete(taking)
-
-    fields = list(_DECODERS)
-    devices = list(Device.objects.filter(pk__in=device_ids).only("pk", "merchant_id", *fields))
-    bins_behind = {}
-    for device in devices:
-        for name, raw in raw_readings[device.pk].items():
-            name = name.decode()
-            if name == "bins":
-                bins_behind[device] = _decode_bins(raw.decode())
-                continue
-            value = _DECODERS[name](raw.decode())
-            if name == "last_seen_at" and device.last_seen_at and device.last_seen_at > value:
-                continue
-            setattr(device, name, value)
-    _update_from_values(Device, ["id"], fields, [(d.pk, *(getattr(d, f) for f in fields)) for d in devices])
-
-    by_merchant = defaultdict(list)
-    for device in devices:
-        by_merchant[device.merchant_id].append(
-            {
-                "id": device.pk,
-                "temperature_c": device.temperature_c,
-                "wifi_rssi_dbm": device.wifi_rssi_dbm,
-                "last_seen_at": device.last_seen_at.isoformat() if device.last_seen_at else None,
-            }
-        )
-    for merchant_id, readings in by_merchant.items():
-        broadcast(merchant_id, "device.readings", {"devices": readings})
-    if bins_behind:
-        _write_bins_behind(bins_behind, on_bins)
-    return len(devices)
+        redis.delete(key("hb", "bins", device_id))
+    except REDIS_OUTAGE_ERRORS as error:
+        redis_failed(error)  # forgotten with every other fingerprint when Redis answers again
 
 
-def _write_bins_behind(bins_behind: dict[Device, tuple[datetime, list[BinReading]]], on_bins) -> None:
-    """Bin levels written behind by quiet heartbeats: one UPDATE for every machine (a level never
-    replaces a newer one), the bins never reported before created, each machine's bins pushed live
-    and handed to `on_bins`."""
-    columns = ["material_code", "unit", "capacity", "remaining", "level_pct", "reported_at"]
-    rows = [
-        (device.pk, r.index, r.material_code, r.unit, r.capacity, r.remaining, r.level_pct, at)
-        for device, (at, readings) in bins_behind.items()
-        for r in readings
-    ]
-    with transaction.atomic():
-        _update_from_values(DeviceBin, ["device", "index"], columns, rows, only_newer="reported_at")
-        stored = defaultdict(list)
-        for bin_ in DeviceBin.objects.filter(device__in=bins_behind):
-            stored[bin_.device_id].append(bin_)
-        new = []
-        for device, (at, readings) in bins_behind.items():
-            new += _bins_not_in(stored[device.pk], device, readings, at)
-        DeviceBin.objects.bulk_create(new, ignore_conflicts=True)
-        for bin_ in new:
-            stored[bin_.device_id].append(bin_)
-        bins_by_device = {device: sorted(stored[device.pk], key=lambda b: b.index) for device in bins_behind}
-        for device, bins in bins_by_device.items():
-            broadcast_after_commit(
-                device.merchant_id, "device.bins", {"id": device.pk, "bins": bins_payload(bins)}
-            )
-        if on_bins is not None:
-            on_bins(bins_by_device)
-
-
-def _update_from_values(model, match: list[str], columns: list[str], rows, *, only_newer: str = "") -> None:
-    """`UPDATE table SET columns FROM (VALUES rows)` joined on the `match` fields, in chunks: a bulk
-    update that PostgreSQL parses and plans in a moment, where `bulk_update`'s CASE per field and row
-    cost the flush more CPU than everything else it does. A row is (*match values, *column values).
-    `only_newer`: a column a row only replaces when its value is greater (never an older reading).
-    """
-    quote = connection.ops.quote_name
-    table = quote(model._meta.db_table)
-    fields = [model._meta.get_field(name) for name in (*match, *columns)]
-    names = [quote(f.column) for f in fields]
-    # PostgreSQL types a VALUES column from its literals (NULL alone is text): say each type; SQLite
-    # needs no type, and CAST would turn its date-time text into a number.
-    cast = connection.vendor == "postgresql"
-    row_sql = "(" + ", ".join(f"CAST(%s AS {f.db_type(connection)})" if cast else "%s" for f in fields) + ")"
-    sets = ", ".join(f"{name} = v.{name}" for name in names[len(match) :])
-    where = " AND ".join(f"{table}.{name} = v.{name}" for name in names[: len(match)])
-    if only_newer:
-        newer = quote(model._meta.get_field(only_newer).column)
-        where += f" AND {table}.{newer} < v.{newer}"
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), 500):
-            chunk = rows[start : start + 500]
-            params = [
-                f.get_db_prep_value(v, connection) for row in chunk for f, v in zip(fields, row, strict=True)
-            ]
-            cursor.execute(
-                f"WITH v ({', '.join(names)}) AS (VALUES {', '.join([row_sql] * len(chunk))}) "
-                f"UPDATE {table} SET {sets} FROM v WHERE {where}",
-                params,
-            )
-
-
-def sample_status_history(now: datetime | None = None) -> int:
-    """Keep the temperature/signal trend: one sample per online machine per STATUS_SAMPLE_INTERVAL_S."""
-    now = now or timezone.now()
-    due = now - timedelta(seconds=settings.STATUS_SAMPLE_INTERVAL_S)
-    devices = list(
-        Device.objects.filter(is_online=True)
-        .exclude(last_sampled_at__gt=due)
-        .only("pk", "state", "temperature_c", "wifi_rssi_dbm", "device_time")
-    )
-    DeviceStatusHistory.objects.bulk_create(
-        [
-            DeviceStatusHistory(
-                device=d,
-                recorded_at=now,
-                device_time=d.device_time,
-                event=StatusEvent.SAMPLE,
-                state=d.state,
-                is_online=True,
-                temperature_c=d.temperature_c,
-                wifi_rssi_dbm=d.wifi_rssi_dbm,
-            )
-            for d in devices
-        ],
-        batch_size=500,
-    )
-    Device.objects.filter(pk__in=[d.pk for d in devices]).update(last_sampled_at=now)
-    return len(devices)
+def forget_fingerprints(redis) -> None:
+    """When Redis answers again after an outage (a recovery hook): what it remembers of each machine's
+    last report may be older than what was written to PostgreSQL meanwhile, so every machine's next
+    heartbeat takes the full path, as after a cold start."""
+    delete_matching(redis, key("hb", "fp", "*"))
+    delete_matching(redis, key("hb", "bins", "*"))

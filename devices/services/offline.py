@@ -11,7 +11,7 @@ from coffeeshop.live import broadcast_after_commit
 from coffeeshop.redis import get_redis, key
 from devices.live import device_payload
 from devices.models import Device, DeviceStatusHistory, StatusEvent
-from devices.services.heartbeat import flush_heartbeats
+from devices.services.write_behind import flush_heartbeats
 
 
 def mark_silent_devices_offline(now: datetime | None = None, *, on_bins=None) -> list[int]:

@@ -23,7 +23,6 @@ from accounts.tenancy import merchant_ids_for
 from audit import services as audit
 from coffeeshop.exceptions import Conflict, Invalid, NotFound
 from coffeeshop.live import broadcast_after_commit, send_to_groups
-from coffeeshop.redis import get_redis, key
 from devices.models import Device, DeviceState
 from operations.models import (
     UNFINISHED_COMMAND_STATUSES,
@@ -43,6 +42,11 @@ from operations.services.jobs import (
     create_job,
     finish_job,
     report_progress,
+)
+from operations.services.pending_flags import (
+    flag_pending,
+    forget_flag_unless_pending,
+    may_have_commands,
 )
 
 DEFAULT_EXPIRY_S = 3600
@@ -82,32 +86,6 @@ def command_summary(command: RemoteCommand) -> dict:
 
 
 # --- the "has something for this machine" flag keeps the heartbeat from querying for nothing ------
-
-
-def pending_commands_key(device_id) -> str:
-    """The Redis key set while a machine may have commands waiting: a quiet heartbeat checks it."""
-    return key("cmd", "has", device_id)
-
-
-def _flag_pending(device_ids) -> None:
-    redis = get_redis()
-    device_ids = list(device_ids)
-    if redis is not None and device_ids:
-        transaction.on_commit(lambda: redis.mset({pending_commands_key(i): 1 for i in device_ids}))
-
-
-def _forget_flag_unless_pending(device_id: int) -> None:
-    redis = get_redis()
-    if (
-        redis is not None
-        and not RemoteCommand.objects.filter(device_id=device_id, status=CommandStatus.PENDING).exists()
-    ):
-        redis.delete(pending_commands_key(device_id))
-
-
-def may_have_commands(device_id: int) -> bool:
-    redis = get_redis()
-    return True if redis is None else bool(redis.exists(pending_commands_key(device_id)))
 
 
 def _nudge_sockets(device_ids) -> None:
@@ -193,7 +171,7 @@ def send_command(
         run_when_idle=run_when_idle,
     )
     command.save()
-    _flag_pending([device.pk])
+    flag_pending([device.pk])
     _nudge_sockets([device.pk])
     broadcast_after_commit(device.merchant_id, "command.updated", command_summary(command))
     audit.record(
@@ -324,7 +302,7 @@ def _create_batch_commands(batch: CommandBatch, job: TaskJob, device_ids, **opti
         ignore_conflicts=True,  # a second run of the job skips the machines that already have theirs
     )
     ids = [device.pk for device in devices]
-    _flag_pending(ids)
+    flag_pending(ids)
     _nudge_sockets(ids)
     for merchant_id in {device.merchant_id for device in devices}:
         broadcast_after_commit(merchant_id, "batch.updated", {"id": batch.pk})
@@ -368,7 +346,7 @@ def retry_failed(batch: CommandBatch, now: datetime | None = None) -> int:
         error="",
         expires_at=now + timedelta(seconds=DEFAULT_EXPIRY_S),
     )
-    _flag_pending(device_ids)
+    flag_pending(device_ids)
     _nudge_sockets(device_ids)
     audit.record("batch.failed_retried", batch, changes={"retried": count})
     _batch_changed(batch)
@@ -429,7 +407,7 @@ def lease_deliverable_commands(
     )
     # Look before locking: most heartbeats find nothing, and then one plain SELECT is all they cost.
     if not due.exists():
-        _forget_flag_unless_pending(device_id)
+        forget_flag_unless_pending(device_id)
         return []
     with transaction.atomic():
         deliverable = due.select_for_update(skip_locked=True).order_by("created_at")
@@ -448,7 +426,7 @@ def lease_deliverable_commands(
             leased, ["status", "attempt", "sent_at", "lease_expires_at", "delivery_channel"]
         )
         if not leased:
-            _forget_flag_unless_pending(device_id)
+            forget_flag_unless_pending(device_id)
     return [command_for_machine(c) for c in leased]
 
 
@@ -486,7 +464,7 @@ def record_command_result(
         command.status = CommandStatus.PENDING
         command.next_attempt_at = now + timedelta(seconds=command.retry_backoff_s)
         command.lease_expires_at = None
-        _flag_pending([device_id])
+        flag_pending([device_id])
     else:
         command.status = final
         command.delivered_at = command.delivered_at or now
@@ -536,7 +514,7 @@ def sweep_commands(now: datetime | None = None) -> dict[str, list[RemoteCommand]
                 outcome["timed_out"].append(command)
             command.save()
             broadcast_after_commit(command.device.merchant_id, "command.updated", command_summary(command))
-        _flag_pending({c.device_id for c in outcome["retried"]})
+        flag_pending({c.device_id for c in outcome["retried"]})
     for command in outcome["timed_out"]:
         alarms.command_gave_up(command, now=now)
     return outcome

@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import json
 import logging
+from datetime import timedelta
 
 import httpx
 from django.core.mail import send_mail
@@ -11,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from operations import dispatch
 from operations.models import Alarm, MaintenanceWindow, NotificationChannel, Severity
 from operations.services.alarms import alarm_payload
 
@@ -66,3 +68,14 @@ def _deliver(channel: NotificationChannel, alarm: Alarm) -> bool:
         logger.warning("webhook %s failed: %s", channel.target, error)
         return False
     return response.is_success
+
+
+def queue_unsent_notifications(redis=None, now=None) -> int:
+    """When Redis answers again after an outage (a recovery hook): the alarms opened meanwhile could not
+    queue their notification, so every active alarm of the last hour not yet notified is queued again
+    (`notify_alarm` notifies each once, however often it is queued)."""
+    now = now or timezone.now()
+    unsent = Alarm.objects.filter(
+        is_active=True, notified_at=None, first_seen_at__gte=now - timedelta(hours=1)
+    ).values_list("pk", flat=True)
+    return sum(dispatch.send(dispatch.NOTIFY_ALARM, alarm_id) for alarm_id in unsent)

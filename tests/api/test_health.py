@@ -89,13 +89,13 @@ def test_health_is_503_in_the_envelope_when_the_database_is_down(api, monkeypatc
     assert "10.0.0.5" not in reply.content.decode()
 
 
-def test_health_is_503_in_the_envelope_when_redis_is_down(api, redis_down):
+def test_health_is_200_but_degraded_when_redis_is_down(api, redis_down):
+    """Every server keeps working on PostgreSQL: a load balancer must not take them all out."""
     reply = api.get("/api/v1/health")
 
-    assert reply.status_code == 503
-    body = reply.json()
-    assert body["ok"] is False
-    assert body["error"]["code"] == "UNAVAILABLE"
-    assert body["error"]["details"]["redis"]["ok"] is False
-    assert body["error"]["details"]["database"]["ok"] is True
+    assert reply.status_code == 200
+    body = reply.json()["data"]
+    assert body["degraded"] is True
+    assert body["redis"]["ok"] is False
+    assert body["database"]["ok"] is True
     assert "127.0.0.1" not in reply.content.decode()
