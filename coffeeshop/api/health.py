@@ -7,7 +7,7 @@ from rest_framework.decorators import api_view, authentication_classes, permissi
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from coffeeshop.api.errors import error_body
+from coffeeshop.api.errors import OUTAGE_RETRY_AFTER_S, error_body
 from coffeeshop.redis import redis_client
 
 
@@ -52,5 +52,9 @@ def health(request):
     redis = redis_client()
     checks["redis"] = _probe(redis.ping) if redis is not None else {"ok": True, "configured": False}
     if not checks["database"]["ok"]:
-        return Response(error_body(503, "The database is down.", checks), status=503)
+        return Response(
+            error_body(503, "The database is down.", checks),
+            status=503,
+            headers={"Retry-After": str(OUTAGE_RETRY_AFTER_S)},
+        )
     return Response({**checks, "degraded": not checks["redis"]["ok"]})

@@ -80,6 +80,7 @@ def test_health_is_503_in_the_envelope_when_the_database_is_down(api, monkeypatc
     reply = api.get("/api/v1/health")
 
     assert reply.status_code == 503
+    assert int(reply["Retry-After"]) > 0
     body = reply.json()
     assert body["ok"] is False
     assert body["error"]["code"] == "UNAVAILABLE"
