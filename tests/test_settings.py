@@ -6,6 +6,7 @@ import secrets
 import string
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -80,7 +81,19 @@ def test_an_unknown_django_env_is_refused(run_django):
     assert "DJANGO_ENV must be" in result.stderr
 
 
+def production_env(**extra) -> dict:
+    return {
+        "DJANGO_ENV": "production",
+        "SECRET_KEY": random_secret_key(),
+        "ALLOWED_HOSTS": "example.com",
+        **extra,
+    }
+
+
 def test_production_passes_check_deploy_with_no_warning(run_django):
+    collected = run_django("manage.py", "collectstatic", "--noinput", **production_env())
+    assert collected.returncode == 0, collected.stderr
+
     result = run_django(
         "manage.py",
         "check",
@@ -160,3 +173,69 @@ def test_without_redis_url_nothing_needs_redis(run_django):
         "channels.layers.InMemoryChannelLayer",
         "filesystem://",
     ]
+
+
+def test_production_check_says_plainly_that_static_files_are_not_collected(run_django):
+    env = production_env()
+
+    before = run_django("manage.py", "check", "--deploy", **env)
+    collected = run_django("manage.py", "collectstatic", "--noinput", **env)
+    after = run_django("manage.py", "check", "--deploy", "--fail-level", "WARNING", **env)
+
+    assert before.returncode != 0
+    assert "coffeeshop.E001" in before.stderr
+    assert "Static files have not been collected" in before.stderr
+    assert "python manage.py collectstatic --noinput" in before.stderr
+    assert collected.returncode == 0, collected.stderr  # the check does not stand in its way
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "System check identified no issues" in after.stdout
+
+
+def test_production_check_names_static_files_added_since_collectstatic(run_django, tmp_path):
+    env = production_env()
+    assert run_django("manage.py", "collectstatic", "--noinput", **env).returncode == 0
+    newer = tmp_path / "newer-static"
+    (newer / "coffeeshop").mkdir(parents=True)
+    (newer / "coffeeshop" / "added-later.js").write_text("// shipped with a later release\n")
+    code = (
+        "import os, django; os.environ['DJANGO_SETTINGS_MODULE'] = 'coffeeshop.settings'; django.setup(); "
+        f"from django.conf import settings; settings.STATICFILES_DIRS.append({str(newer)!r}); "
+        "from django.core.management import call_command; call_command('check')"
+    )
+
+    result = run_django("-c", code, **env)
+
+    assert result.returncode != 0
+    assert "coffeeshop.E002" in result.stderr
+    assert "coffeeshop/added-later.js" in result.stderr
+    assert "python manage.py collectstatic --noinput" in result.stderr
+
+
+def test_gunicorn_in_production_logs_that_static_files_are_not_collected(tmp_path):
+    log = tmp_path / "gunicorn.log"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+        "COFFEESHOP_DATA_DIR": str(tmp_path),
+        **production_env(),
+    }
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "coffeeshop.wsgi", "--workers", "1", "--bind", "127.0.0.1:0"],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "coffeeshop.E001" not in log.read_text() and time.monotonic() < deadline:
+            assert server.poll() is None, log.read_text()
+            time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    text = log.read_text()
+    assert "Static files have not been collected" in text
+    assert "python manage.py collectstatic --noinput" in text

@@ -1,0 +1,58 @@
+"""System checks of the frame: what makes a production start fail later if nobody says so now.
+
+Not tagged `staticfiles` on purpose: `collectstatic` runs only the checks with that tag, and it must
+still run while these fail.
+"""
+
+import logging
+
+from django.contrib.staticfiles.finders import get_finders
+from django.contrib.staticfiles.storage import ManifestFilesMixin
+from django.core.checks import Error, register
+from django.core.files.storage import storages
+
+COLLECTSTATIC = "python manage.py collectstatic --noinput"
+IGNORED = ["CVS", ".*", "*~"]  # collectstatic's defaults
+
+
+@register
+def static_files_collected(app_configs, **kwargs):
+    """With a manifest storage (production), a page naming a file the manifest lacks is a 500."""
+    storage = storages["staticfiles"]
+    if not isinstance(storage, ManifestFilesMixin):
+        return []
+    hint = f"Run `{COLLECTSTATIC}` before starting the servers."
+    if not storage.manifest_storage.exists(storage.manifest_name):
+        return [
+            Error(
+                f"Static files have not been collected: {storage.manifest_name} is missing in "
+                f"STATIC_ROOT ({storage.location}), so every admin page answers 500.",
+                hint=hint,
+                id="coffeeshop.E001",
+            )
+        ]
+    collected, _hash = storage.load_manifest()
+    missing = sorted(
+        {path for finder in get_finders() for path, _ in finder.list(IGNORED) if path not in collected}
+    )
+    if missing:
+        return [
+            Error(
+                f"Static files not collected since the code changed ({len(missing)} missing in STATIC_ROOT), "
+                f"so the pages that use them answer 500: {', '.join(missing[:5])}"
+                + (", …" if len(missing) > 5 else "")
+                + ".",
+                hint=hint,
+                id="coffeeshop.E002",
+            )
+        ]
+    return []
+
+
+def log_failed_checks_at_start() -> None:
+    """gunicorn and daphne run no system checks: say what would break, plainly, in their log.
+
+    The server still starts: machines speak the protocol without static files, only the admin needs them.
+    """
+    for error in static_files_collected(None):
+        logging.getLogger("coffeeshop").error("%s %s (%s)", error.msg, error.hint, error.id)
