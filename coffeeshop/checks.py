@@ -4,11 +4,13 @@ Not tagged `staticfiles` on purpose: `collectstatic` runs only the checks with t
 still run while these fail.
 """
 
+import ipaddress
 import logging
 
+from django.conf import settings
 from django.contrib.staticfiles.finders import get_finders
 from django.contrib.staticfiles.storage import ManifestFilesMixin
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 from django.core.files.storage import storages
 
 COLLECTSTATIC = "python manage.py collectstatic --noinput"
@@ -47,6 +49,30 @@ def static_files_collected(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register(deploy=True)
+def business_figures_not_public(app_configs, **kwargs):
+    warnings = []
+    if any(
+        ipaddress.ip_network(network, strict=False).prefixlen == 0 for network in settings.METRICS_ALLOWED_IPS
+    ):
+        warnings.append(
+            Warning(
+                "METRICS_ALLOWED_IPS lets every address read /metrics, which carries business figures.",
+                hint="List the scraper's addresses, or set METRICS_TOKEN instead.",
+                id="coffeeshop.W001",
+            )
+        )
+    if settings.API_DOCS_PUBLIC:
+        warnings.append(
+            Warning(
+                "API_DOCS_PUBLIC shows the API's docs and schema to anonymous visitors.",
+                hint="Unset API_DOCS_PUBLIC: signed-in staff still read them.",
+                id="coffeeshop.W002",
+            )
+        )
+    return warnings
 
 
 def log_failed_checks_at_start() -> None:

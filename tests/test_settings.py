@@ -124,6 +124,22 @@ def test_check_deploy_fails_when_device_tokens_are_disabled(run_django):
     assert "devices.E001" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("opening", "check_id"),
+    [
+        ({"METRICS_ALLOWED_IPS": "0.0.0.0/0"}, "coffeeshop.W001"),
+        ({"API_DOCS_PUBLIC": "true"}, "coffeeshop.W002"),
+    ],
+)
+def test_check_deploy_warns_when_metrics_or_docs_are_opened_to_everyone(run_django, opening, check_id):
+    result = run_django(
+        "manage.py", "check", "--deploy", "--fail-level", "WARNING", **production_env(**opening)
+    )
+
+    assert result.returncode != 0
+    assert check_id in result.stderr
+
+
 def test_production_turns_debug_off_by_default(run_django):
     debug = settings_value(
         run_django,
@@ -239,3 +255,67 @@ def test_gunicorn_in_production_logs_that_static_files_are_not_collected(tmp_pat
     text = log.read_text()
     assert "Static files have not been collected" in text
     assert "python manage.py collectstatic --noinput" in text
+
+
+def anonymous_status_codes(run_django, paths, headers=None, scheme="https", **env) -> list[int]:
+    """What an anonymous request to each of `paths` answers in a fresh Django with only `env` set."""
+    code = (
+        "import json, os, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'coffeeshop.settings'); "
+        "django.setup(); from django.test import Client; "
+        f"client = Client(SERVER_NAME='example.com', headers={headers or {}!r}); "
+        f"secure = {scheme == 'https'!r}; "
+        f"print(json.dumps([client.get(path, secure=secure).status_code for path in {paths!r}]))"
+    )
+    result = run_django("-c", code, **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_production_closes_metrics_docs_and_schema_to_anonymous_requests(run_django):
+    codes = anonymous_status_codes(
+        run_django, ["/metrics", "/api/v1/schema", "/api/v1/docs"], **production_env()
+    )
+
+    assert codes == [403, 401, 302]
+
+
+def test_production_opens_metrics_to_the_configured_bearer_token(run_django):
+    token = secrets.token_urlsafe(32)
+    env = production_env(METRICS_TOKEN=token)
+
+    with_token = anonymous_status_codes(run_django, ["/metrics"], {"authorization": f"Bearer {token}"}, **env)
+    inside_the_network = anonymous_status_codes(
+        run_django, ["/metrics"], {"authorization": f"Bearer {token}"}, scheme="http", **env
+    )
+    without = anonymous_status_codes(run_django, ["/metrics"], **env)
+
+    assert (with_token, inside_the_network, without) == ([200], [200], [403])
+
+
+def test_production_opens_metrics_to_the_configured_addresses(run_django):
+    allowed = settings_value(
+        run_django,
+        "settings.METRICS_ALLOWED_IPS",
+        **production_env(METRICS_ALLOWED_IPS="10.0.0.0/8, 127.0.0.1"),
+    )
+    codes = anonymous_status_codes(
+        run_django, ["/metrics"], **production_env(METRICS_ALLOWED_IPS="127.0.0.1")
+    )
+
+    assert allowed == ["10.0.0.0/8", "127.0.0.1"]
+    assert codes == [200]  # the test client's REMOTE_ADDR
+
+
+def test_development_leaves_metrics_docs_and_schema_open(run_django):
+    codes = anonymous_status_codes(
+        run_django, ["/metrics", "/api/v1/schema", "/api/v1/docs"], ALLOWED_HOSTS="example.com"
+    )
+
+    assert codes == [200, 200, 200]
+
+
+def test_a_malformed_metrics_address_is_refused_at_start(run_django):
+    result = run_django("manage.py", "check", **production_env(METRICS_ALLOWED_IPS="10.0.0.0/33"))
+
+    assert result.returncode != 0
+    assert "METRICS_ALLOWED_IPS" in result.stderr
