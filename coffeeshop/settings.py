@@ -80,6 +80,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "csp",
     "guardian",
     "import_export",
     "django_celery_beat",
@@ -99,6 +101,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -349,6 +352,31 @@ if IS_PRODUCTION:
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+
+# --- Content-Security-Policy (django-csp) ------------------------------------------------------
+# On in production; CSP_ENABLED=true turns it on elsewhere (the browser test runs the admin under it).
+# Why each source is allowed: README, "Content-Security-Policy".
+CSP_ENABLED = env_bool("CSP_ENABLED", default=IS_PRODUCTION)
+CONTENT_SECURITY_POLICY = (
+    {
+        "DIRECTIVES": {
+            "default-src": ["'self'"],
+            "script-src": ["'self'", "'unsafe-eval'"],
+            "style-src": ["'self'", "'unsafe-inline'"],
+            "img-src": ["'self'", "data:"],
+            "font-src": ["'self'"],
+            "connect-src": ["'self'"],
+            "object-src": ["'none'"],
+            "base-uri": ["'self'"],
+            "form-action": ["'self'"],
+            "frame-ancestors": ["'none'"],
+        }
+    }
+    if CSP_ENABLED
+    else None
+)
+# Swagger UI from our own static files (drf-spectacular-sidecar), not a CDN the policy would refuse.
+SPECTACULAR_SETTINGS.update(SWAGGER_UI_DIST="SIDECAR", SWAGGER_UI_FAVICON_HREF="SIDECAR")
 
 # --- Prometheus ------------------------------------------------------------------------------
 PROMETHEUS_EXPORT_MIGRATIONS = False

@@ -257,18 +257,25 @@ def test_gunicorn_in_production_logs_that_static_files_are_not_collected(tmp_pat
     assert "python manage.py collectstatic --noinput" in text
 
 
-def anonymous_status_codes(run_django, paths, headers=None, scheme="https", **env) -> list[int]:
-    """What an anonymous request to each of `paths` answers in a fresh Django with only `env` set."""
+def anonymous_replies(run_django, paths, headers=None, scheme="https", **env) -> list[dict]:
+    """What an anonymous request to each of `paths` answers in a fresh Django with only `env` set: its
+    status and Content-Security-Policy header."""
     code = (
         "import json, os, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'coffeeshop.settings'); "
         "django.setup(); from django.test import Client; "
         f"client = Client(SERVER_NAME='example.com', headers={headers or {}!r}); "
         f"secure = {scheme == 'https'!r}; "
-        f"print(json.dumps([client.get(path, secure=secure).status_code for path in {paths!r}]))"
+        f"replies = [client.get(path, secure=secure) for path in {paths!r}]; "
+        "print(json.dumps([{'status': r.status_code, 'csp': r.get('Content-Security-Policy')} "
+        "for r in replies]))"
     )
     result = run_django("-c", code, **env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def anonymous_status_codes(run_django, paths, headers=None, scheme="https", **env) -> list[int]:
+    return [reply["status"] for reply in anonymous_replies(run_django, paths, headers, scheme, **env)]
 
 
 def test_production_closes_metrics_docs_and_schema_to_anonymous_requests(run_django):
@@ -319,3 +326,22 @@ def test_a_malformed_metrics_address_is_refused_at_start(run_django):
 
     assert result.returncode != 0
     assert "METRICS_ALLOWED_IPS" in result.stderr
+
+
+def test_production_sends_the_content_security_policy(run_django):
+    (reply,) = anonymous_replies(run_django, ["/api/v1/docs"], **production_env())
+
+    directives = dict(part.strip().split(" ", 1) for part in reply["csp"].split(";"))
+    assert directives["script-src"] == "'self' 'unsafe-eval'"  # no 'unsafe-inline' for scripts
+    assert directives["connect-src"] == "'self'"
+    assert directives["object-src"] == "'none'"
+    assert directives["frame-ancestors"] == "'none'"
+
+
+def test_development_sends_no_content_security_policy_unless_asked(run_django):
+    development = {"ALLOWED_HOSTS": "example.com"}
+    (default,) = anonymous_replies(run_django, ["/api/v1/docs"], **development)
+    (asked,) = anonymous_replies(run_django, ["/api/v1/docs"], **development, CSP_ENABLED="true")
+
+    assert default["csp"] is None
+    assert "script-src 'self' 'unsafe-eval'" in asked["csp"]

@@ -6,7 +6,7 @@ the docs page (read by a person) sends them to the admin's login and back, as th
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import exceptions
 
 from coffeeshop.api.envelope import EnvelopeJSONRenderer
@@ -32,7 +32,9 @@ class SchemaView(SpectacularAPIView):
         return super().handle_exception(exc)
 
 
-class DocsView(SpectacularSwaggerView):
+class DocsView(SpectacularSwaggerSplitView):
+    """The page and its script are two requests, so the script needs no 'unsafe-inline' (CSP)."""
+
     permission_classes = [DocsReaders]
 
     def handle_exception(self, exc):
