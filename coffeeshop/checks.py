@@ -52,7 +52,7 @@ def static_files_collected(app_configs, **kwargs):
 
 
 @register(deploy=True)
-def business_figures_not_public(app_configs, **kwargs):
+def metrics_and_docs_not_public(app_configs, **kwargs):
     warnings = []
     if any(
         ipaddress.ip_network(network, strict=False).prefixlen == 0 for network in settings.METRICS_ALLOWED_IPS
