@@ -12,6 +12,10 @@ from django.core.asgi import get_asgi_application
 
 django_asgi_app = get_asgi_application()
 
+from coffeeshop.checks import log_failed_checks_at_start  # noqa: E402
+
+log_failed_checks_at_start()
+
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from coffeeshop.routing import websocket_urlpatterns  # noqa: E402

@@ -5,6 +5,7 @@ DJANGO_ENV=production refuses to start without SECRET_KEY and ALLOWED_HOSTS and 
 `manage.py check --deploy`.
 """
 
+import ipaddress
 import os
 import tempfile
 from pathlib import Path
@@ -79,6 +80,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "csp",
     "guardian",
     "import_export",
     "django_celery_beat",
@@ -98,6 +101,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -342,8 +346,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", 
 CSRF_FAILURE_VIEW = "coffeeshop.api.errors.csrf_failure"
 if IS_PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
-    # Machines and load balancers probe health over plain HTTP inside the network.
-    SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]
+    # Machines and load balancers probe health, and Prometheus scrapes, over plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$", r"^metrics$"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -351,8 +355,46 @@ if IS_PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
+# --- Content-Security-Policy (django-csp) ------------------------------------------------------
+# On in production; CSP_ENABLED=true turns it on elsewhere (the browser test runs the admin under it).
+# Why each source is allowed: README, "Content-Security-Policy".
+CSP_ENABLED = env_bool("CSP_ENABLED", default=IS_PRODUCTION)
+CONTENT_SECURITY_POLICY = (
+    {
+        "DIRECTIVES": {
+            "default-src": ["'self'"],
+            "script-src": ["'self'", "'unsafe-eval'"],
+            "style-src": ["'self'", "'unsafe-inline'"],
+            "img-src": ["'self'", "data:"],
+            "font-src": ["'self'"],
+            "connect-src": ["'self'"],
+            "object-src": ["'none'"],
+            "base-uri": ["'self'"],
+            "form-action": ["'self'"],
+            "frame-ancestors": ["'none'"],
+        }
+    }
+    if CSP_ENABLED
+    else None
+)
+# Swagger UI from our own static files (drf-spectacular-sidecar), not a CDN the policy would refuse.
+SPECTACULAR_SETTINGS.update(SWAGGER_UI_DIST="SIDECAR", SWAGGER_UI_FAVICON_HREF="SIDECAR")
+
 # --- Prometheus ------------------------------------------------------------------------------
 PROMETHEUS_EXPORT_MIGRATIONS = False
+
+# --- Exposure: metrics and API docs ------------------------------------------------------------
+# /metrics opens to "Authorization: Bearer <METRICS_TOKEN>" or to a connection from METRICS_ALLOWED_IPS
+# (addresses or CIDR networks): everyone by default in development, no one in production.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS") or ([] if IS_PRODUCTION else ["0.0.0.0/0", "::/0"])
+for _network in METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {error}") from None
+# /api/v1/docs and /api/v1/schema: anyone in development, signed-in staff in production.
+API_DOCS_PUBLIC = env_bool("API_DOCS_PUBLIC", default=not IS_PRODUCTION)
 
 # --- Logging ---------------------------------------------------------------------------------
 LOGGING = {

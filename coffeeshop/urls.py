@@ -1,11 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.api.urls import router as accounts_router
 from audit.api.urls import router as audit_router
+from coffeeshop.api.docs import DocsView, SchemaView
 from coffeeshop.api.health import health
 from coffeeshop.api.root import ApiRootView, no_such_endpoint
+from coffeeshop.metrics import metrics
 from devices.api.urls import router as devices_router
 from inventory.api.urls import router as inventory_router
 from operations.api.urls import router as operations_router
@@ -33,8 +34,8 @@ api_v1 = [
     path("", include("recipes.api.urls")),
     path("", include("operations.api.urls")),
     path("", include("audit.api.urls")),
-    path("schema", SpectacularAPIView.as_view(), name="schema"),
-    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("schema", SchemaView.as_view(), name="schema"),
+    path("docs", DocsView.as_view(url_name="schema"), name="docs"),
     path("auth/", include("rest_framework.urls")),
     # Last: any other path under /api/v1/ is the envelope's 404, also with DEBUG on.
     re_path(r"^.*$", no_such_endpoint),
@@ -43,7 +44,7 @@ api_v1 = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
-    path("", include("django_prometheus.urls")),
+    path("metrics", metrics, name="prometheus-django-metrics"),
     path("", include("coffeeshop.pages")),
 ]
 

@@ -6,6 +6,7 @@ import secrets
 import string
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -80,7 +81,19 @@ def test_an_unknown_django_env_is_refused(run_django):
     assert "DJANGO_ENV must be" in result.stderr
 
 
+def production_env(**extra) -> dict:
+    return {
+        "DJANGO_ENV": "production",
+        "SECRET_KEY": random_secret_key(),
+        "ALLOWED_HOSTS": "example.com",
+        **extra,
+    }
+
+
 def test_production_passes_check_deploy_with_no_warning(run_django):
+    collected = run_django("manage.py", "collectstatic", "--noinput", **production_env())
+    assert collected.returncode == 0, collected.stderr
+
     result = run_django(
         "manage.py",
         "check",
@@ -109,6 +122,22 @@ def test_check_deploy_fails_when_device_tokens_are_disabled(run_django):
 
     assert result.returncode != 0
     assert "devices.E001" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("opening", "check_id"),
+    [
+        ({"METRICS_ALLOWED_IPS": "0.0.0.0/0"}, "coffeeshop.W001"),
+        ({"API_DOCS_PUBLIC": "true"}, "coffeeshop.W002"),
+    ],
+)
+def test_check_deploy_warns_when_metrics_or_docs_are_opened_to_everyone(run_django, opening, check_id):
+    result = run_django(
+        "manage.py", "check", "--deploy", "--fail-level", "WARNING", **production_env(**opening)
+    )
+
+    assert result.returncode != 0
+    assert check_id in result.stderr
 
 
 def test_production_turns_debug_off_by_default(run_django):
@@ -160,3 +189,159 @@ def test_without_redis_url_nothing_needs_redis(run_django):
         "channels.layers.InMemoryChannelLayer",
         "filesystem://",
     ]
+
+
+def test_production_check_says_plainly_that_static_files_are_not_collected(run_django):
+    env = production_env()
+
+    before = run_django("manage.py", "check", "--deploy", **env)
+    collected = run_django("manage.py", "collectstatic", "--noinput", **env)
+    after = run_django("manage.py", "check", "--deploy", "--fail-level", "WARNING", **env)
+
+    assert before.returncode != 0
+    assert "coffeeshop.E001" in before.stderr
+    assert "Static files have not been collected" in before.stderr
+    assert "python manage.py collectstatic --noinput" in before.stderr
+    assert collected.returncode == 0, collected.stderr  # the check does not stand in its way
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "System check identified no issues" in after.stdout
+
+
+def test_production_check_names_static_files_added_since_collectstatic(run_django, tmp_path):
+    env = production_env()
+    assert run_django("manage.py", "collectstatic", "--noinput", **env).returncode == 0
+    newer = tmp_path / "newer-static"
+    (newer / "coffeeshop").mkdir(parents=True)
+    (newer / "coffeeshop" / "added-later.js").write_text("// shipped with a later release\n")
+    code = (
+        "import os, django; os.environ['DJANGO_SETTINGS_MODULE'] = 'coffeeshop.settings'; django.setup(); "
+        f"from django.conf import settings; settings.STATICFILES_DIRS.append({str(newer)!r}); "
+        "from django.core.management import call_command; call_command('check')"
+    )
+
+    result = run_django("-c", code, **env)
+
+    assert result.returncode != 0
+    assert "coffeeshop.E002" in result.stderr
+    assert "coffeeshop/added-later.js" in result.stderr
+    assert "python manage.py collectstatic --noinput" in result.stderr
+
+
+def test_gunicorn_in_production_logs_that_static_files_are_not_collected(tmp_path):
+    log = tmp_path / "gunicorn.log"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+        "COFFEESHOP_DATA_DIR": str(tmp_path),
+        **production_env(),
+    }
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "coffeeshop.wsgi", "--workers", "1", "--bind", "127.0.0.1:0"],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "coffeeshop.E001" not in log.read_text() and time.monotonic() < deadline:
+            assert server.poll() is None, log.read_text()
+            time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    text = log.read_text()
+    assert "Static files have not been collected" in text
+    assert "python manage.py collectstatic --noinput" in text
+
+
+def anonymous_replies(run_django, paths, headers=None, scheme="https", **env) -> list[dict]:
+    """What an anonymous request to each of `paths` answers in a fresh Django with only `env` set: its
+    status and Content-Security-Policy header."""
+    code = (
+        "import json, os, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'coffeeshop.settings'); "
+        "django.setup(); from django.test import Client; "
+        f"client = Client(SERVER_NAME='example.com', headers={headers or {}!r}); "
+        f"secure = {scheme == 'https'!r}; "
+        f"replies = [client.get(path, secure=secure) for path in {paths!r}]; "
+        "print(json.dumps([{'status': r.status_code, 'csp': r.get('Content-Security-Policy')} "
+        "for r in replies]))"
+    )
+    result = run_django("-c", code, **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def anonymous_status_codes(run_django, paths, headers=None, scheme="https", **env) -> list[int]:
+    return [reply["status"] for reply in anonymous_replies(run_django, paths, headers, scheme, **env)]
+
+
+def test_production_closes_metrics_docs_and_schema_to_anonymous_requests(run_django):
+    codes = anonymous_status_codes(
+        run_django, ["/metrics", "/api/v1/schema", "/api/v1/docs"], **production_env()
+    )
+
+    assert codes == [403, 401, 302]
+
+
+def test_production_opens_metrics_to_the_configured_bearer_token(run_django):
+    token = secrets.token_urlsafe(32)
+    env = production_env(METRICS_TOKEN=token)
+
+    with_token = anonymous_status_codes(run_django, ["/metrics"], {"authorization": f"Bearer {token}"}, **env)
+    inside_the_network = anonymous_status_codes(
+        run_django, ["/metrics"], {"authorization": f"Bearer {token}"}, scheme="http", **env
+    )
+    without = anonymous_status_codes(run_django, ["/metrics"], **env)
+
+    assert (with_token, inside_the_network, without) == ([200], [200], [403])
+
+
+def test_production_opens_metrics_to_the_configured_addresses(run_django):
+    allowed = settings_value(
+        run_django,
+        "settings.METRICS_ALLOWED_IPS",
+        **production_env(METRICS_ALLOWED_IPS="10.0.0.0/8, 127.0.0.1"),
+    )
+    codes = anonymous_status_codes(
+        run_django, ["/metrics"], **production_env(METRICS_ALLOWED_IPS="127.0.0.1")
+    )
+
+    assert allowed == ["10.0.0.0/8", "127.0.0.1"]
+    assert codes == [200]  # the test client's REMOTE_ADDR
+
+
+def test_development_leaves_metrics_docs_and_schema_open(run_django):
+    codes = anonymous_status_codes(
+        run_django, ["/metrics", "/api/v1/schema", "/api/v1/docs"], ALLOWED_HOSTS="example.com"
+    )
+
+    assert codes == [200, 200, 200]
+
+
+def test_a_malformed_metrics_address_is_refused_at_start(run_django):
+    result = run_django("manage.py", "check", **production_env(METRICS_ALLOWED_IPS="10.0.0.0/33"))
+
+    assert result.returncode != 0
+    assert "METRICS_ALLOWED_IPS" in result.stderr
+
+
+def test_production_sends_the_content_security_policy(run_django):
+    (reply,) = anonymous_replies(run_django, ["/api/v1/docs"], **production_env())
+
+    directives = dict(part.strip().split(" ", 1) for part in reply["csp"].split(";"))
+    assert directives["script-src"] == "'self' 'unsafe-eval'"  # no 'unsafe-inline' for scripts
+    assert directives["connect-src"] == "'self'"
+    assert directives["object-src"] == "'none'"
+    assert directives["frame-ancestors"] == "'none'"
+
+
+def test_development_sends_no_content_security_policy_unless_asked(run_django):
+    development = {"ALLOWED_HOSTS": "example.com"}
+    (default,) = anonymous_replies(run_django, ["/api/v1/docs"], **development)
+    (asked,) = anonymous_replies(run_django, ["/api/v1/docs"], **development, CSP_ENABLED="true")
+
+    assert default["csp"] is None
+    assert "script-src 'self' 'unsafe-eval'" in asked["csp"]

@@ -624,9 +624,13 @@ def test_the_openapi_schema_is_served_as_yaml_by_default(api):
 
 
 def test_the_api_docs_render(api):
-    reply = api.get("/api/v1/docs")
+    page = api.get("/api/v1/docs")
+    script = api.get("/api/v1/docs", {"script": ""})  # a file of its own: no inline script (CSP)
 
-    assert reply.status_code == 200
-    assert reply["Content-Type"].startswith("text/html")
-    assert b"swagger" in reply.content.lower()
-    assert b"/api/v1/schema" in reply.content
+    assert page.status_code == 200
+    assert page["Content-Type"].startswith("text/html")
+    assert b"swagger" in page.content.lower()
+    assert b'<script src="/api/v1/docs?script="></script>' in page.content
+    assert script.status_code == 200
+    assert script["Content-Type"].startswith("application/javascript")
+    assert b"/api/v1/schema" in script.content

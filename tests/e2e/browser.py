@@ -1,8 +1,15 @@
-"""What every browser test shares: Debian's chromium (never Playwright's own download) and its marks."""
+"""What every browser test shares: Debian's chromium (never Playwright's own download), its marks, and
+the steps of a person in the admin watching a real machine."""
 
 import os
+import re
+import threading
+from datetime import timedelta
 
+import httpx
 import pytest
+from django.db import connections
+from django.utils import timezone
 
 CHROMIUM = "/usr/bin/chromium"
 NO_CHROMIUM = "Debian's chromium is not installed (apt-get install chromium)"
@@ -27,3 +34,104 @@ BROWSER_TEST = [
 
 def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def in_other_thread(fn):
+    """Playwright's sync API owns this thread's event loop; Channels' async_to_sync needs another thread."""
+    result = {}
+
+    def run():
+        try:
+            result["value"] = fn()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=30)
+    return result.get("value")
+
+
+def ops_user_with_a_machine_online(server, email: str, password: str, serial: str) -> tuple[str, str]:
+    """An Ops user of a new merchant whose machine has registered and sent a heartbeat: (device_id, token)."""
+    from accounts.models import Role
+    from tests.factories import MerchantFactory, UserFactory
+
+    merchant = MerchantFactory(name=f"{serial} Coffee")
+    UserFactory(email=email, role=Role.OPS, merchants=[merchant], password=password)
+    device_id, token = register_machine(server, merchant, serial, "Lobby A")
+    heartbeat(server, device_id, token)
+    return device_id, token
+
+
+def register_machine(server, merchant, serial: str, alias: str) -> tuple[str, str]:
+    """A machine registered over the protocol: (device_id, token)."""
+    reply = httpx.post(
+        f"{server.url}/api/v1/devices/register",
+        json={
+            "serial": serial,
+            "model": "CM-2000",
+            "firmware": "1.4.2",
+            "provisioning_secret": merchant.provisioning_secret,
+            "alias": alias,
+        },
+        timeout=10,
+    )
+    assert reply.status_code == 201, reply.text
+    data = reply.json()["data"]
+    return data["device_id"], data["token"]
+
+
+def heartbeat(server, device_id: str, token: str) -> None:
+    reply = httpx.post(
+        f"{server.url}/api/v1/devices/{device_id}/status",
+        json={"state": "idle", "temperature_c": 92.1},
+        headers={"Authorization": f"Device {token}"},
+        timeout=10,
+    )
+    assert reply.status_code == 200, reply.text
+
+
+def silence_machine(device_id: str) -> list[int]:
+    """Five minutes pass without a word from the machine, and the offline sweep runs: the ids it marked."""
+    from devices.models import Device
+    from devices.services import flush_heartbeats, mark_silent_devices_offline
+
+    def silence():
+        flush_heartbeats()  # with Redis the heartbeat was written behind; time passes after it lands
+        Device.objects.filter(pk=device_id).update(
+            offline_timeout_s=60, last_seen_at=timezone.now() - timedelta(minutes=5)
+        )
+        return mark_silent_devices_offline()
+
+    return in_other_thread(silence)
+
+
+def online_badge(page, device_id: str):
+    """A machine's live online/offline text on the open page."""
+    return page.locator(f'[data-device-id="{device_id}"][data-live="online"]').first
+
+
+def watch_machine_go_offline_and_come_back(page, server, device_id: str, token: str) -> None:
+    """The machine falls silent and the offline sweep runs, then it heartbeats again: its badge on the
+    open page follows both, without a reload."""
+    from playwright.sync_api import expect
+
+    badge = online_badge(page, device_id)
+    expect(badge).to_have_text(re.compile(r"^\s*Online\s*$"))
+    page.evaluate("window.__notReloaded = true")
+
+    assert silence_machine(device_id) == [int(device_id)]
+    expect(badge).to_have_text(re.compile(r"^\s*Offline\s*$"), timeout=15_000)
+
+    heartbeat(server, device_id, token)
+    expect(badge).to_have_text(re.compile(r"^\s*Online\s*$"), timeout=15_000)
+    assert page.evaluate("window.__notReloaded === true"), "the page reloaded instead of updating live"
+
+
+def log_in(page, email: str, password: str) -> None:
+    """Fill in and send the admin's login form, open on `page`, and wait for the page it leads to."""
+    page.get_by_label(re.compile("e-?mail", re.I)).fill(email)
+    page.get_by_label(re.compile("password", re.I)).fill(password)
+    with page.expect_navigation():
+        page.get_by_role("button", name=re.compile("log in|sign in", re.I)).click()
