@@ -101,7 +101,6 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -377,6 +376,11 @@ CONTENT_SECURITY_POLICY = (
     if CSP_ENABLED
     else None
 )
+if CSP_ENABLED:
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+        "coffeeshop.csp.DocumentPolicyMiddleware",
+    )
 # Swagger UI from our own static files (drf-spectacular-sidecar), not a CDN the policy would refuse.
 SPECTACULAR_SETTINGS.update(SWAGGER_UI_DIST="SIDECAR", SWAGGER_UI_FAVICON_HREF="SIDECAR")
 

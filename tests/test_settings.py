@@ -338,6 +338,16 @@ def test_production_sends_the_content_security_policy(run_django):
     assert directives["frame-ancestors"] == "'none'"
 
 
+def test_json_replies_carry_no_policy_and_documents_do(run_django):
+    """A browser never renders JSON (nosniff): machines' replies skip the cost of the header."""
+    json_reply, document = anonymous_replies(
+        run_django, ["/api/v1/health", "/api/v1/docs"], **production_env()
+    )
+
+    assert json_reply["csp"] is None
+    assert "default-src 'self'" in document["csp"]
+
+
 def test_development_sends_no_content_security_policy_unless_asked(run_django):
     development = {"ALLOWED_HOSTS": "example.com"}
     (default,) = anonymous_replies(run_django, ["/api/v1/docs"], **development)
