@@ -17,9 +17,12 @@ COLLECTSTATIC = "python manage.py collectstatic --noinput"
 IGNORED = ["CVS", ".*", "*~"]  # collectstatic's defaults
 
 
-@register
+@register(deploy=True)
 def static_files_collected(app_configs, **kwargs):
-    """With a manifest storage (production), a page naming a file the manifest lacks is a 500."""
+    """With a manifest storage (production), a page naming a file the manifest lacks is a 500.
+
+    A deployment check: every management command runs the ordinary checks, and `init-db` or
+    `create-user` must not refuse to run before `collectstatic` (the servers log it at start)."""
     storage = storages["staticfiles"]
     if not isinstance(storage, ManifestFilesMixin):
         return []

@@ -207,6 +207,13 @@ def test_production_check_says_plainly_that_static_files_are_not_collected(run_d
     assert "System check identified no issues" in after.stdout
 
 
+def test_init_db_runs_in_production_before_collectstatic(run_django):
+    """The static-files check is a deployment check: commands that need no static files still run."""
+    result = run_django("manage.py", "init-db", **production_env())
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_production_check_names_static_files_added_since_collectstatic(run_django, tmp_path):
     env = production_env()
     assert run_django("manage.py", "collectstatic", "--noinput", **env).returncode == 0
@@ -216,7 +223,7 @@ def test_production_check_names_static_files_added_since_collectstatic(run_djang
     code = (
         "import os, django; os.environ['DJANGO_SETTINGS_MODULE'] = 'coffeeshop.settings'; django.setup(); "
         f"from django.conf import settings; settings.STATICFILES_DIRS.append({str(newer)!r}); "
-        "from django.core.management import call_command; call_command('check')"
+        "from django.core.management import call_command; call_command('check', deploy=True)"
     )
 
     result = run_django("-c", code, **env)
