@@ -3,6 +3,7 @@
 import csv
 import tempfile
 
+from django.conf import settings
 from django.core.files import File
 from django.http import QueryDict
 from django.utils.translation import gettext as _
@@ -33,7 +34,6 @@ COLUMNS = [
     "exception_reason",
     "items",
 ]
-CHUNK = 2000
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -101,10 +101,11 @@ def run_orders_export(job_id: int) -> TaskJob | None:
         writer = csv.writer(text)
         writer.writerow(COLUMNS)
         written = 0
-        for order in orders.iterator(chunk_size=CHUNK):
+        chunk = settings.ORDERS_EXPORT_CHUNK
+        for order in orders.iterator(chunk_size=chunk):
             writer.writerow(_row(order))
             written += 1
-            if written % CHUNK == 0:
+            if written % chunk == 0:
                 try:
                     went_on = report_progress(job, int(written * 99 / max(total, 1)))
                 except JobSuperseded:
