@@ -291,7 +291,9 @@ def start_gunicorn(
 ) -> subprocess.Popen:
     """The production web server: `workers` gunicorn sync workers on 127.0.0.1:`port`, once it answers."""
     command = [str(VENV_BIN / "gunicorn"), "coffeeshop.wsgi", "--workers", str(workers)]
-    command += ["--worker-class", "sync", "--bind", f"{HOST}:{port}", "--log-level", "warning"]
+    # Sync workers that shed requests past MAX_QUEUE_WAIT_MS in the backlog, as gunicorn.conf.py says.
+    command += ["--worker-class", "coffeeshop.shedding.SheddingSyncWorker", "--bind", f"{HOST}:{port}"]
+    command += ["--log-level", "warning"]
     with log_path.open("w") as log:
         server = children.start(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     wait_until_ready(server, port, log_path)

@@ -2,31 +2,32 @@
 
 gunicorn's sync workers (how production serves HTTP) take one request at a time each; the others wait
 in the kernel's listen backlog, where the application cannot see them. Past capacity that queue grows
-until every machine waits out its time-out: the server still answers everyone, too late. So each request
-is judged by how long it waited before a worker read it. Longer than `MAX_QUEUE_WAIT_MS` and it gets the
-protocol's `503 UNAVAILABLE` with `Retry-After` before Django sees it: no session, no query, no write, so
-nothing is half-done, and a shed costs a small fraction of the cheapest real request. The worker is back
-at once to requests that can still be answered in time, and the wait stays near the limit however far
-past capacity the load goes (bench/overload.py measures it). Under capacity nothing waits that long.
+until every machine waits out its time-out: the server still answers everyone, too late. So each
+connection is judged by how long its request waited before a worker took it. Longer than
+`MAX_QUEUE_WAIT_MS` and it gets the protocol's `503 UNAVAILABLE` with `Retry-After` straight from the
+worker's accept: gunicorn parses nothing and Django never sees it (no session, no query, no write), so
+nothing is half-done, and a shed costs about a third of what gunicorn alone spends on a request, a
+tenth of a quiet heartbeat. The worker is back at once to requests that can still be answered in
+time, and the wait stays near the limit however far past capacity the load goes (bench/overload.py
+measures it). Under capacity nothing waits that long.
 
-The kernel measures the wait: TCP_INFO's `tcpi_last_data_recv` says how long ago the request's last bytes
-reached the connection (Linux; gunicorn puts the socket in the WSGI environ). Sync workers close the
-connection after every reply, so that is the time the request sat in the backlog. Under any other server,
-on a Unix socket or off Linux there is no measure and nothing is shed.
+The kernel measures the wait: TCP_INFO's `tcpi_last_data_recv` says how long ago the request's last
+bytes reached the connection (Linux). A sync worker gets a new connection for every request, so that is
+the time it sat in the backlog. Elsewhere (a Unix socket, not Linux) there is no measure and nothing is
+shed. Serve with `--worker-class coffeeshop.shedding.SheddingSyncWorker` (gunicorn.conf.py sets it).
 """
 
 import json
 import logging
 import socket
 import struct
-import threading
 import time
 
 from django.conf import settings
 from django.utils.translation import gettext as _
+from gunicorn import util
+from gunicorn.workers.sync import SyncWorker
 from prometheus_client import Counter
-
-from coffeeshop.api.errors import OUTAGE_RETRY_AFTER_S, error_body
 
 logger = logging.getLogger(__name__)
 
@@ -35,16 +36,12 @@ SHED = Counter("coffeeshop_requests_shed_total", "Requests answered 503 because 
 # struct tcp_info (linux/tcp.h): eight one-byte fields, then 32-bit ones; tcpi_last_data_recv (ms) is 12th.
 TCP_INFO_LENGTH = 104
 LAST_DATA_RECV_OFFSET = 52
-# A body is read before the reply so that closing the connection does not reset it under the client
-# (which would lose the 503); beyond the protocol's 1 MiB the client gets the reset it asked for.
-DRAIN_LIMIT_BYTES = 1024 * 1024 + 65536
 LOG_EVERY_S = 10.0
 
 
-def queue_wait_ms(environ) -> int | None:
-    """Milliseconds since the request's last bytes arrived, or None when the server cannot tell."""
-    sock = environ.get("gunicorn.socket")
-    if sock is None or not hasattr(socket, "TCP_INFO"):
+def queue_wait_ms(sock: socket.socket) -> int | None:
+    """Milliseconds since the last bytes arrived on `sock`, or None when the kernel cannot tell."""
+    if not hasattr(socket, "TCP_INFO"):
         return None
     try:
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCP_INFO_LENGTH)
@@ -55,77 +52,72 @@ def queue_wait_ms(environ) -> int | None:
     return struct.unpack_from("=I", info, LAST_DATA_RECV_OFFSET)[0]
 
 
-class LoadShedder:
-    """WSGI middleware: sheds requests that waited longer than `max_queue_wait_ms` (0: never)."""
+def shed_replies() -> dict[bool, bytes]:
+    """The whole 503 reply, for a path under /api/ (True: the protocol's envelope) and elsewhere."""
+    # Imported once the application is loaded: gunicorn's master imports this module before Django is set up.
+    from coffeeshop.api.errors import OUTAGE_RETRY_AFTER_S, error_body
 
-    def __init__(self, app, *, max_queue_wait_ms: int, retry_after_s: int = OUTAGE_RETRY_AFTER_S):
-        self.app = app
-        self.max_queue_wait_ms = max_queue_wait_ms
-        self.retry_after_s = retry_after_s
-        self._lock = threading.Lock()
-        self._shed_since_log = 0
-        self._longest_wait_ms = 0
-        self._logged_at = 0.0
-
-    def __call__(self, environ, start_response):
-        if self.max_queue_wait_ms > 0:
-            waited = queue_wait_ms(environ)
-            if waited is not None and waited > self.max_queue_wait_ms:
-                return self.shed(environ, start_response, waited)
-        return self.app(environ, start_response)
-
-    def shed(self, environ, start_response, waited_ms: int):
-        drain_body(environ)
-        message = _("The server is busy; retry in a few seconds.")
-        if environ.get("PATH_INFO", "").startswith("/api/"):
-            body, content_type = json.dumps(error_body(503, message)).encode(), "application/json"
-        else:
-            body, content_type = message.encode(), "text/plain; charset=utf-8"
-        start_response(
-            "503 Service Unavailable",
-            [
-                ("Content-Type", content_type),
-                ("Content-Length", str(len(body))),
-                ("Retry-After", str(self.retry_after_s)),
-            ],
+    message = _("The server is busy; retry in a few seconds.")
+    replies = {}
+    for is_api, body, content_type in (
+        (True, json.dumps(error_body(503, message)).encode(), "application/json"),
+        (False, message.encode(), "text/plain; charset=utf-8"),
+    ):
+        head = (
+            f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\nRetry-After: {OUTAGE_RETRY_AFTER_S}\r\nConnection: close\r\n\r\n"
         )
+        replies[is_api] = head.encode() + body
+    return replies
+
+
+class SheddingSyncWorker(SyncWorker):
+    """gunicorn's sync worker, answering 503 to a connection whose request waited past the limit."""
+
+    def run(self):
+        self.max_queue_wait_ms = settings.MAX_QUEUE_WAIT_MS  # the application (and settings) are loaded
+        self.replies = shed_replies()
+        self.shed_since_log, self.longest_wait_ms, self.logged_at = 0, 0, 0.0
+        super().run()
+
+    def accept(self, listener):
+        client, addr = listener.accept()
+        if self.max_queue_wait_ms > 0:
+            waited = queue_wait_ms(client)
+            if waited is not None and waited > self.max_queue_wait_ms:
+                self.shed(client, waited)
+                return
+        client.setblocking(1)
+        util.close_on_exec(client)
+        self.handle(listener, client, addr)
+
+    def shed(self, client: socket.socket, waited_ms: int) -> None:
+        try:
+            client.setblocking(False)
+            try:
+                request_line = client.recv(4096).split(b"\r\n", 1)[0]
+            except BlockingIOError:
+                request_line = b""
+            client.settimeout(1.0)
+            client.sendall(self.replies[b" /api/" in request_line])
+        except OSError:  # the client gave up meanwhile
+            pass
+        finally:
+            util.close_graceful(client)  # reads what is left of the request, so the reply is not reset
         SHED.inc()
         self.note_shed(waited_ms)
-        return [body]
 
     def note_shed(self, waited_ms: int) -> None:
         """One warning per LOG_EVERY_S at most: past capacity a line per request would add to the load."""
+        self.shed_since_log += 1
+        self.longest_wait_ms = max(self.longest_wait_ms, waited_ms)
         now = time.monotonic()
-        with self._lock:
-            self._shed_since_log += 1
-            self._longest_wait_ms = max(self._longest_wait_ms, waited_ms)
-            if now - self._logged_at < LOG_EVERY_S:
-                return
-            count, longest = self._shed_since_log, self._longest_wait_ms
-            self._shed_since_log, self._longest_wait_ms, self._logged_at = 0, 0, now
+        if now - self.logged_at < LOG_EVERY_S:
+            return
         logger.warning(
             "Past capacity: shed %d requests with 503 (waited up to %d ms, limit %d ms)",
-            count,
-            longest,
+            self.shed_since_log,
+            self.longest_wait_ms,
             self.max_queue_wait_ms,
         )
-
-
-def drain_body(environ) -> None:
-    try:
-        left = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return
-    if left > DRAIN_LIMIT_BYTES:
-        return
-    stream = environ["wsgi.input"]
-    while left > 0:
-        chunk = stream.read(min(left, 65536))
-        if not chunk:
-            return
-        left -= len(chunk)
-
-
-def shed_when_overloaded(app):
-    """The WSGI application behind a LoadShedder configured from settings (call after django.setup())."""
-    return LoadShedder(app, max_queue_wait_ms=settings.MAX_QUEUE_WAIT_MS)
+        self.shed_since_log, self.longest_wait_ms, self.logged_at = 0, 0, now

@@ -67,11 +67,12 @@ def asgi_server(django_db_blocker, tmp_path_factory, **extra_env):
 
 @contextlib.contextmanager
 def wsgi_server(django_db_blocker, tmp_path_factory, *, workers: int = 1, **extra_env):
-    """gunicorn with sync workers serving coffeeshop.wsgi, as production serves HTTP, on the test
-    database (and Redis, unless `extra_env` says otherwise) on a free port, once it answers."""
+    """gunicorn's sync workers (the shedding ones, gunicorn.conf.py) serving coffeeshop.wsgi, as
+    production serves HTTP, on the test database (and Redis, unless `extra_env` says otherwise) on a
+    free port, once it answers."""
     port = _free_port()
     command = [sys.executable, "-m", "gunicorn", "coffeeshop.wsgi", "--workers", str(workers)]
-    command += ["--worker-class", "sync", "--bind", f"127.0.0.1:{port}"]
+    command += ["--worker-class", "coffeeshop.shedding.SheddingSyncWorker", "--bind", f"127.0.0.1:{port}"]
     with _live_server("gunicorn", command, port, django_db_blocker, tmp_path_factory, extra_env) as server:
         yield server
 
