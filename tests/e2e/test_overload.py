@@ -6,8 +6,10 @@ requests wait in the listen backlog as they do when the load is past what the wo
 continued. How much is shed at twice the capacity is measured in bench/overload.py, not here."""
 
 import concurrent.futures
+import json
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -149,3 +151,32 @@ def test_shedding_is_off_with_a_limit_of_zero(django_db_blocker, tmp_path_factor
 
     assert sorted(reply.status_code for reply in orders.values()) == [201] * 3
     assert min(reply.elapsed.total_seconds() for reply in orders.values()) >= STOPPED_FOR_S - 0.3
+
+
+def test_a_connection_that_had_sent_nothing_yet_is_served_not_shed(machines):
+    """A proxy's pre-opened connection idles before its request: that wait is not the queue's."""
+    server, fleet = machines
+    worker = only_worker(server.process.pid)
+    device_id, auth = fleet[0]
+    port = int(server.url.rsplit(":", 1)[1])
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        idle = socket.create_connection(("127.0.0.1", port))
+        time.sleep(STOPPED_FOR_S)
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    time.sleep(0.3)  # the worker has taken the idle connection and waits for its request
+    body = json.dumps(HEARTBEAT).encode()
+    idle.sendall(
+        f"POST /api/v1/devices/{device_id}/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: {auth['Authorization']}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        + body
+    )
+    idle.settimeout(10)
+    reply = b""
+    while chunk := idle.recv(65536):
+        reply += chunk
+    idle.close()
+
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:300]
