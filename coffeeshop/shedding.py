@@ -38,6 +38,7 @@ SHED = Counter("coffeeshop_requests_shed_total", "Requests answered 503 because 
 TCP_INFO_LENGTH = 104
 LAST_DATA_RECV_OFFSET = 52
 LOG_EVERY_S = 10.0
+SMALL_REQUEST_BYTES = 65536
 
 
 def queue_wait_ms(sock: socket.socket) -> int | None:
@@ -59,6 +60,20 @@ def waiting_request_line(sock: socket.socket) -> bytes:
         return sock.recv(4096, socket.MSG_PEEK | socket.MSG_DONTWAIT).split(b"\r\n", 1)[0]
     except OSError:  # BlockingIOError: nothing sent yet; or the connection is already gone
         return b""
+
+
+def drain(sock: socket.socket) -> int:
+    """Reads what has arrived without waiting for more; how many bytes (stops past SMALL_REQUEST_BYTES)."""
+    read = 0
+    while read <= SMALL_REQUEST_BYTES:
+        try:
+            chunk = sock.recv(65536, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return read
+        if not chunk:
+            return read
+        read += len(chunk)
+    return read
 
 
 def shed_replies() -> dict[bool, bytes]:
@@ -103,13 +118,21 @@ class SheddingSyncWorker(SyncWorker):
         self.handle(listener, client, addr)
 
     def shed(self, client: socket.socket, request_line: bytes, waited_ms: int) -> None:
+        # Closing with unread bytes would reset the connection and could lose the reply. A request that
+        # waited this long has arrived whole: read it and close at once, not waiting for the client's
+        # FIN as gunicorn's graceful close does; a large body may still be coming in, and gets that.
+        whole = False
         try:
             client.settimeout(1.0)
             client.sendall(self.replies[b" /api/" in request_line])
+            whole = drain(client) <= SMALL_REQUEST_BYTES
         except OSError:  # the client gave up meanwhile
             pass
         finally:
-            util.close_graceful(client)  # reads the request, so that closing does not reset the reply
+            if whole:
+                client.close()
+            else:
+                util.close_graceful(client)
         SHED.inc()
         self.note_shed(waited_ms)
 
