@@ -63,11 +63,11 @@ def waiting_request_line(sock: socket.socket) -> bytes:
 
 
 def drain(sock: socket.socket) -> int:
-    """Reads what has arrived without waiting for more; how many bytes (stops past SMALL_REQUEST_BYTES)."""
+    """Reads what has arrived on a non-blocking `sock`; how many bytes (stops past SMALL_REQUEST_BYTES)."""
     read = 0
     while read <= SMALL_REQUEST_BYTES:
         try:
-            chunk = sock.recv(65536, socket.MSG_DONTWAIT)
+            chunk = sock.recv(65536)
         except BlockingIOError:
             return read
         if not chunk:
@@ -125,6 +125,7 @@ class SheddingSyncWorker(SyncWorker):
         try:
             client.settimeout(1.0)
             client.sendall(self.replies[b" /api/" in request_line])
+            client.setblocking(False)  # with a time-out Python would wait for more before each recv
             whole = drain(client) <= SMALL_REQUEST_BYTES
         except OSError:  # the client gave up meanwhile
             pass

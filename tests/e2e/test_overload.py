@@ -180,3 +180,39 @@ def test_a_connection_that_had_sent_nothing_yet_is_served_not_shed(machines):
     idle.close()
 
     assert reply.startswith(b"HTTP/1.1 200"), reply[:300]
+
+
+def test_shed_connections_are_answered_and_closed_at_once(machines):
+    """A client that reads until the server closes (as a load balancer or a plain HTTP/1.0 client does)
+    gets each 503 and the end of the connection within moments, not after the worker waited on it."""
+    server, fleet = machines
+    worker = only_worker(server.process.pid)
+    port = int(server.url.rsplit(":", 1)[1])
+    body = json.dumps(HEARTBEAT).encode()
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        waiting = []
+        for device_id, auth in fleet:
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(
+                f"POST /api/v1/devices/{device_id}/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: {auth['Authorization']}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            waiting.append(sock)
+        time.sleep(STOPPED_FOR_S)
+    finally:
+        os.kill(worker, signal.SIGCONT)
+        continued = time.monotonic()
+    replies = []
+    for sock in waiting:
+        sock.settimeout(10)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+        replies.append((reply, time.monotonic() - continued))
+        sock.close()
+
+    assert [reply[:12] for reply, _ in replies] == [b"HTTP/1.1 503"] * len(fleet)
+    assert max(after for _, after in replies) < 1.0, [round(after, 2) for _, after in replies]
