@@ -62,7 +62,6 @@ from bench.heartbeat import (  # noqa: E402  (the server-starting code is bench/
     cpu_between,
     cpu_snapshot,
     free_port,
-    http,
     manage,
     register_fleet,
     server_env,
@@ -155,21 +154,6 @@ class Traffic:
             request = self._request(self.machines[n], "orders/create", body)
             return Exchange(index, "order", n, 0.0, 0.0, order_id=order_id), request
         return Exchange(index, "heartbeat", n, 0.0, 0.0), self.heartbeats[n]
-
-
-def warm_up_workers(port: int, secret: str, workers: int) -> None:
-    """Registrations one at a time until each worker has served one: a worker's first request loads the
-    API's modules (about a second), and machines registering at once behind it would wait past the
-    shedding limit (a real effect right after a restart, which machines ride out by retrying)."""
-    for i in range(4 * workers):
-        body = {"serial": f"WARM-{i}", "model": "CM-2000", "firmware": "1.4.2", "provisioning_secret": secret}
-        for _ in range(10):
-            status, reply = http(port, "POST", "/api/v1/devices/register", body)
-            if status != 503:
-                break
-            time.sleep(0.5)
-        if status != 201:
-            raise BenchError(f"warming up the workers: HTTP {status} {reply}")
 
 
 # --- One phase ---------------------------------------------------------------------------------------
@@ -421,7 +405,6 @@ def main(argv=None) -> int:
         server = start_gunicorn(children, env, workers=args.workers, port=port, log_path=log_path)
         jobs = start_background_jobs(children, env, log_path)
         step(f"registering {args.machines} machines")
-        warm_up_workers(port, secret, args.workers)
         machines = register_fleet(port, secret, args.machines)
         traffic = Traffic(port, machines, order_every=args.order_every, label=stamp[-7:-1])
         generator = LoadGenerator(port, traffic, timeout_s=args.timeout)
