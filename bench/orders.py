@@ -108,10 +108,10 @@ def pg(dbname: str = DB_NAME, **kwargs):
     return psycopg.connect(f"postgresql://postgres@{HOST}:5432/{dbname}", connect_timeout=5, **kwargs)
 
 
-def recreate_database() -> str:
+def recreate_database(name: str = DB_NAME) -> str:
     with pg("postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
         return conn.execute("SHOW server_version").fetchone()[0]
 
 

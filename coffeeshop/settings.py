@@ -62,6 +62,11 @@ STATUS_SAMPLE_INTERVAL_S = int(os.environ.get("STATUS_SAMPLE_INTERVAL_S", "300")
 # Without Redis there is no cross-process channel layer: staff sockets poll the database this often.
 LIVE_POLL_INTERVAL_S = float(os.environ.get("LIVE_POLL_INTERVAL_S", "3"))
 
+# --- Serving ---------------------------------------------------------------------------------
+# Past capacity, a request that waited longer than this for a web worker (in gunicorn's listen
+# backlog) is answered 503 at once instead of late (coffeeshop/shedding.py); 0 never sheds.
+MAX_QUEUE_WAIT_MS = int(os.environ.get("MAX_QUEUE_WAIT_MS", "500"))
+
 INSTALLED_APPS = [
     "daphne",  # first, so runserver serves WebSockets too
     "unfold",

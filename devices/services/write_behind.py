@@ -118,7 +118,9 @@ def _write_readings(raw_readings: dict[int, dict], on_bins) -> int:
         for name, value in values.items():
             setattr(device, name, value)
         newer.append(device)
-    _update_from_values(Device, ["id"], fields, [(d.pk, *(getattr(d, f) for f in fields)) for d in newer])
+    # Checked above and again in SQL: a flush running beside this one may have written newer readings.
+    rows = [(d.pk, *(getattr(d, f) for f in fields)) for d in newer]
+    _update_from_values(Device, ["id"], fields, rows, only_newer="last_seen_at")
 
     by_merchant = defaultdict(list)
     for device in newer:
@@ -185,7 +187,7 @@ def _update_from_values(model, match: list[str], columns: list[str], rows, *, on
     where = " AND ".join(f"{table}.{name} = v.{name}" for name in names[: len(match)])
     if only_newer:
         newer = quote(model._meta.get_field(only_newer).column)
-        where += f" AND {table}.{newer} < v.{newer}"
+        where += f" AND ({table}.{newer} IS NULL OR {table}.{newer} < v.{newer})"
     with connection.cursor() as cursor:
         for start in range(0, len(rows), 500):
             chunk = rows[start : start + 500]

@@ -1,5 +1,6 @@
-"""A real server for end-to-end tests: daphne serving coffeeshop.asgi (HTTP and WebSockets) in its
-own process, on the test database, reached over real sockets by real clients."""
+"""Real servers for end-to-end tests: daphne serving coffeeshop.asgi (HTTP and WebSockets) or gunicorn
+serving coffeeshop.wsgi, in its own process, on the test database, reached over real sockets by real
+clients."""
 
 import contextlib
 import os
@@ -70,6 +71,25 @@ def asgi_server(django_db_blocker, tmp_path_factory, server="daphne", **extra_en
     """daphne serving coffeeshop.asgi (or another of the README's `SERVERS`) on the test database (and
     Redis, unless `extra_env` says otherwise) on a free port, once it answers its health check."""
     port = _free_port()
+    command = SERVERS[server](port)
+    with _live_server(server, command, port, django_db_blocker, tmp_path_factory, extra_env) as live:
+        yield live
+
+
+@contextlib.contextmanager
+def wsgi_server(django_db_blocker, tmp_path_factory, *, workers: int = 1, **extra_env):
+    """gunicorn's sync workers (the shedding ones, gunicorn.conf.py) serving coffeeshop.wsgi, as
+    production serves HTTP, on the test database (and Redis, unless `extra_env` says otherwise) on a
+    free port, once it answers."""
+    port = _free_port()
+    command = [sys.executable, "-m", "gunicorn", "coffeeshop.wsgi", "--workers", str(workers)]
+    command += ["--worker-class", "coffeeshop.shedding.SheddingSyncWorker", "--bind", f"127.0.0.1:{port}"]
+    with _live_server("gunicorn", command, port, django_db_blocker, tmp_path_factory, extra_env) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _live_server(name, command, port, django_db_blocker, tmp_path_factory, extra_env):
     with django_db_blocker.unblock():
         database_url = _database_url_of_test_db()
     env = {
@@ -83,14 +103,8 @@ def asgi_server(django_db_blocker, tmp_path_factory, server="daphne", **extra_en
         env["REDIS_URL"] = settings.REDIS_URL
         env["CACHE_KEY_PREFIX"] = settings.CACHES["default"].get("KEY_PREFIX", "coffeeshop")
     env.update(extra_env)
-    log = open(tmp_path_factory.mktemp("server-log") / "daphne.log", "w+")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen(
-        SERVERS[server](port),
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    log = open(tmp_path_factory.mktemp("server-log") / f"{name}.log", "w+")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -102,7 +116,7 @@ def asgi_server(django_db_blocker, tmp_path_factory, server="daphne", **extra_en
         if process.poll() is not None or time.monotonic() > deadline:
             log.seek(0)
             process.kill()
-            pytest.fail(f"{server} did not start:\n{log.read()[-3000:]}")
+            pytest.fail(f"{name} did not start:\n{log.read()[-3000:]}")
         time.sleep(0.2)
     try:
         yield LiveServer(url, process)
