@@ -35,9 +35,10 @@ def _database_url_of_test_db() -> str:
 
 
 class LiveServer:
-    def __init__(self, url: str, process: subprocess.Popen):
+    def __init__(self, url: str, process: subprocess.Popen, log_path: Path):
         self.url = url
         self.process = process
+        self.log_path = log_path  # daphne's stdout and stderr
 
     @property
     def ws_url(self) -> str:
@@ -71,7 +72,8 @@ def asgi_server(django_db_blocker, tmp_path_factory, **extra_env):
         env["REDIS_URL"] = settings.REDIS_URL
         env["CACHE_KEY_PREFIX"] = settings.CACHES["default"].get("KEY_PREFIX", "coffeeshop")
     env.update(extra_env)
-    log = open(tmp_path_factory.mktemp("server-log") / "daphne.log", "w+")  # noqa: SIM115 (closed below)
+    log_path = tmp_path_factory.mktemp("server-log") / "daphne.log"
+    log = open(log_path, "w+")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "coffeeshop.asgi:application"],
         cwd=ROOT,
@@ -93,7 +95,7 @@ def asgi_server(django_db_blocker, tmp_path_factory, **extra_env):
             pytest.fail(f"daphne did not start:\n{log.read()[-3000:]}")
         time.sleep(0.2)
     try:
-        yield LiveServer(url, process)
+        yield LiveServer(url, process, log_path)
     finally:
         stop(process, timeout_s=10)
         log.close()
