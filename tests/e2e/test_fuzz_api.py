@@ -3,12 +3,12 @@ operation as a signed-in platform Admin (`Authorization: Token <key>`) and every
 a registered machine (`Authorization: Device <token>`), with the throttles raised so that the inputs
 reach the logic. No input may get a server error (issue 15, "The fuzzer in CI").
 
-Two runs, machine first: the Admin's run rotates and revokes device tokens, which would leave the
-machine's run nothing but 401s. The operations are split by the security scheme the schema states, so
-an operation added later is fuzzed by one run or the other, never left out. Identifiers of real rows
-(the machine, its commands, orders, alarms, jobs, batches, locations) are offered for the path
-parameters most of the time, so that the fuzzer gets past 404 to the logic; the rest of the time
-they are generated. A failure prints schemathesis's reproducing curl and the server's log."""
+Nothing is left out. The operations are split by the security scheme the schema states, so one added
+later is fuzzed by one run or the other. The machine's run goes first and its path ids are the
+machine's own; the Admin's run rotates and revokes the token of a second machine, deletes a spare
+location and downloads a real export. Path ids are pinned to real rows so that inputs get past 404 to
+the logic (an unknown id only ever meets the one-line 404). A failure prints schemathesis's
+reproducing curl and the end of the server's log."""
 
 import json
 import os
@@ -54,12 +54,16 @@ def machine_operation_ids(schema: dict) -> tuple[list[str], list[str]]:
 
 
 def toml_value(value) -> str:
-    return json.dumps(value)  # a JSON string or list of strings is valid TOML
+    """A string, number or list as JSON writes it (valid TOML), a dict as an inline table."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
 
 
 def fuzz_config(auth: dict[str, str], pins: dict[str, dict]) -> str:
     """schemathesis.toml: `auth` maps security schemes to header values; `pins` maps a path regex,
-    optionally after a method ("DELETE ^/api/..."), to the parameter values it fixes."""
+    optionally after a method ("DELETE ^/api/..."), to the parameter values it fixes (or to a
+    dictionary binding: `{"dictionary": "materials", "probability": 0.9}`)."""
     lines = [
         f"seed = {SEED}" if SEED else "",
         "workers = 1",  # 2 threads trip CPython 3.11.7's ast recursion check in hypothesis
@@ -75,13 +79,13 @@ def fuzz_config(auth: dict[str, str], pins: dict[str, dict]) -> str:
         "[auth.openapi]",
         *(f"{scheme} = {{ api_key = {toml_value(value)} }}" for scheme, value in auth.items()),
     ]
+    lines += ["[dictionaries]", f"materials = {{ values = {toml_value(DEMO_MATERIALS)} }}"]
     for selector, parameters in pins.items():
         method, _, regex = selector.rpartition(" ")
-        fixed = ", ".join(f"{toml_value(name)} = {toml_value(value)}" for name, value in parameters.items())
         lines += [
             "[[operations]]",
             f"include-path-regex = {toml_value(regex)}",
-            f"parameters = {{ {fixed} }}",
+            f"parameters = {toml_value(parameters)}",
         ]
         # An entry's includes are alternatives ("or"), its excludes are not: so every other method is
         # excluded rather than this one included.
@@ -130,7 +134,7 @@ class Fleet:
         assert reply.status_code in expect, (path, reply.status_code, reply.text)
         return reply.json()["data"]
 
-    def ids(self, path: str) -> list[str]:
+    def ids(self, path: str) -> list[int]:
         reply = self.client.get(path, headers=self.staff)
         assert reply.status_code == 200, reply.text
         return [row["id"] for row in reply.json()["data"]["results"]]
@@ -147,7 +151,7 @@ def test_schemathesis_finds_no_server_error_as_admin_or_as_machine(
 
     with asgi_server(
         django_db_blocker, tmp_path_factory, CELERY_TASK_ALWAYS_EAGER="true", **RAISED_THROTTLES
-    ) as (server):
+    ) as server:
         fleet = Fleet(server.url, admin_token, merchant.provisioning_secret)
         machine_id, machine_token = fleet.register("FUZZ-MACHINE")
         target_id, _ = fleet.register("FUZZ-TARGET")  # the Admin's run rotates and revokes its token
@@ -188,6 +192,10 @@ def test_schemathesis_finds_no_server_error_as_admin_or_as_machine(
                     "^/api/v1/devices/\\{device_id\\}/commands/\\{command_id\\}/result$": {
                         "device_id": machine_id,
                         "command_id": command_ids[0],
+                    },
+                    "^/api/v1/devices/\\{device_id\\}/materials/report$": {
+                        "device_id": machine_id,
+                        "body.bins[*].material": {"dictionary": "materials", "probability": 0.9},
                     },
                     "^/api/v1/devices/\\{device_id\\}/[a-z/]+$": {"device_id": machine_id},
                     "^/api/v1/devices/register$": {"body.provisioning_secret": merchant.provisioning_secret},
