@@ -3,6 +3,7 @@
 import django_filters
 from django.utils.translation import gettext_lazy as _
 
+from coffeeshop.api.filtering import IdFilter, UtcDateTimeFilter
 from devices.models import Device, DeviceState, DeviceStatusHistory, Location
 
 ONLINE, OFFLINE = "online", "offline"
@@ -10,8 +11,8 @@ STATUS_CHOICES = [(ONLINE, _("Online")), (OFFLINE, _("Offline")), *DeviceState.c
 
 
 class DeviceFilter(django_filters.FilterSet):
-    merchant_id = django_filters.NumberFilter(field_name="merchant_id")
-    location = django_filters.NumberFilter(field_name="location_id")
+    merchant_id = IdFilter(field_name="merchant_id")
+    location = IdFilter(field_name="location_id")
     model = django_filters.CharFilter(field_name="model")
     status = django_filters.ChoiceFilter(
         choices=STATUS_CHOICES, method="filter_status", help_text=_("online, offline, or a machine state")
@@ -30,7 +31,7 @@ class DeviceFilter(django_filters.FilterSet):
 
 
 class LocationFilter(django_filters.FilterSet):
-    merchant_id = django_filters.NumberFilter(field_name="merchant_id")
+    merchant_id = IdFilter(field_name="merchant_id")
     city = django_filters.CharFilter(field_name="city", lookup_expr="iexact")
 
     class Meta:
@@ -39,7 +40,7 @@ class LocationFilter(django_filters.FilterSet):
 
 
 class StatusHistoryFilter(django_filters.FilterSet):
-    to = django_filters.IsoDateTimeFilter(field_name="recorded_at", lookup_expr="lt")
+    to = UtcDateTimeFilter(field_name="recorded_at", lookup_expr="lt")
     event = django_filters.CharFilter(field_name="event")
     ordering = django_filters.OrderingFilter(fields=["recorded_at"])
 
@@ -49,6 +50,4 @@ class StatusHistoryFilter(django_filters.FilterSet):
 
 
 # `from` is a Python keyword: added by name, so the query parameter and its errors are called `from`.
-StatusHistoryFilter.base_filters["from"] = django_filters.IsoDateTimeFilter(
-    field_name="recorded_at", lookup_expr="gte"
-)
+StatusHistoryFilter.base_filters["from"] = UtcDateTimeFilter(field_name="recorded_at", lookup_expr="gte")

@@ -1,12 +1,13 @@
 import django_filters
 
+from coffeeshop.api.filtering import IdFilter
 from devices.filters import DeviceFilter
 from operations.models import Alarm, AlarmType, CommandStatus, CommandType, RemoteCommand, Severity
 
 
 class CommandFilter(django_filters.FilterSet):
-    device_id = django_filters.NumberFilter(field_name="device_id")
-    batch_id = django_filters.NumberFilter(field_name="batch_id")
+    device_id = IdFilter(field_name="device_id")
+    batch_id = IdFilter(field_name="batch_id")
     status = django_filters.ChoiceFilter(choices=CommandStatus.choices)
     type = django_filters.ChoiceFilter(choices=CommandType.choices)
 
@@ -16,8 +17,8 @@ class CommandFilter(django_filters.FilterSet):
 
 
 class AlarmFilter(django_filters.FilterSet):
-    device_id = django_filters.NumberFilter(field_name="device_id")
-    merchant_id = django_filters.NumberFilter(field_name="merchant_id")
+    device_id = IdFilter(field_name="device_id")
+    merchant_id = IdFilter(field_name="merchant_id")
     type = django_filters.ChoiceFilter(choices=AlarmType.choices)
     severity = django_filters.ChoiceFilter(choices=Severity.choices)
     active = django_filters.BooleanFilter(field_name="is_active")

@@ -3,12 +3,13 @@
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from coffeeshop.api.json_values import no_nul
 from operations.models import CommandType
 
 
 class MakeProduct(serializers.Serializer):
     product_id = serializers.CharField(max_length=64)
-    options = serializers.DictField(required=False, default=dict)
+    options = serializers.DictField(required=False, default=dict, validators=[no_nul])
 
 
 class OpenDoor(serializers.Serializer):
@@ -29,7 +30,7 @@ class Sync(serializers.Serializer):
 
 
 class SetParams(serializers.Serializer):
-    params = serializers.DictField()
+    params = serializers.DictField(validators=[no_nul])
 
     def validate_params(self, value):
         if not value:

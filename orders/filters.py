@@ -4,19 +4,20 @@ clocks drift (protocol: the server reports on its own time)."""
 import django_filters
 from django.utils.translation import gettext_lazy as _
 
+from coffeeshop.api.filtering import IdFilter, UtcDateTimeFilter
 from orders.models import Order, PaymentStatus
 
 
 class OrderFilter(django_filters.FilterSet):
-    from_ = django_filters.IsoDateTimeFilter(
+    from_ = UtcDateTimeFilter(
         field_name="received_at", lookup_expr="gte", help_text=_("received at or after (ISO 8601)")
     )
-    to = django_filters.IsoDateTimeFilter(
+    to = UtcDateTimeFilter(
         field_name="received_at", lookup_expr="lt", help_text=_("received before (ISO 8601)")
     )
-    device_id = django_filters.NumberFilter(field_name="device_id")
-    merchant_id = django_filters.NumberFilter(field_name="merchant_id")
-    location = django_filters.NumberFilter(field_name="location_id")
+    device_id = IdFilter(field_name="device_id")
+    merchant_id = IdFilter(field_name="merchant_id")
+    location = IdFilter(field_name="location_id")
     payment_method = django_filters.CharFilter(field_name="payment_method")
     payment_status = django_filters.ChoiceFilter(field_name="payment_status", choices=PaymentStatus.choices)
     exception = django_filters.BooleanFilter(field_name="is_exception")

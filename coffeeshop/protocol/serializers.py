@@ -12,6 +12,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from coffeeshop.api.json_values import no_nul
 from coffeeshop.protocol.fields import (
     StrictBooleanField,
     StrictCharField,
@@ -266,7 +267,7 @@ class OrderItemSerializer(serializers.Serializer):
     )
     unit_price = MoneyField()
     recipe_version = StrictCharField(max_length=32, required=False, allow_blank=True, default="")
-    options = serializers.DictField(required=False, default=dict)
+    options = serializers.DictField(required=False, default=dict, validators=[no_nul])
 
 
 class PaymentSerializer(serializers.Serializer):
@@ -332,6 +333,6 @@ class OrderSerializer(serializers.Serializer):
 
 class CommandResultSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=CommandResult.choices)
-    result = serializers.DictField(required=False, default=dict)
+    result = serializers.DictField(required=False, default=dict, validators=[no_nul])
     error = StrictCharField(required=False, allow_blank=True, default="", max_length=2000)
     finished_at = OffsetDateTimeField(required=False)

@@ -46,15 +46,21 @@ class SendCommandSerializer(CommandOptionsSerializer):
     retry_backoff_s = serializers.IntegerField(required=False, default=30, min_value=1, max_value=3600)
 
 
+# A row id a 64-bit key can hold: past it SQLite cannot even compare (a 500).
+ROW_ID = {"min_value": 1, "max_value": 2**63 - 1}
+
+
 class BatchTargetSerializer(serializers.Serializer):
     model = serializers.CharField(required=False)
-    location = serializers.IntegerField(required=False)
-    merchant_id = serializers.IntegerField(required=False)
+    location = serializers.IntegerField(required=False, **ROW_ID)
+    merchant_id = serializers.IntegerField(required=False, **ROW_ID)
     status = serializers.CharField(required=False)
 
 
 class CreateBatchSerializer(CommandOptionsSerializer):
-    device_ids = serializers.ListField(child=serializers.IntegerField(), required=False, max_length=50_000)
+    device_ids = serializers.ListField(
+        child=serializers.IntegerField(**ROW_ID), required=False, max_length=50_000
+    )
     filter = BatchTargetSerializer(required=False)
 
     def validate(self, attrs):

@@ -51,3 +51,39 @@ def test_thirty_two_levels_are_parsed_and_judged_as_usual(registered):
     reply = APIClient().post("/api/v1/devices/register", body, format="json")
     assert reply.status_code in (400, 403)  # the wrong secret, not the depth
     assert "deeper" not in reply.json()["error"]["message"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("text", ["\\ud800", "a\\udfffb", "\\ude00\\ud83d"])
+def test_an_unpaired_surrogate_is_a_400_at_every_door_never_a_500(machine, staff_client, merchant, text):
+    """Found by probing past schemathesis: a choice field echoed '"\\ud800" is not a valid choice',
+    which no UTF-8 reply can carry."""
+    from accounts.models import Role
+
+    staff = staff_client(Role.ADMIN, [merchant])
+    device = machine.device.pk
+    doors = [
+        (APIClient(), "/api/v1/devices/register", '{"serial": "%s"}'),
+        (machine, f"/api/v1/devices/{device}/status", '{"state": "%s"}'),
+        (machine, f"/api/v1/devices/{device}/orders/create", '{"payment": {"status": "%s"}}'),
+        (staff, f"/api/v1/devices/{device}/commands", '{"type": "%s"}'),
+        (staff, "/api/v1/locations", '{"merchant_id": 1, "name": "x", "extra": {"%s": 1}}'),
+    ]
+    for client, path, body in doors:
+        reply = client.post(path, body % text, content_type="application/json")
+        assert reply.status_code == 400, (path, reply.content[:300])
+        assert reply.json()["error"]["code"] == "VALIDATION_ERROR"
+        assert "surrogate" in reply.json()["error"]["message"]
+
+
+@pytest.mark.django_db
+def test_a_surrogate_pair_is_the_character_it_spells(staff_client, merchant):
+    from accounts.models import Role
+
+    body = json.dumps({"merchant_id": merchant.pk, "name": "Lobby \N{GRINNING FACE}"})
+    assert "\\ud83d\\ude00" in body  # sent as the pair of escapes
+    reply = staff_client(Role.ADMIN, [merchant]).post(
+        "/api/v1/locations", body, content_type="application/json"
+    )
+    assert reply.status_code == 201, reply.content
+    assert reply.json()["data"]["name"] == "Lobby \N{GRINNING FACE}"

@@ -36,9 +36,10 @@ def _database_url_of_test_db() -> str:
 
 
 class LiveServer:
-    def __init__(self, url: str, process: subprocess.Popen):
+    def __init__(self, url: str, process: subprocess.Popen, log_path: Path):
         self.url = url
         self.process = process
+        self.log_path = log_path  # the server's stdout and stderr
 
     @property
     def ws_url(self) -> str:
@@ -103,7 +104,8 @@ def _live_server(name, command, port, django_db_blocker, tmp_path_factory, extra
         env["REDIS_URL"] = settings.REDIS_URL
         env["CACHE_KEY_PREFIX"] = settings.CACHES["default"].get("KEY_PREFIX", "coffeeshop")
     env.update(extra_env)
-    log = open(tmp_path_factory.mktemp("server-log") / f"{name}.log", "w+")  # noqa: SIM115 (closed below)
+    log_path = tmp_path_factory.mktemp("server-log") / f"{name}.log"
+    log = open(log_path, "w+")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -119,7 +121,7 @@ def _live_server(name, command, port, django_db_blocker, tmp_path_factory, extra
             pytest.fail(f"{name} did not start:\n{log.read()[-3000:]}")
         time.sleep(0.2)
     try:
-        yield LiveServer(url, process)
+        yield LiveServer(url, process, log_path)
     finally:
         stop(process, timeout_s=10)
         log.close()
