@@ -76,10 +76,13 @@ class DeviceBinFactory(factory.django.DjangoModelFactory):
 class MaterialFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Material
-        django_get_or_create = ("code",)
+        django_get_or_create = ("merchant", "code")
 
+    merchant = factory.SubFactory(MerchantFactory)
     code = factory.Sequence(lambda n: f"MAT-{n}")
     name = factory.LazyAttribute(lambda m: m.code.title())
+    kind = "powder"
+    unit = "g"
 
 
 class DeviceStatusHistoryFactory(factory.django.DjangoModelFactory):

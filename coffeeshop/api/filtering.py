@@ -25,7 +25,7 @@ def known_parameters(view, filterset_class) -> set[str]:
 
 class StrictFilterBackend(DjangoFilterBackend):
     def filter_queryset(self, request, queryset, view):
-        if getattr(view, "action", None) == "list":
+        if getattr(view, "action", None) in ("list", *getattr(view, "strictly_filtered_actions", ())):
             known = known_parameters(view, self.get_filterset_class(view, queryset))
             unknown = sorted(set(request.query_params) - known)
             if unknown:

@@ -491,7 +491,7 @@ def test_several_objects_deleted_at_once_in_the_admin_each_leave_a_row(merchant,
 
 def test_every_material_of_a_csv_import_leaves_a_row(materials, admin_site):
     client = admin_site(Role.OPS)
-    csv = b"code,name,unit,category,is_active\nOAT-MILK,Oat milk,ml,milk,1\nSOY-MILK,Soy milk,ml,milk,1\n"
+    csv = b"code,name,kind,unit,enabled\nOAT-MILK,Oat milk,milk,ml,1\nSOY-MILK,Soy milk,milk,ml,1\n"
     preview = client.post(
         reverse("admin:inventory_material_import"),
         {"format": "0", "import_file": SimpleUploadedFile("materials.csv", csv, content_type="text/csv")},
