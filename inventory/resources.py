@@ -5,6 +5,8 @@ and gives new ones to it, so a file can neither read nor overwrite another merch
 `merchant` column, as the export writes it, must name that same merchant.
 """
 
+from decimal import InvalidOperation
+
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from import_export import fields, resources, widgets
@@ -35,6 +37,25 @@ class ChoiceWidget(TrimmedWidget):
         return value.lower() if isinstance(value, str) else value
 
 
+class NumberWidget(widgets.DecimalWidget):
+    """A number, or an error naming the cell: import-export's own lets `abc` through as a crash."""
+
+    def __init__(self, whole=False, **kwargs):
+        super().__init__(**kwargs)
+        self.whole = whole
+
+    def clean(self, value, row=None, **kwargs):
+        try:
+            number = super().clean(value, row, **kwargs)
+        except (InvalidOperation, ValueError):
+            raise ValueError(_("Enter a number.")) from None
+        if number is not None and self.whole:
+            if number != number.to_integral_value():
+                raise ValueError(_("Enter a whole number."))
+            return int(number)
+        return number
+
+
 class EnabledWidget(widgets.BooleanWidget):
     """An empty cell is enabled: a new material is, unless the sheet says 0, false or no."""
 
@@ -56,6 +77,13 @@ class MaterialResource(resources.ModelResource):
     name = fields.Field(attribute="name", column_name="name", widget=TrimmedWidget())
     kind = fields.Field(attribute="kind", column_name="kind", widget=ChoiceWidget())
     unit = fields.Field(attribute="unit", column_name="unit", widget=ChoiceWidget())
+    density = fields.Field(attribute="density", column_name="density", widget=NumberWidget())
+    low_threshold_pct = fields.Field(
+        attribute="low_threshold_pct", column_name="low_threshold_pct", widget=NumberWidget(whole=True)
+    )
+    cost_per_unit = fields.Field(
+        attribute="cost_per_unit", column_name="cost_per_unit", widget=NumberWidget()
+    )
     supplier = fields.Field(attribute="supplier", column_name="supplier", widget=TrimmedWidget())
     enabled = fields.Field(attribute="is_enabled", column_name="enabled", widget=EnabledWidget())
     merchant = fields.Field(attribute="merchant__name", column_name="merchant", readonly=True)

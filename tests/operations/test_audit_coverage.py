@@ -232,6 +232,32 @@ def test_locations_added_edited_and_deleted_through_the_api_are_recorded(merchan
     assert (row.merchant_id, row.target_repr) == (merchant.pk, "Harbour Hall 2F")
 
 
+def test_materials_created_edited_disabled_and_imported_through_the_api_are_recorded(merchant, as_role):
+    ops = as_role(Role.OPS)
+    body = {"code": "OAT-MILK", "name": "Oat milk", "kind": "milk", "unit": "ml"}
+    created = ops.post("/api/v1/materials", body, format="json").json()["data"]
+    material = Material.objects.get(pk=created["id"])
+    row = assert_audited("material.created", material, **by(ops), changes={"code": "OAT-MILK", "unit": "ml"})
+    assert row.merchant_id == merchant.pk
+
+    ops.patch(f"/api/v1/materials/{material.pk}", {"low_threshold_pct": 30}, format="json")
+    assert_audited("material.updated", material, **by(ops), changes={"low_threshold_pct": ["15", "30"]})
+    ops.post(f"/api/v1/materials/{material.pk}/disable")
+    assert_audited("material.disabled", material, **by(ops))
+    ops.post(f"/api/v1/materials/{material.pk}/enable")
+    assert_audited("material.enabled", material, **by(ops))
+
+    sheet = b"code,name,kind,unit\nOAT-MILK,Oat drink,milk,ml\nSOY-MILK,Soy milk,milk,ml\n"
+    ops.post(
+        "/api/v1/materials/import",
+        {"file": SimpleUploadedFile("materials.csv", sheet)},
+        format="multipart",
+    )
+    assert_audited("material.imported", material, **by(ops), changes={"row": 1, "status": "updated"})
+    soy = Material.objects.get(merchant=merchant, code="SOY-MILK")
+    assert_audited("material.imported", soy, **by(ops), changes={"row": 2, "status": "new"})
+
+
 def test_a_command_sent_and_canceled_through_the_api_is_recorded(registered, as_role):
     ops = as_role(Role.OPS)
     device = registered.device
