@@ -81,6 +81,13 @@ class MaterialAdmin(ScopedModelAdmin, ImportExportModelAdmin):
         filters = super().get_list_filter(request)
         return [("merchant", ScopedRelatedFilter), *filters] if sees_all_merchants(request.user) else filters
 
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        own = list(merchants_for(request.user)[:2])
+        if len(own) == 1:
+            initial.setdefault("merchant", own[0].pk)
+        return initial
+
     def get_readonly_fields(self, request, obj=None):
         # Machines already report this code: renaming it, or moving it, would orphan their bins.
         return [*self.readonly_fields, "merchant", "code"] if obj else self.readonly_fields
