@@ -4,8 +4,8 @@ Every merchant gets a copy of every existing material, not only the merchants wh
 reported a bin of that code so far: bins tell which codes a merchant used until today, not which it
 will use tomorrow, and a merchant's next machine carrying the same beans must not be refused for a
 code that was valid for it yesterday. A copy a merchant does not use costs nothing and can be
-disabled. The free-text category is mapped to the new kind (unknown ones become supplies) and units
-outside g/ml/pcs become g. With no merchant at all there is no machine either, and the materials,
+disabled. The free-text category is mapped to the new kind (unknown ones become supplies), `pieces`
+becomes pcs and any other unit outside g/ml/pcs becomes g. With no merchant at all there is no machine either, and the materials,
 which cannot belong to no one, are dropped.
 """
 
@@ -27,7 +27,7 @@ KIND_OF_CATEGORY = {
     "cups": "cup",
     "consumable": "cup",
 }
-UNITS = {"g", "ml", "pcs"}
+UNIT_OF = {"g": "g", "ml": "ml", "pcs": "pcs", "pc": "pcs", "piece": "pcs", "pieces": "pcs"}
 
 
 def give_to_every_merchant(apps, schema_editor):
@@ -41,8 +41,7 @@ def give_to_every_merchant(apps, schema_editor):
     first, others = merchant_ids[0], merchant_ids[1:]
     for material in globals_:
         material.kind = KIND_OF_CATEGORY.get(material.category.strip().lower(), "supplies")
-        if material.unit not in UNITS:
-            material.unit = "g"
+        material.unit = UNIT_OF.get(material.unit.strip().lower(), "g")
         material.merchant_id = first
         material.save()
         values = {f.attname: getattr(material, f.attname) for f in Material._meta.fields if not f.primary_key}
