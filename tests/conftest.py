@@ -5,9 +5,7 @@ from accounts.models import Role
 from devices.selectors import forget_device_merchants
 from devices.services import register_device
 from inventory.selectors import forget_material_codes
-from tests.factories import MaterialFactory, MerchantFactory, UserFactory
-
-DEMO_MATERIALS = ["BEAN-ARABICA", "MILK-POWDER", "SUGAR", "CHOCOLATE", "WATER"]
+from tests.factories import DEMO_MATERIALS, MaterialFactory, MerchantFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)

@@ -85,6 +85,18 @@ class MaterialFactory(factory.django.DjangoModelFactory):
     unit = "g"
 
 
+# The codes the simulated machines' bins carry (simulator.physics.DEFAULT_BINS).
+DEMO_MATERIALS = ["BEAN-ARABICA", "MILK-POWDER", "SUGAR", "CHOCOLATE", "WATER"]
+
+
+def merchant_with_catalogue(**fields) -> Merchant:
+    """A merchant whose catalogue holds the demo materials, so that its machines' bins are accepted."""
+    merchant = MerchantFactory(**fields)
+    for code in DEMO_MATERIALS:
+        MaterialFactory(merchant=merchant, code=code)
+    return merchant
+
+
 class DeviceStatusHistoryFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = DeviceStatusHistory
