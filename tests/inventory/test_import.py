@@ -8,7 +8,6 @@ import re
 import openpyxl
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Role
@@ -191,17 +190,6 @@ def test_an_export_imports_back_unchanged(staff_client, merchant, catalogue):
 
 
 # --- Through the admin --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def admin_as(make_user, merchant):
-    def make(role, **extra):
-        user = make_user(role, **extra) if extra else make_user(role, merchants=[merchant])
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return make
 
 
 def admin_preview(client, content, name="materials.csv", file_format="0", **fields):

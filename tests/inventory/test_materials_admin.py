@@ -1,7 +1,6 @@
 """The materials admin page: each merchant's own catalogue, kept through the same services as the API."""
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Role
@@ -12,17 +11,6 @@ from tests.factories import MaterialFactory
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 
 CHANGELIST = "admin:inventory_material_changelist"
-
-
-@pytest.fixture
-def admin_as(make_user, merchant):
-    def make(role, **extra):
-        user = make_user(role, **extra) if extra else make_user(role, merchants=[merchant])
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return make
 
 
 @pytest.fixture
