@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from import_export import fields, resources, widgets
 from import_export.results import RowResult
 
-from inventory.models import EDITABLE_FIELDS, Material
+from inventory.models import DEFAULT_LOW_THRESHOLD_PCT, EDITABLE_FIELDS, Material
 
 COLUMNS = ["code", *EDITABLE_FIELDS, "enabled"]
 COLUMN_OF_FIELD = {"is_enabled": "enabled"}
@@ -40,16 +40,18 @@ class ChoiceWidget(TrimmedWidget):
 class NumberWidget(widgets.DecimalWidget):
     """A number, or an error naming the cell: import-export's own lets `abc` through as a crash."""
 
-    def __init__(self, whole=False, **kwargs):
+    def __init__(self, whole=False, when_blank=None, **kwargs):
         super().__init__(**kwargs)
-        self.whole = whole
+        self.whole, self.when_blank = whole, when_blank
 
     def clean(self, value, row=None, **kwargs):
         try:
             number = super().clean(value, row, **kwargs)
         except (InvalidOperation, ValueError):
             raise ValueError(_("Enter a number.")) from None
-        if number is not None and self.whole:
+        if number is None:
+            return self.when_blank
+        if self.whole:
             if number != number.to_integral_value():
                 raise ValueError(_("Enter a whole number."))
             return int(number)
@@ -79,7 +81,9 @@ class MaterialResource(resources.ModelResource):
     unit = fields.Field(attribute="unit", column_name="unit", widget=ChoiceWidget())
     density = fields.Field(attribute="density", column_name="density", widget=NumberWidget())
     low_threshold_pct = fields.Field(
-        attribute="low_threshold_pct", column_name="low_threshold_pct", widget=NumberWidget(whole=True)
+        attribute="low_threshold_pct",
+        column_name="low_threshold_pct",
+        widget=NumberWidget(whole=True, when_blank=DEFAULT_LOW_THRESHOLD_PCT),
     )
     cost_per_unit = fields.Field(
         attribute="cost_per_unit", column_name="cost_per_unit", widget=NumberWidget()

@@ -115,7 +115,7 @@ def test_an_xlsx_file_imports_like_its_csv(staff_client, merchant, catalogue):
     sheet = book.active
     sheet.append(HEADER.split(","))
     sheet.append(["OAT-MILK", "燕麦奶", "milk", "ml", 1.03, 25, 0.02, "OATLY", 1])
-    sheet.append(["CUP-12OZ", "纸杯 12 oz", "cup", "pcs", None, 10, None, None, None])
+    sheet.append(["CUP-12OZ", "纸杯 12 oz", "cup", "pcs", None, None, None, None, None])
     sheet.append([None] * 9)  # Excel keeps rows someone once touched
     content = io.BytesIO()
     book.save(content)

@@ -131,3 +131,12 @@ def test_nobody_deletes_a_material(admin_as, catalogue):
 
     assert admin_as(Role.ADMIN).post(url, {"post": "yes"}).status_code == 403
     assert Material.objects.filter(pk=catalogue["sugar"].pk).exists()
+
+
+def test_the_admin_exports_only_the_users_merchants_materials(admin_as, catalogue):
+    response = admin_as(Role.VIEWER).post(reverse("admin:inventory_material_export"), {"format": "0"})
+
+    assert response.status_code == 200, response.content[:2000]
+    lines = response.content.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("code,name,kind,unit,") and lines[0].endswith(",enabled,merchant")
+    assert [line.split(",")[0] for line in lines[1:]] == ["SUGAR"]
