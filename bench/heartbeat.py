@@ -216,7 +216,9 @@ from accounts.models import Merchant
 from inventory.models import Material
 merchant, _ = Merchant.objects.get_or_create(name={merchant!r})
 for index, code, unit, capacity, drain in {bins!r}:
-    Material.objects.get_or_create(code=code, defaults={{"name": code.title(), "unit": unit}})
+    Material.objects.get_or_create(
+        merchant=merchant, code=code, defaults={{"name": code.title(), "unit": unit, "kind": "supplies"}}
+    )
 print("BENCH_JSON " + json.dumps({{"secret": merchant.provisioning_secret}}))
 """
 

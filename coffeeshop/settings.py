@@ -337,6 +337,7 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "operations.models.TaskJob.Status",
         "RefundStatusEnum": "orders.models.RefundStatus",
         "PaymentStatusEnum": "orders.models.PaymentStatus",
+        "MaterialKindEnum": "inventory.models.MaterialKind",
     },
 }
 

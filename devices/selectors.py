@@ -59,3 +59,31 @@ def changed_device_payloads(user, since: datetime) -> tuple[list[dict], datetime
         .prefetch_related("bins")
     )
     return [device_payload(d, list(d.bins.all())) for d in changed], now
+
+
+_MERCHANT_OF_DEVICE_LIMIT = 100_000
+_merchant_of_device: dict[int, int] = {}
+
+
+def merchant_id_of_device(device_id) -> int | None:
+    """The merchant owning machine `device_id` (the id as the URL gives it), or None if there is none.
+
+    Memoised per process without expiry: a machine never changes merchant (registration refuses a
+    serial of another merchant, and no page or endpoint edits it). Only machines that exist are kept,
+    and the memo starts afresh past a hundred thousand of them."""
+    try:
+        device_id = int(device_id)
+    except (TypeError, ValueError):
+        return None
+    merchant_id = _merchant_of_device.get(device_id)
+    if merchant_id is None:
+        merchant_id = Device.objects.filter(pk=device_id).values_list("merchant_id", flat=True).first()
+        if merchant_id is not None:
+            if len(_merchant_of_device) >= _MERCHANT_OF_DEVICE_LIMIT:
+                _merchant_of_device.clear()
+            _merchant_of_device[device_id] = merchant_id
+    return merchant_id
+
+
+def forget_device_merchants() -> None:
+    _merchant_of_device.clear()

@@ -1,24 +1,101 @@
+"""The material catalogue: each merchant's own, since machines name their bins' contents by code."""
+
+from decimal import Decimal
+
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts.models import Merchant
+from accounts.tenancy import TenantQuerySet
+
+
+class MaterialKind(models.TextChoices):
+    BEAN = "bean", _("Beans")
+    POWDER = "powder", _("Powder")
+    MILK = "milk", _("Milk")
+    SYRUP = "syrup", _("Syrup")
+    WATER = "water", _("Water")
+    CUP = "cup", _("Cups")
+    SUPPLIES = "supplies", _("Supplies")
+
+
+class MaterialUnit(models.TextChoices):
+    GRAM = "g", _("grams (g)")
+    MILLILITRE = "ml", _("millilitres (ml)")
+    PIECE = "pcs", _("pieces (pcs)")
+
+
+DEFAULT_LOW_THRESHOLD_PCT = 15
+# What staff may edit, by hand, through the API and by import; the code never changes once created.
+EDITABLE_FIELDS = ("name", "kind", "unit", "density", "low_threshold_pct", "cost_per_unit", "supplier")
+
+
+class MaterialQuerySet(TenantQuerySet):
+    merchant_path = "merchant"
+
 
 class Material(models.Model):
-    """An ingredient in the catalogue. Machines name it by `code` in their bin reports."""
+    """An ingredient or supply of one merchant. Its machines name it by `code` in their bin reports."""
 
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="materials", verbose_name=_("merchant")
+    )
     code = models.CharField(
-        _("code"), max_length=64, unique=True, help_text=_("As machines report it, e.g. BEAN-ARABICA.")
+        _("code"), max_length=64, help_text=_("As machines report it, e.g. BEAN-ARABICA.")
     )
     name = models.CharField(_("name"), max_length=120)
-    unit = models.CharField(_("unit"), max_length=16, default="g")
-    category = models.CharField(_("category"), max_length=64, blank=True)
-    is_active = models.BooleanField(_("active"), default=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=MaterialKind.choices)
+    unit = models.CharField(_("unit"), max_length=8, choices=MaterialUnit.choices, default=MaterialUnit.GRAM)
+    density = models.DecimalField(
+        _("density (g/ml)"),
+        max_digits=6,
+        decimal_places=3,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.001"))],
+        help_text=_("Grams per millilitre, to convert a level reported in one unit to the other."),
+    )
+    low_threshold_pct = models.PositiveSmallIntegerField(
+        _("low threshold %"),
+        default=DEFAULT_LOW_THRESHOLD_PCT,
+        validators=[MaxValueValidator(100)],
+        help_text=_("A bin of this material is low below this level, unless the bin says otherwise."),
+    )
+    cost_per_unit = models.DecimalField(
+        _("cost per unit"),
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+    )
+    supplier = models.CharField(_("supplier"), max_length=120, blank=True)
+    is_enabled = models.BooleanField(
+        _("enabled"), default=True, help_text=_("Machines may report only enabled materials.")
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = MaterialQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("material")
         verbose_name_plural = _("materials")
-        ordering = ["code"]
+        ordering = ["merchant_id", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "code"], name="material_unique_code_per_merchant"),
+            models.CheckConstraint(
+                condition=models.Q(low_threshold_pct__lte=100), name="material_low_threshold_pct_range"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=MaterialKind.values), name="material_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(unit__in=MaterialUnit.values), name="material_unit_valid"
+            ),
+        ]
 
     def __str__(self):
         return f"{self.code} · {self.name}"

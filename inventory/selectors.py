@@ -1,34 +1,60 @@
+"""Reads of the material catalogue worth naming."""
+
 import time
 
+from django.utils.translation import gettext as _
+
+from accounts.models import Merchant
+from accounts.tenancy import merchant_ids_for
+from coffeeshop.exceptions import Invalid
 from inventory.models import Material
 
 _CODES_TTL_S = 60.0
-_codes_cache: tuple[float, frozenset[str]] = (0.0, frozenset())
+_codes_by_merchant: dict[int, tuple[float, frozenset[str]]] = {}
 
 
-def active_material_codes() -> frozenset[str]:
-    """The catalogue's active codes, memoised per process for a minute: it is read on every bin report
-    and changes a few times a year, so a new material may be refused for up to a minute."""
-    global _codes_cache
-    loaded_at, codes = _codes_cache
+def materials_for(user):
+    return Material.objects.for_user(user).select_related("merchant")
+
+
+def enabled_material_codes(merchant_id: int) -> frozenset[str]:
+    """A merchant's enabled codes, memoised per process for a minute: they are read on every bin report
+    and change a few times a year, so a material disabled a moment ago may be accepted for up to a minute."""
+    loaded_at, codes = _codes_by_merchant.get(merchant_id, (0.0, frozenset()))
     if time.monotonic() - loaded_at > _CODES_TTL_S:
-        codes = frozenset(Material.objects.filter(is_active=True).values_list("code", flat=True))
-        _codes_cache = (time.monotonic(), codes)
+        codes = frozenset(
+            Material.objects.filter(merchant_id=merchant_id, is_enabled=True).values_list("code", flat=True)
+        )
+        _codes_by_merchant[merchant_id] = (time.monotonic(), codes)
     return codes
 
 
-def forget_material_codes() -> None:
-    global _codes_cache
-    _codes_cache = (0.0, frozenset())
+def forget_material_codes(merchant_id: int | None = None) -> None:
+    if merchant_id is None:
+        _codes_by_merchant.clear()
+    else:
+        _codes_by_merchant.pop(merchant_id, None)
 
 
-def unknown_material_codes(codes) -> set[str]:
-    """The codes among `codes` that are not an active material of the catalogue."""
+def unknown_material_codes(merchant_id: int, codes) -> set[str]:
+    """The codes among `codes` that are not an enabled material of the merchant's catalogue."""
     wanted = set(codes)
     if not wanted:
         return set()
-    unknown = wanted - active_material_codes()
+    unknown = wanted - enabled_material_codes(merchant_id)
     if unknown:  # maybe just added: look once more before refusing
-        forget_material_codes()
-        unknown = wanted - active_material_codes()
+        forget_material_codes(merchant_id)
+        unknown = wanted - enabled_material_codes(merchant_id)
     return unknown
+
+
+def merchant_to_write_for(user, merchant_id: int | None):
+    """The merchant a new material or an import goes to: the one named (already checked to be the user's),
+    or the user's only merchant. Platform staff, and users of several merchants, must name one."""
+    if merchant_id is not None:
+        return Merchant.objects.get(pk=merchant_id)
+    ids = merchant_ids_for(user)
+    if ids is not None and len(ids) == 1:
+        return Merchant.objects.get(pk=next(iter(ids)))
+    message = _("Say which merchant: merchant_id.")
+    raise Invalid(message, details={"fields": {"merchant_id": [message]}})

@@ -2,11 +2,10 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import Role
+from devices.selectors import forget_device_merchants
 from devices.services import register_device
 from inventory.selectors import forget_material_codes
-from tests.factories import MaterialFactory, MerchantFactory, UserFactory
-
-DEMO_MATERIALS = ["BEAN-ARABICA", "MILK-POWDER", "SUGAR", "CHOCOLATE", "WATER"]
+from tests.factories import DEMO_MATERIALS, MaterialFactory, MerchantFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)
@@ -25,8 +24,10 @@ def _isolated_caches(settings):
         for key in redis.scan_iter(f"{settings.CACHES['default'].get('KEY_PREFIX', 'coffeeshop')}:*"):
             redis.delete(key)
     forget_material_codes()
+    forget_device_merchants()
     yield
     forget_material_codes()
+    forget_device_merchants()
     reset_breaker()
 
 
@@ -47,8 +48,9 @@ def other_merchant(db):
 
 
 @pytest.fixture
-def materials(db):
-    return [MaterialFactory(code=code) for code in DEMO_MATERIALS]
+def materials(merchant):
+    """The demo catalogue of merchant Brew Co (the `merchant` fixture)."""
+    return [MaterialFactory(merchant=merchant, code=code) for code in DEMO_MATERIALS]
 
 
 @pytest.fixture

@@ -76,10 +76,25 @@ class DeviceBinFactory(factory.django.DjangoModelFactory):
 class MaterialFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Material
-        django_get_or_create = ("code",)
+        django_get_or_create = ("merchant", "code")
 
+    merchant = factory.SubFactory(MerchantFactory)
     code = factory.Sequence(lambda n: f"MAT-{n}")
     name = factory.LazyAttribute(lambda m: m.code.title())
+    kind = "powder"
+    unit = "g"
+
+
+# The codes the simulated machines' bins carry (simulator.physics.DEFAULT_BINS).
+DEMO_MATERIALS = ["BEAN-ARABICA", "MILK-POWDER", "SUGAR", "CHOCOLATE", "WATER"]
+
+
+def merchant_with_catalogue(**fields) -> Merchant:
+    """A merchant whose catalogue holds the demo materials, so that its machines' bins are accepted."""
+    merchant = MerchantFactory(**fields)
+    for code in DEMO_MATERIALS:
+        MaterialFactory(merchant=merchant, code=code)
+    return merchant
 
 
 class DeviceStatusHistoryFactory(factory.django.DjangoModelFactory):

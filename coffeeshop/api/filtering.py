@@ -66,7 +66,7 @@ class StrictFilterBackend(DjangoFilterBackend):
     filterset_base = UtcFilterSet
 
     def filter_queryset(self, request, queryset, view):
-        if getattr(view, "action", None) == "list":
+        if getattr(view, "action", None) in ("list", *getattr(view, "strictly_filtered_actions", ())):
             known = known_parameters(view, self.get_filterset_class(view, queryset))
             unknown = sorted(set(request.query_params) - known)
             if unknown:

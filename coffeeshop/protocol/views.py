@@ -42,6 +42,7 @@ from coffeeshop.protocol.serializers import (
 from devices import services as devices
 from devices.live import bins_payload
 from devices.models import Device
+from devices.selectors import merchant_id_of_device as device_merchant_id
 from inventory.selectors import unknown_material_codes
 from operations.services import alarms, commands
 from operations.services.pending_flags import pending_commands_key
@@ -71,9 +72,10 @@ def machine_ref(identity) -> Device:
     return Device(pk=identity.device_id, merchant_id=identity.merchant_id)
 
 
-def check_materials_known(bins) -> None:
-    """An unknown material code is a 400 naming the bin: `bins.<position>.material`."""
-    unknown = unknown_material_codes(b.material_code for b in bins)
+def check_materials_known(identity, bins) -> None:
+    """A code that is not an enabled material of the machine's merchant is a 400 naming the bin:
+    `bins.<position>.material`."""
+    unknown = unknown_material_codes(identity.merchant_id, (b.material_code for b in bins))
     if unknown:
         raise exceptions.ValidationError(
             {
@@ -131,6 +133,16 @@ def heartbeat_reply(commands: list[dict]) -> dict:
     }
 
 
+def _materials_known(device_id: str, bins) -> bool:
+    """Whether the bins name only enabled materials of the merchant owning `device_id`, known before the
+    token is checked (which happens in Redis): a token of another machine fails there, and this
+    answer is then never used."""
+    merchant_id = device_merchant_id(device_id)
+    return merchant_id is not None and not unknown_material_codes(
+        merchant_id, (b.material_code for b in bins)
+    )
+
+
 def quiet_heartbeat(request, device_id: str) -> JsonResponse | None:
     """A heartbeat whose state is unchanged, answered in one Redis round trip, or None for the full path.
 
@@ -158,7 +170,7 @@ def quiet_heartbeat(request, device_id: str) -> JsonResponse | None:
         reading = plain_heartbeat_reading(bounded_json.loads(request.body.decode()))
     except (ValueError, RequestDataTooBig):
         return None
-    if reading is None or (reading.bins and unknown_material_codes(b.material_code for b in reading.bins)):
+    if reading is None or (reading.bins and not _materials_known(device_id, reading.bins)):
         return None
     throttle = DeviceRateThrottle()
     if not devices.record_quiet_heartbeat(
@@ -201,7 +213,7 @@ class HeartbeatView(MachineView):
     def post(self, request, device_id):
         reading = self.parse(HeartbeatSerializer).to_reading()
         if reading.bins:
-            check_materials_known(reading.bins)
+            check_materials_known(request.auth, reading.bins)
         outcome = devices.record_heartbeat(request.auth, reading)
         alarms.after_heartbeat(
             outcome.device if outcome else machine_ref(request.auth), reading.temperature_c, outcome
@@ -230,7 +242,7 @@ class MaterialsReportView(MachineView):
     )
     def post(self, request, device_id):
         readings = self.parse(MaterialsReportSerializer).to_readings()
-        check_materials_known(readings)
+        check_materials_known(request.auth, readings)
         bins = devices.record_bin_report(request.auth, readings)
         alarms.bins_reported(machine_ref(request.auth), bins)
         return Response(

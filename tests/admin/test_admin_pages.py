@@ -586,7 +586,7 @@ def test_settings_are_in_the_menu_only_for_platform_admins(login):
 
 # --- Materials: CSV import ----------------------------------------------------------------------------
 
-CSV_FILE = b"code,name,unit,category,is_active\nOAT-MILK,Oat milk,ml,milk,1\nSUGAR,Cane sugar,g,sweetener,1\n"
+CSV_FILE = b"code,name,kind,unit,enabled\nOAT-MILK,Oat milk,milk,ml,1\nSUGAR,Cane sugar,powder,g,1\n"
 
 
 def import_csv(client):

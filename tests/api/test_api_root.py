@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "path", ["/api/v1/materials", "/api/v1/ordres", "/api/v1/devices/1/nope", "/api/v1/orders/"]
+    "path", ["/api/v1/materials/1/nope", "/api/v1/ordres", "/api/v1/devices/1/nope", "/api/v1/orders/"]
 )
 @pytest.mark.parametrize("debug", [True, False])
 def test_a_path_matching_no_route_is_the_envelopes_404(settings, path, debug):

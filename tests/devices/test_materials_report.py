@@ -5,6 +5,8 @@ from django.utils import timezone
 
 from devices.models import DeviceBin
 from devices.services import flush_heartbeats
+from inventory.services import set_enabled
+from tests.factories import MaterialFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -115,21 +117,28 @@ def test_an_unknown_material_is_400_naming_the_bin_and_nothing_is_written(machin
     assert not DeviceBin.objects.filter(device=machine.device).exists()
 
 
-def test_an_inactive_material_is_refused_like_an_unknown_one(machine, materials, expect_api_error):
-    sugar = next(m for m in materials if m.code == "SUGAR")
-    sugar.is_active = False
-    sugar.save()
+def test_a_disabled_material_is_refused_like_an_unknown_one(machine, materials, expect_api_error):
+    report(machine, bin_(1, "SUGAR"))  # the catalogue is now memoised
+    set_enabled(next(m for m in materials if m.code == "SUGAR"), False)
 
     error = expect_api_error(report(machine, bin_(1, "SUGAR")), 400, "VALIDATION_ERROR")
 
     assert list(error["details"]["fields"]) == ["bins.0.material"]
 
 
-def test_a_material_added_to_the_catalogue_is_accepted_at_once(machine):
-    from tests.factories import MaterialFactory
+def test_a_material_of_another_merchant_is_unknown_to_this_merchants_machines(
+    machine, other_merchant, expect_api_error
+):
+    MaterialFactory(merchant=other_merchant, code="OAT-MILK")
 
+    error = expect_api_error(report(machine, bin_(1, "OAT-MILK")), 400, "VALIDATION_ERROR")
+
+    assert list(error["details"]["fields"]) == ["bins.0.material"]
+
+
+def test_a_material_added_to_the_catalogue_is_accepted_at_once(machine):
     report(machine, bin_(1))  # the catalogue is now memoised
-    MaterialFactory(code="OAT-MILK")
+    MaterialFactory(merchant=machine.device.merchant, code="OAT-MILK")
 
     assert report(machine, bin_(2, "OAT-MILK")).status_code == 200
 

@@ -246,6 +246,22 @@ def test_an_unknown_material_on_a_quiet_machine_is_still_400_naming_the_bin(mach
 
 
 @needs_redis
+def test_a_material_only_another_merchant_has_is_400_on_the_quiet_lane_too(
+    machine, other_merchant, expect_api_error
+):
+    from tests.factories import MaterialFactory
+
+    MaterialFactory(merchant=other_merchant, code="RIVAL-BEAN")
+    beat(machine, FULL_HEARTBEAT)
+    beat(machine, FULL_HEARTBEAT)  # quiet now: the lane knows this machine's merchant
+
+    reply = beat(machine, FULL_HEARTBEAT, bins=[{**BIN, "material": "RIVAL-BEAN"}])
+
+    error = expect_api_error(reply, 400, "VALIDATION_ERROR")
+    assert list(error["details"]["fields"]) == ["bins.0.material"]
+
+
+@needs_redis
 def test_a_temperature_out_of_range_leaves_the_quiet_lane_and_opens_its_alarm(machine):
     beat(machine, FULL_HEARTBEAT)
 

@@ -55,9 +55,9 @@ def in_other_thread(fn):
 def ops_user_with_a_machine_online(server, email: str, password: str, serial: str) -> tuple[str, str]:
     """An Ops user of a new merchant whose machine has registered and sent a heartbeat: (device_id, token)."""
     from accounts.models import Role
-    from tests.factories import MerchantFactory, UserFactory
+    from tests.factories import UserFactory, merchant_with_catalogue
 
-    merchant = MerchantFactory(name=f"{serial} Coffee")
+    merchant = merchant_with_catalogue(name=f"{serial} Coffee")
     UserFactory(email=email, role=Role.OPS, merchants=[merchant], password=password)
     device_id, token = register_machine(server, merchant, serial, "Lobby A")
     heartbeat(server, device_id, token)

@@ -74,7 +74,7 @@ class Visit:
         assert directives.get("frame-ancestors") == "'none'", (path, policy)
 
 
-def test_the_admin_and_its_live_pages_work_under_the_production_policy(csp_server, materials):
+def test_the_admin_and_its_live_pages_work_under_the_production_policy(csp_server):
     from playwright.sync_api import expect, sync_playwright
 
     device_id, token = ops_user_with_a_machine_online(

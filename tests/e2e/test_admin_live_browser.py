@@ -13,7 +13,7 @@ from tests.e2e.browser import (
 pytestmark = BROWSER_TEST
 
 
-def test_ops_user_sees_a_machine_go_offline_and_come_back_live(live_asgi_server, materials):
+def test_ops_user_sees_a_machine_go_offline_and_come_back_live(live_asgi_server):
     from playwright.sync_api import sync_playwright
 
     device_id, token = ops_user_with_a_machine_online(

@@ -25,7 +25,7 @@ from operations.services.commands import send_command
 from operations.tasks import dispatch_command_batch
 from simulator import EpisodeTiming, EventKind, FleetEvent, run_fleet
 from tests.e2e.conftest import celery_worker, in_thread
-from tests.factories import MerchantFactory, UserFactory
+from tests.factories import UserFactory, merchant_with_catalogue
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -92,10 +92,8 @@ def _all_succeeded(ids) -> dict[str, RemoteCommand] | None:
     return commands if all(c.status == CommandStatus.SUCCEEDED for c in commands.values()) else None
 
 
-async def test_staff_commands_reach_each_machine_by_its_own_channel_and_come_back_succeeded(
-    live_asgi_server, materials
-):
-    merchant = await in_thread(MerchantFactory, name="Commands E2E")
+async def test_staff_commands_reach_each_machine_by_its_own_channel_and_come_back_succeeded(live_asgi_server):
+    merchant = await in_thread(merchant_with_catalogue, name="Commands E2E")
     key = await in_thread(_staff_token, merchant)
     watch, stop = Watch(), asyncio.Event()
     fleet = asyncio.create_task(
@@ -242,12 +240,12 @@ def _quick_command(device, lease_s: int = 2) -> RemoteCommand:
 
 
 async def test_a_real_celery_worker_times_out_an_unanswered_command_and_marks_a_silent_machine_offline(
-    live_asgi_server, celery_worker_queue, materials
+    live_asgi_server, celery_worker_queue
 ):
     from operations.tasks import mark_silent_devices_offline, sweep_commands
 
     queue = celery_worker_queue
-    merchant = await in_thread(MerchantFactory, name="Worker E2E")
+    merchant = await in_thread(merchant_with_catalogue, name="Worker E2E")
     key = await in_thread(_staff_token, merchant)
     watch, stop = Watch(), asyncio.Event()
     fleet = asyncio.create_task(
@@ -405,9 +403,9 @@ def _active_alarms(merchant) -> set[tuple[str, str]]:
 
 
 async def test_machines_misbehaving_on_purpose_raise_every_alarm_type_and_clear_them_when_they_recover(
-    live_asgi_server, materials
+    live_asgi_server,
 ):
-    merchant = await in_thread(MerchantFactory, name="Alarm Demo")
+    merchant = await in_thread(merchant_with_catalogue, name="Alarm Demo")
     watch, stop = Watch(), asyncio.Event()
     fleet = asyncio.create_task(
         run_fleet(

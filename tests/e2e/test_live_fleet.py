@@ -10,7 +10,7 @@ from accounts.models import Role
 from devices.models import Device
 from simulator import run_fleet
 from tests.e2e.conftest import in_thread
-from tests.factories import MerchantFactory, UserFactory
+from tests.factories import MerchantFactory, UserFactory, merchant_with_catalogue
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -31,9 +31,9 @@ async def _collect(ws, wanted_serials: set[str], timeout_s: float) -> dict[str, 
 
 
 async def test_simulated_machines_register_heartbeat_and_reach_the_staff_socket(
-    live_asgi_server, session_cookie_for, materials
+    live_asgi_server, session_cookie_for
 ):
-    merchant = await in_thread(MerchantFactory, name="E2E Coffee")
+    merchant = await in_thread(merchant_with_catalogue, name="E2E Coffee")
     stranger = await in_thread(MerchantFactory, name="Not Mine")
     ops = await in_thread(UserFactory, role=Role.OPS, merchants=[merchant])
     outsider = await in_thread(UserFactory, role=Role.OPS, merchants=[stranger])
@@ -78,13 +78,11 @@ async def test_simulated_machines_register_heartbeat_and_reach_the_staff_socket(
     assert all(is_online for _, is_online, _ in devices)
 
 
-async def test_a_staff_socket_left_idle_still_hears_the_next_change(
-    live_asgi_server, session_cookie_for, materials
-):
+async def test_a_staff_socket_left_idle_still_hears_the_next_change(live_asgi_server, session_cookie_for):
     """An idle socket once dropped every few seconds (a Redis read time-out); pushes must still arrive."""
     import httpx
 
-    merchant = await in_thread(MerchantFactory, name="Idle Coffee")
+    merchant = await in_thread(merchant_with_catalogue, name="Idle Coffee")
     viewer = await in_thread(UserFactory, role=Role.VIEWER, merchants=[merchant])
     cookie = await in_thread(session_cookie_for, viewer)
     headers = {"Origin": live_asgi_server.url, "Cookie": f"sessionid={cookie}"}

@@ -9,7 +9,7 @@ from django.db.models import Count, Sum
 from orders.models import Order, OrderItem
 from simulator import FLAT_SALES_CURVE, run_fleet
 from tests.e2e.conftest import in_thread
-from tests.factories import MerchantFactory
+from tests.factories import merchant_with_catalogue
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -34,9 +34,9 @@ def _books(merchant):
 
 
 async def test_every_sale_reaches_the_books_exactly_once_through_offline_spells_and_lost_replies(
-    live_asgi_server, materials
+    live_asgi_server,
 ):
-    merchant = await in_thread(MerchantFactory, name="Sales E2E")
+    merchant = await in_thread(merchant_with_catalogue, name="Sales E2E")
 
     stats = await run_fleet(
         live_asgi_server.url,

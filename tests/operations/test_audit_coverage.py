@@ -232,6 +232,32 @@ def test_locations_added_edited_and_deleted_through_the_api_are_recorded(merchan
     assert (row.merchant_id, row.target_repr) == (merchant.pk, "Harbour Hall 2F")
 
 
+def test_materials_created_edited_disabled_and_imported_through_the_api_are_recorded(merchant, as_role):
+    ops = as_role(Role.OPS)
+    body = {"code": "OAT-MILK", "name": "Oat milk", "kind": "milk", "unit": "ml"}
+    created = ops.post("/api/v1/materials", body, format="json").json()["data"]
+    material = Material.objects.get(pk=created["id"])
+    row = assert_audited("material.created", material, **by(ops), changes={"code": "OAT-MILK", "unit": "ml"})
+    assert row.merchant_id == merchant.pk
+
+    ops.patch(f"/api/v1/materials/{material.pk}", {"low_threshold_pct": 30}, format="json")
+    assert_audited("material.updated", material, **by(ops), changes={"low_threshold_pct": ["15", "30"]})
+    ops.post(f"/api/v1/materials/{material.pk}/disable")
+    assert_audited("material.disabled", material, **by(ops))
+    ops.post(f"/api/v1/materials/{material.pk}/enable")
+    assert_audited("material.enabled", material, **by(ops))
+
+    sheet = b"code,name,kind,unit\nOAT-MILK,Oat drink,milk,ml\nSOY-MILK,Soy milk,milk,ml\n"
+    ops.post(
+        "/api/v1/materials/import",
+        {"file": SimpleUploadedFile("materials.csv", sheet)},
+        format="multipart",
+    )
+    assert_audited("material.imported", material, **by(ops), changes={"row": 1, "status": "updated"})
+    soy = Material.objects.get(merchant=merchant, code="SOY-MILK")
+    assert_audited("material.imported", soy, **by(ops), changes={"row": 2, "status": "new"})
+
+
 def test_a_command_sent_and_canceled_through_the_api_is_recorded(registered, as_role):
     ops = as_role(Role.OPS)
     device = registered.device
@@ -491,7 +517,7 @@ def test_several_objects_deleted_at_once_in_the_admin_each_leave_a_row(merchant,
 
 def test_every_material_of_a_csv_import_leaves_a_row(materials, admin_site):
     client = admin_site(Role.OPS)
-    csv = b"code,name,unit,category,is_active\nOAT-MILK,Oat milk,ml,milk,1\nSOY-MILK,Soy milk,ml,milk,1\n"
+    csv = b"code,name,kind,unit,enabled\nOAT-MILK,Oat milk,milk,ml,1\nSOY-MILK,Soy milk,milk,ml,1\n"
     preview = client.post(
         reverse("admin:inventory_material_import"),
         {"format": "0", "import_file": SimpleUploadedFile("materials.csv", csv, content_type="text/csv")},

@@ -18,14 +18,15 @@ MERCHANTS = {
         ("Zhongguancun Campus", "Beijing", "39.983300", "116.316700"),
     ],
 }
+# Each merchant keeps its own catalogue; the demo merchants start with the same one.
 MATERIALS = [
-    ("BEAN-ARABICA", "Arabica beans", "g", "beans"),
-    ("BEAN-ROBUSTA", "Robusta beans", "g", "beans"),
-    ("MILK-POWDER", "Milk powder", "g", "dairy"),
-    ("SUGAR", "Sugar", "g", "sweetener"),
+    ("BEAN-ARABICA", "Arabica beans", "g", "bean"),
+    ("BEAN-ROBUSTA", "Robusta beans", "g", "bean"),
+    ("MILK-POWDER", "Milk powder", "g", "milk"),
+    ("SUGAR", "Sugar", "g", "powder"),
     ("CHOCOLATE", "Chocolate powder", "g", "powder"),
     ("WATER", "Water", "ml", "water"),
-    ("CUP-12OZ", "Paper cup 12 oz", "pcs", "consumable"),
+    ("CUP-12OZ", "Paper cup 12 oz", "pcs", "cup"),
 ]
 ADMIN = ("admin@example.com", "Admin123!", "Admin User")
 DEMO_STAFF = [
@@ -51,10 +52,10 @@ class Command(BaseCommand):
                     name=location_name,
                     defaults={"city": city, "latitude": latitude, "longitude": longitude},
                 )
-        for code, name, unit, category in MATERIALS:
-            Material.objects.get_or_create(
-                code=code, defaults={"name": name, "unit": unit, "category": category}
-            )
+            for code, material_name, unit, kind in MATERIALS:
+                Material.objects.get_or_create(
+                    merchant=merchant, code=code, defaults={"name": material_name, "unit": unit, "kind": kind}
+                )
         email, password, name = ADMIN
         create_or_update_user(
             email=email,
@@ -77,7 +78,7 @@ class Command(BaseCommand):
             create_or_update_user(email=email, password=password, name=name, role=role, merchants=[demo])
         self.stdout.write(
             self.style.SUCCESS(
-                f"Demo data ready: {len(merchants)} merchants, {len(MATERIALS)} materials; "
+                f"Demo data ready: {len(merchants)} merchants, {len(MATERIALS)} materials each; "
                 f"log in as {ADMIN[0]} / {ADMIN[1]}. "
                 f"Demo Coffee Co's provisioning secret: {demo.provisioning_secret}"
             )

@@ -1,0 +1,140 @@
+from django.http import HttpResponse
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, renderers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+
+from accounts.models import Capability
+from coffeeshop.api.envelope import EnvelopeJSONRenderer
+from coffeeshop.api.errors import PayloadTooLarge
+from inventory import selectors, services
+from inventory.api import serializers
+from inventory.filters import MaterialFilter
+from inventory.resources import MaterialResource
+
+MAX_IMPORT_BYTES = 10 * 1024 * 1024
+EXPORT_TYPES = {
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
+}
+
+
+class FileRenderer(renderers.BaseRenderer):
+    """Lets `?format=csv|xlsx` through DRF's content negotiation; the export writes the file itself."""
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
+class CSVRenderer(FileRenderer):
+    media_type, format = "text/csv", "csv"
+
+
+class XLSXRenderer(FileRenderer):
+    media_type, format = EXPORT_TYPES["xlsx"][0], "xlsx"
+
+
+class MaterialViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
+    """Each merchant's catalogue. No delete: bins name the codes; a material is disabled instead."""
+
+    serializer_class = serializers.MaterialSerializer
+    filterset_class = MaterialFilter
+    search_fields = ["code", "name", "supplier"]
+    ordering_fields = ["code", "name", "kind", "unit", "low_threshold_pct", "created_at", "updated_at"]
+    write_capability = Capability.MANAGE_MATERIALS
+    strictly_filtered_actions = ("export",)
+
+    def get_queryset(self):
+        return selectors.materials_for(self.request.user).order_by("merchant_id", "code")
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # An export that fails answers the JSON envelope, not a file.
+        renderer = getattr(request, "accepted_renderer", None)
+        if isinstance(response, Response) and (renderer is None or isinstance(renderer, FileRenderer)):
+            request.accepted_renderer, request.accepted_media_type = (
+                EnvelopeJSONRenderer(),
+                "application/json",
+            )
+        return super().finalize_response(request, response, *args, **kwargs)
+
+    def _written(self, request, partial=False):
+        changes = serializers.MaterialWriteSerializer(
+            data=request.data, partial=partial, context={"request": request}
+        )
+        changes.is_valid(raise_exception=True)
+        return dict(changes.validated_data)
+
+    @extend_schema(
+        request=serializers.MaterialWriteSerializer, responses={201: serializers.MaterialSerializer}
+    )
+    def create(self, request):
+        values = self._written(request)
+        merchant = selectors.merchant_to_write_for(request.user, values.pop("merchant_id", None))
+        material = services.create_material(merchant=merchant, **values)
+        return Response(serializers.MaterialSerializer(material).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=serializers.MaterialWriteSerializer, responses=serializers.MaterialSerializer)
+    def partial_update(self, request, pk=None):
+        material = self.get_object()
+        values = self._written(request, partial=True)
+        if "merchant_id" in values and values["merchant_id"] != material.merchant_id:
+            raise ValidationError({"merchant_id": [_("A material cannot move to another merchant.")]})
+        values.pop("merchant_id", None)
+        enabled = values.pop("is_enabled", None)
+        services.update_material(material, **values)
+        if enabled is not None:
+            services.set_enabled(material, enabled)
+        return Response(serializers.MaterialSerializer(self.get_object()).data)
+
+    @extend_schema(request=None, responses=serializers.MaterialSerializer)
+    @action(detail=True, methods=["post"])
+    def disable(self, request, pk=None):
+        return Response(serializers.MaterialSerializer(services.set_enabled(self.get_object(), False)).data)
+
+    @extend_schema(request=None, responses=serializers.MaterialSerializer)
+    @action(detail=True, methods=["post"])
+    def enable(self, request, pk=None):
+        return Response(serializers.MaterialSerializer(services.set_enabled(self.get_object(), True)).data)
+
+    @extend_schema(
+        request={"multipart/form-data": serializers.MaterialImportSerializer},
+        responses=serializers.ImportedRowSerializer(many=True),
+    )
+    @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser])
+    def import_sheet(self, request):
+        """A CSV or XLSX, all or nothing; `dry_run=true` previews it. Any row in error is a 400 whose
+        details list the rows in error (`rows`) and every row (`all_rows`)."""
+        form = serializers.MaterialImportSerializer(data=request.data, context={"request": request})
+        form.is_valid(raise_exception=True)
+        upload = form.validated_data["file"]
+        if upload.size > MAX_IMPORT_BYTES:
+            raise PayloadTooLarge()
+        merchant = selectors.merchant_to_write_for(request.user, form.validated_data.get("merchant_id"))
+        dataset = services.read_sheet(upload.read())
+        return Response(services.import_materials(merchant, dataset, dry_run=form.validated_data["dry_run"]))
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=list(EXPORT_TYPES), required=True)],
+        responses={(200, "text/csv"): OpenApiTypes.BINARY},
+    )
+    @action(
+        detail=False,
+        renderer_classes=[CSVRenderer, XLSXRenderer, EnvelopeJSONRenderer],
+        pagination_class=None,
+    )
+    def export(self, request):
+        """The filtered list (the list's parameters) as a file the import reads back."""
+        kind = request.query_params.get("format")
+        if kind not in EXPORT_TYPES:
+            raise ValidationError({"format": [_("Say csv or xlsx.")]})
+        dataset = MaterialResource().export(queryset=self.filter_queryset(self.get_queryset()))
+        content_type, extension = EXPORT_TYPES[kind]
+        response = HttpResponse(dataset.export(kind), content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="materials.{extension}"'
+        return response
