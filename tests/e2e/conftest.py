@@ -103,6 +103,10 @@ def _live_server(name, command, port, django_db_blocker, tmp_path_factory, extra
     if settings.REDIS_URL:
         env["REDIS_URL"] = settings.REDIS_URL
         env["CACHE_KEY_PREFIX"] = settings.CACHES["default"].get("KEY_PREFIX", "coffeeshop")
+    # Each server decides its own connection handling (asgi.py, manage.py), as in production: never
+    # inherit the pool settings this test process may have picked up from importing coffeeshop.asgi.
+    for name in ("DB_POOL", "DB_CONN_MAX_AGE"):
+        env.pop(name, None)
     env.update(extra_env)
     log_path = tmp_path_factory.mktemp("server-log") / f"{name}.log"
     log = open(log_path, "w+")  # noqa: SIM115 (closed below)

@@ -23,7 +23,7 @@ from rest_framework.authtoken.models import Token
 from accounts.models import Role
 from tests.conftest import DEMO_MATERIALS, protocol_order
 from tests.e2e.conftest import asgi_server
-from tests.factories import MaterialFactory, MerchantFactory, UserFactory
+from tests.factories import UserFactory, merchant_with_catalogue
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
@@ -143,9 +143,7 @@ class Fleet:
 def test_schemathesis_finds_no_server_error_as_admin_or_as_machine(
     django_db_blocker, tmp_path_factory, tmp_path
 ):
-    merchant = MerchantFactory(name="Fuzz Coffee")
-    for code in DEMO_MATERIALS:
-        MaterialFactory(code=code)
+    merchant = merchant_with_catalogue(name="Fuzz Coffee")  # materials are each merchant's own
     admin = UserFactory(email="fuzz-admin@example.com", role=Role.ADMIN, is_platform_staff=True)
     admin_token = Token.objects.create(user=admin).key
 
