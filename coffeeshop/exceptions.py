@@ -4,6 +4,10 @@ A service says *what* went wrong (the rule that refused); `coffeeshop.api.errors
 hears it. The admin, management commands and Celery tasks catch the same exceptions.
 """
 
+import contextlib
+
+from django.db import IntegrityError, transaction
+
 
 class DomainError(Exception):
     status_code = 400
@@ -30,3 +34,14 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     status_code = 409
+
+
+@contextlib.contextmanager
+def unique_or_conflict(field: str, message: str):
+    """A uniqueness the database enforces (a constraint) as a 409 naming `field`, not a 500: also when
+    two requests race for the same value."""
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError:
+        raise Conflict(message, details={"fields": {field: [message]}}) from None

@@ -7,6 +7,7 @@ Redis answers again, the hooks given to `on_recovery()` run, to drop what Redis 
 meanwhile (changes written to PostgreSQL alone), before anyone relies on it.
 """
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -70,6 +71,16 @@ def redis_failed(error: BaseException | None = None) -> None:
             logger.warning("Redis is unreachable (%r): working on PostgreSQL alone", error)
         _breaker.recovering = True
         _breaker.down_until = time.monotonic() + REDIS_RETRY_AFTER_S
+
+
+@contextlib.contextmanager
+def outage_tolerated():
+    """For a Redis write that nothing waits for (a cache entry, a flag): if Redis is out, the write is
+    skipped and the process works without Redis for a while; the recovery hooks mend what it missed."""
+    try:
+        yield
+    except REDIS_OUTAGE_ERRORS as error:
+        redis_failed(error)
 
 
 def redis_is_down() -> bool:

@@ -1,31 +1,18 @@
 """Every write to the material catalogue that carries a rule. The admin, the API and the import share them."""
 
-import contextlib
 import io
 
 import tablib
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from accounts.models import Merchant
 from audit import services as audit
-from coffeeshop.exceptions import Conflict, Invalid
+from coffeeshop.exceptions import Invalid, unique_or_conflict
 from inventory.models import EDITABLE_FIELDS, Material
 from inventory.resources import MaterialResource, row_report
 from inventory.selectors import forget_material_codes
-
-
-@contextlib.contextmanager
-def _one_code_per_merchant():
-    """A merchant's codes are unique (a database constraint): a second one is a 409 naming the field,
-    also when two requests race for the same code."""
-    try:
-        with transaction.atomic():
-            yield
-    except IntegrityError:
-        message = _("This merchant already has a material with this code.")
-        raise Conflict(message, details={"fields": {"code": [message]}}) from None
 
 
 def _checked(material: Material) -> None:
@@ -51,7 +38,7 @@ def create_material(*, merchant: Merchant, code: str, **fields) -> Material:
         raise ValueError(f"not a material field: {sorted(unknown)}")
     material = Material(merchant=merchant, code=code, **fields)
     _checked(material)
-    with _one_code_per_merchant():
+    with unique_or_conflict("code", _("This merchant already has a material with this code.")):
         material.save()
     audit.record(
         "material.created",

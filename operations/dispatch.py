@@ -9,7 +9,6 @@ import logging
 
 import kombu.exceptions
 from celery import current_app
-from django.conf import settings
 from django.db import transaction
 
 from coffeeshop.redis import REDIS_OUTAGE_ERRORS, redis_failed, redis_is_down
@@ -40,7 +39,7 @@ def send(task_name: str, *args) -> bool:
     """Send a task; False when the broker (Redis) cannot take it. What was committed stays committed and
     the request that committed it succeeds: a job left pending is queued again by "Reclaim stalled
     background jobs", an alarm's notification by the recovery hook `queue_unsent_notifications`."""
-    if settings.REDIS_URL and redis_is_down():
+    if redis_is_down():
         logger.warning("Redis is out: %s%r not queued", task_name, args)
         return False
     try:

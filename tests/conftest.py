@@ -14,15 +14,14 @@ def _isolated_caches(settings):
     from django.core.cache import cache
 
     from coffeeshop.api.throttling import COUNTS_WHILE_REDIS_IS_OUT
-    from coffeeshop.redis import get_redis, reset_breaker
+    from coffeeshop.redis import delete_matching, get_redis, reset_breaker
 
     reset_breaker()
     cache.clear()
     COUNTS_WHILE_REDIS_IS_OUT.clear()
     redis = get_redis()
     if redis is not None:
-        for key in redis.scan_iter(f"{settings.CACHES['default'].get('KEY_PREFIX', 'coffeeshop')}:*"):
-            redis.delete(key)
+        delete_matching(redis, f"{settings.CACHES['default'].get('KEY_PREFIX', 'coffeeshop')}:*")
     forget_material_codes()
     forget_device_merchants()
     yield

@@ -6,7 +6,6 @@ the very next request. Without Redis nothing is cached: several web processes wo
 revocation made in another.
 """
 
-import contextlib
 import hashlib
 import secrets
 import time
@@ -16,7 +15,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit import services as audit
-from coffeeshop.redis import REDIS_OUTAGE_ERRORS, delete_matching, get_redis, key, redis_failed
+from coffeeshop.redis import (
+    REDIS_OUTAGE_ERRORS,
+    delete_matching,
+    get_redis,
+    key,
+    outage_tolerated,
+    redis_failed,
+)
 from devices.models import Device, DeviceCredential
 
 TOKEN_CACHE_TTL_S = 600
@@ -66,10 +72,8 @@ def revoke_tokens(device: Device) -> int:
 
 
 def _forget_cached(redis, names: list[str]) -> None:
-    try:
+    with outage_tolerated():  # missed: every cached token is forgotten when Redis answers again
         redis.delete(*names)
-    except REDIS_OUTAGE_ERRORS as error:
-        redis_failed(error)  # every cached token is forgotten when Redis answers again
 
 
 def forget_cached_tokens(redis) -> None:
@@ -114,7 +118,7 @@ def identify_device(token: str) -> DeviceIdentity | None:
     if row is None:
         return None
     if redis is not None:
-        with contextlib.suppress(*REDIS_OUTAGE_ERRORS):
+        with outage_tolerated():
             redis.set(token_cache_key(token_hash), f"{row[0]}:{row[1]}", ex=TOKEN_CACHE_TTL_S)
     return DeviceIdentity(*row)
 

@@ -1,16 +1,18 @@
 """Staff changes to machines and their locations (API and admin share these)."""
 
-import contextlib
-
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from audit import services as audit
-from coffeeshop.exceptions import Conflict, Invalid
+from coffeeshop.exceptions import Invalid, unique_or_conflict
 from devices.models import Device, Location
 
 EDITABLE_FIELDS = ("alias", "location", "offline_timeout_s")
 LOCATION_FIELDS = ("name", "address", "city", "latitude", "longitude")
+
+# A merchant's location names are unique (a database constraint).
+NAME_TAKEN = gettext_lazy("This merchant already has a location with this name.")
 
 
 @transaction.atomic
@@ -33,21 +35,9 @@ def update_device_settings(device: Device, **changes) -> Device:
 # --- Locations: where machines stand (a merchant's Admins keep them) ---------------------------------
 
 
-@contextlib.contextmanager
-def _one_name_per_merchant():
-    """A merchant's location names are unique (a database constraint): a second one is a 409 naming
-    the field, not a 500 — also when two requests race for the same name."""
-    try:
-        with transaction.atomic():
-            yield
-    except IntegrityError:
-        message = _("This merchant already has a location with this name.")
-        raise Conflict(message, details={"fields": {"name": [message]}}) from None
-
-
 @transaction.atomic
 def create_location(**fields) -> Location:
-    with _one_name_per_merchant():
+    with unique_or_conflict("name", str(NAME_TAKEN)):
         location = Location.objects.create(**fields)
     audit.record("location.created", location, changes=_described(location, fields))
     return location
@@ -55,7 +45,7 @@ def create_location(**fields) -> Location:
 
 @transaction.atomic
 def update_location(location: Location, **changes) -> Location:
-    with _one_name_per_merchant():
+    with unique_or_conflict("name", str(NAME_TAKEN)):
         changed = audit.save_changes(location, changes)
     audit.record("location.updated", location, changes=changed)
     return location

@@ -15,7 +15,6 @@ warmer" or "a percent less coffee". So the hot path only writes what changed:
 "Changed" is decided by fingerprints of the report, kept in Redis (or in the device row without Redis).
 """
 
-import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -26,7 +25,15 @@ from django.utils import timezone
 
 from audit import services as audit
 from coffeeshop.live import broadcast_after_commit
-from coffeeshop.redis import REDIS_OUTAGE_ERRORS, HotScript, delete_matching, get_redis, key, redis_failed
+from coffeeshop.redis import (
+    REDIS_OUTAGE_ERRORS,
+    HotScript,
+    delete_matching,
+    get_redis,
+    key,
+    outage_tolerated,
+    redis_failed,
+)
 from devices.live import bins_payload, device_payload
 from devices.models import Device, DeviceBin, DeviceStatusHistory, StatusEvent
 from devices.rules import temperature_in_range
@@ -147,7 +154,7 @@ def record_heartbeat(
             return apply_report(identity, reading, now, with_bins=bins_changed)
         return _apply_bin_levels_only(identity, reading.bins, now)
     except BaseException:
-        with contextlib.suppress(*REDIS_OUTAGE_ERRORS):
+        with outage_tolerated():
             redis.delete(fp_key, bins_key)  # so the next heartbeat takes the full path again
         raise
 
@@ -427,10 +434,8 @@ def _encode(value) -> str:
 
 def forget_bins_fingerprint(redis, device_id: int) -> None:
     """The machine's next heartbeat with bins takes the full path (its bins were just written)."""
-    try:
+    with outage_tolerated():  # missed: forgotten with every fingerprint when Redis answers again
         redis.delete(key("hb", "bins", device_id))
-    except REDIS_OUTAGE_ERRORS as error:
-        redis_failed(error)  # forgotten with every other fingerprint when Redis answers again
 
 
 def forget_fingerprints(redis) -> None:

@@ -8,7 +8,6 @@ a machine's bins are cleared from Redis only once written, and only if no newer 
 What Redis itself loses is bounded by its persistence (README: the write-behind and Redis restarts).
 """
 
-import contextlib
 import time
 import uuid
 from collections import defaultdict
@@ -20,7 +19,7 @@ from django.utils import timezone
 from redis.exceptions import ResponseError
 
 from coffeeshop.live import broadcast, broadcast_after_commit
-from coffeeshop.redis import REDIS_OUTAGE_ERRORS, get_redis, key
+from coffeeshop.redis import get_redis, key, outage_tolerated
 from devices.live import bins_payload
 from devices.models import Device, DeviceBin, DeviceStatusHistory, StatusEvent
 from devices.services.heartbeat import BinReading, bins_not_in, decode_bins
@@ -73,7 +72,7 @@ def flush_heartbeats(now: datetime | None = None, *, on_bins=None) -> int:
         raw_readings = dict(zip(device_ids, pipe.execute(), strict=True))
         written = _write_readings(raw_readings, on_bins)
     except BaseException:
-        with contextlib.suppress(*REDIS_OUTAGE_ERRORS):
+        with outage_tolerated():  # missed: the next flush takes it back once it is abandoned
             _give_back(redis, taking)
         raise
     bins_read = {device_id: raw[b"bins"] for device_id, raw in raw_readings.items() if b"bins" in raw}

@@ -7,11 +7,9 @@ write is therefore made so that an outage errs towards "set". Without Redis ther
 every heartbeat asks the database.
 """
 
-import contextlib
-
 from django.db import transaction
 
-from coffeeshop.redis import REDIS_OUTAGE_ERRORS, get_redis, key, redis_failed
+from coffeeshop.redis import REDIS_OUTAGE_ERRORS, get_redis, key, outage_tolerated, redis_failed
 from operations.models import CommandStatus, RemoteCommand
 
 
@@ -28,10 +26,8 @@ def flag_pending(device_ids) -> None:
 
 
 def _set_flags(redis, device_ids) -> None:
-    try:
+    with outage_tolerated():  # missed: reflag_pending_commands sets it when Redis answers again
         redis.mset({pending_commands_key(i): 1 for i in device_ids})
-    except REDIS_OUTAGE_ERRORS as error:
-        redis_failed(error)  # reflag_pending_commands sets it when Redis answers again
 
 
 def forget_flag_unless_pending(device_id: int) -> None:
@@ -40,7 +36,7 @@ def forget_flag_unless_pending(device_id: int) -> None:
         redis is not None
         and not RemoteCommand.objects.filter(device_id=device_id, status=CommandStatus.PENDING).exists()
     ):
-        with contextlib.suppress(*REDIS_OUTAGE_ERRORS):  # a flag left set costs one query, no more
+        with outage_tolerated():  # a flag left set costs one query, no more
             redis.delete(pending_commands_key(device_id))
 
 

@@ -112,7 +112,7 @@ def online_badge(page, device_id: str):
     return page.locator(f'[data-device-id="{device_id}"][data-live="online"]').first
 
 
-def watch_machine_go_offline_and_come_back(page, server, device_id: str, token: str) -> None:
+def assert_machine_goes_offline_and_comes_back_live(page, server, device_id: str, token: str) -> None:
     """The machine falls silent and the offline sweep runs, then it heartbeats again: its badge on the
     open page follows both, without a reload."""
     from playwright.sync_api import expect

@@ -8,11 +8,11 @@ import pytest
 
 from tests.e2e.browser import (
     BROWSER_TEST,
+    assert_machine_goes_offline_and_comes_back_live,
     launch_chromium,
     log_in,
     online_badge,
     ops_user_with_a_machine_online,
-    watch_machine_go_offline_and_come_back,
 )
 from tests.e2e.conftest import asgi_server
 
@@ -96,7 +96,7 @@ def test_the_admin_and_its_live_pages_work_under_the_production_policy(csp_serve
             expect(online_badge(page, device_id)).to_have_text(re.compile(r"^\s*Online\s*$"))
 
             visit.open(f"/admin/devices/device/{device_id}/change/")
-            watch_machine_go_offline_and_come_back(page, csp_server, device_id, token)
+            assert_machine_goes_offline_and_comes_back_live(page, csp_server, device_id, token)
 
             visit.open("/api/v1/docs")
             expect(page.locator(".swagger-ui .info .title")).to_contain_text("coffeeshop API", timeout=15_000)

@@ -4,10 +4,10 @@ import re
 
 from tests.e2e.browser import (
     BROWSER_TEST,
+    assert_machine_goes_offline_and_comes_back_live,
     launch_chromium,
     log_in,
     ops_user_with_a_machine_online,
-    watch_machine_go_offline_and_come_back,
 )
 
 pytestmark = BROWSER_TEST
@@ -28,6 +28,6 @@ def test_ops_user_sees_a_machine_go_offline_and_come_back_live(live_asgi_server)
             log_in(page, "ops@live.example.com", "Sup3r-Secret!")
             page.wait_for_url(re.compile(r"/admin/devices/device/"))
 
-            watch_machine_go_offline_and_come_back(page, live_asgi_server, device_id, token)
+            assert_machine_goes_offline_and_comes_back_live(page, live_asgi_server, device_id, token)
         finally:
             browser.close()
