@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -9,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Merchant
 from accounts.tenancy import TenantQuerySet
+from devices.models import Device, DeviceBin
 
 
 class MaterialKind(models.TextChoices):
@@ -99,3 +101,74 @@ class Material(models.Model):
 
     def __str__(self):
         return f"{self.code} · {self.name}"
+
+
+class Bin(DeviceBin):
+    """A machine's bin seen from the stock side: the fleet-wide bin page, refills and thresholds."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("bin")
+        verbose_name_plural = _("bins")
+
+
+class RefillSource(models.TextChoices):
+    MACHINE = "machine", _("Reported by the machine")
+    INFERRED = "inferred", _("Seen in the level (not reported)")
+    STAFF = "staff", _("Recorded by staff")
+
+
+class RefillQuerySet(TenantQuerySet):
+    merchant_path = "device__merchant"
+
+
+class Refill(models.Model):
+    """One refill of one bin: who or what reported it, when, and how much went in."""
+
+    bin = models.ForeignKey(
+        DeviceBin, on_delete=models.CASCADE, related_name="refills", verbose_name=_("bin")
+    )
+    device = models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="refills", verbose_name=_("device")
+    )
+    bin_index = models.PositiveSmallIntegerField(_("bin"))
+    material_code = models.CharField(_("material"), max_length=64)
+    unit = models.CharField(_("unit"), max_length=16)
+    remaining_before = models.FloatField(_("remaining before"), null=True, blank=True)
+    remaining_after = models.FloatField(_("remaining after"))
+    source = models.CharField(_("source"), max_length=16, choices=RefillSource.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("recorded by"),
+    )
+    refilled_at = models.DateTimeField(_("refilled"), default=timezone.now)
+
+    objects = RefillQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("refill")
+        verbose_name_plural = _("refills")
+        ordering = ["-refilled_at", "-pk"]
+        indexes = [models.Index(fields=["bin", "-refilled_at"], name="refill_bin_latest")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(remaining_after__gte=0), name="refill_remaining_after_positive"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(source__in=RefillSource.values), name="refill_source_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.device_id} #{self.bin_index} {self.material_code} @ {self.refilled_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def amount(self) -> float | None:
+        """What went in; unknown when the level before is (a bin's first report said it was refilled)."""
+        if self.remaining_before is None:
+            return None
+        return max(0.0, self.remaining_after - self.remaining_before)
