@@ -17,9 +17,8 @@ from coffeeshop.admin_base import ScopedModelAdmin, ScopedRelatedFilter
 from devices.admin import bin_level_element
 from inventory import services
 from inventory.forms import RefillForm, ThresholdForm
-from inventory.models import EDITABLE_FIELDS, Bin, Material, Refill
+from inventory.models import BIN_URGENCY, EDITABLE_FIELDS, Bin, Material, Refill
 from inventory.resources import MaterialResource
-from inventory.selectors import BIN_URGENCY, annotate_bins
 from inventory.services.forecast import days_to_empty
 
 
@@ -261,9 +260,7 @@ class BinAdmin(ScopedModelAdmin):
     inlines = []
 
     def get_queryset(self, request):
-        return annotate_bins(
-            super().get_queryset(request).select_related("device__location", "device__merchant")
-        )
+        return super().get_queryset(request).select_related("device__location", "device__merchant")
 
     def get_ordering(self, request):
         return BIN_URGENCY

@@ -3,8 +3,7 @@
 import django_filters
 
 from coffeeshop.api.filtering import IdFilter, UtcDateTimeFilter
-from inventory.models import Bin, Material, MaterialKind, MaterialUnit, Refill, RefillSource
-from inventory.selectors import BIN_STATES
+from inventory.models import BIN_STATES, Bin, Material, MaterialKind, MaterialUnit, Refill, RefillSource
 
 
 class MaterialFilter(django_filters.FilterSet):

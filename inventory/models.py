@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Merchant
 from accounts.tenancy import TenantQuerySet
-from devices.models import Device, DeviceBin
+from devices.models import Device, DeviceBin, DeviceBinQuerySet
 
 
 class MaterialKind(models.TextChoices):
@@ -103,8 +103,33 @@ class Material(models.Model):
         return f"{self.code} · {self.name}"
 
 
+BIN_STATES = ("empty", "low", "ok")
+# A bin's state in SQL, as `DeviceBin.is_empty` / `is_low` judge it in Python.
+BIN_STATE = models.Case(
+    models.When(remaining__lte=0, then=models.Value("empty")),
+    models.When(level_pct__lte=models.F("low_threshold_pct"), then=models.Value("low")),
+    default=models.Value("ok"),
+)
+URGENCY = models.Case(
+    models.When(remaining__lte=0, then=models.Value(0)),
+    models.When(level_pct__lte=models.F("low_threshold_pct"), then=models.Value(1)),
+    default=models.Value(2),
+)
+# Empty, then low, then the rest; within each, the one that will be empty soonest (bins with no
+# forecast after), then the lowest.
+BIN_URGENCY = ["urgency", models.F("empty_at").asc(nulls_last=True), "level_pct", "pk"]
+
+
+class BinManager(models.Manager.from_queryset(DeviceBinQuerySet)):
+    def get_queryset(self):
+        return super().get_queryset().annotate(state=BIN_STATE, urgency=URGENCY)
+
+
 class Bin(DeviceBin):
-    """A machine's bin seen from the stock side: the fleet-wide bin page, refills and thresholds."""
+    """A machine's bin seen from the stock side: the fleet-wide bin page, refills and thresholds. Every
+    query of it knows each bin's `state` (empty, low, ok) and `urgency` (to sort by)."""
+
+    objects = BinManager()
 
     class Meta:
         proxy = True

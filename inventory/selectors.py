@@ -2,13 +2,12 @@
 
 import time
 
-from django.db.models import Case, F, Value, When
 from django.utils.translation import gettext as _
 
 from accounts.models import Merchant
 from accounts.tenancy import merchant_ids_for
 from coffeeshop.exceptions import Invalid
-from inventory.models import Bin, Material
+from inventory.models import BIN_URGENCY, Bin, Material
 
 _CATALOGUE_TTL_S = 60.0
 _catalogue_by_merchant: dict[int, tuple[float, dict[str, int]]] = {}
@@ -71,34 +70,11 @@ def merchant_to_write_for(user, merchant_id: int | None):
 
 # --- The fleet's bins ------------------------------------------------------------------------------------
 
-BIN_STATES = ("empty", "low", "ok")
-
-
-def bin_state():
-    """A bin's state in SQL, as `DeviceBin.is_empty` / `is_low` judge it in Python."""
-    return Case(
-        When(remaining__lte=0, then=Value("empty")),
-        When(level_pct__lte=F("low_threshold_pct"), then=Value("low")),
-        default=Value("ok"),
-    )
-
-
-URGENCY = Case(
-    When(remaining__lte=0, then=Value(0)),
-    When(level_pct__lte=F("low_threshold_pct"), then=Value(1)),
-    default=Value(2),
-)
-# Empty, then low, then the rest; within each, the one that will be empty soonest (bins with no
-# forecast after), then the lowest.
-BIN_URGENCY = ["urgency", F("empty_at").asc(nulls_last=True), "level_pct", "pk"]
-
-
-def annotate_bins(bins):
-    return bins.annotate(state=bin_state(), urgency=URGENCY)
-
 
 def bins_for(user):
     """Every bin the user may see, with its state, most urgent first."""
-    return annotate_bins(
-        Bin.objects.for_user(user).select_related("device__location", "device__merchant")
-    ).order_by(*BIN_URGENCY)
+    return (
+        Bin.objects.for_user(user)
+        .select_related("device__location", "device__merchant")
+        .order_by(*BIN_URGENCY)
+    )

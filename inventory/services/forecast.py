@@ -11,6 +11,7 @@ once take different bins.
 
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -21,7 +22,6 @@ from inventory.models import Refill, RefillSource
 REFILL_RISE_SHARE = 0.10  # of the capacity: less is a sensor's wobble, not someone filling the bin
 MIN_DRAIN_WINDOW = timedelta(hours=1)  # a pace measured over less is mostly noise
 HORIZON_DAYS = 365  # a bin that lasts longer than this has no date worth showing
-CHUNK = 1000
 FORECAST_FIELDS = [
     "drain_since_at",
     "drain_since_remaining",
@@ -45,6 +45,8 @@ def empty_at(bin_: DeviceBin) -> datetime | None:
 
 def days_to_empty(bin_: DeviceBin, now: datetime | None = None) -> float | None:
     """Days from now until the bin is empty at its pace (0 when it is; None without a pace)."""
+    if bin_.remaining <= 0:
+        return 0.0
     if bin_.empty_at is None:
         return None
     return round(max(0.0, (bin_.empty_at - (now or timezone.now())) / timedelta(days=1)), 1)
@@ -92,8 +94,9 @@ def forecast_bin(bin_: DeviceBin) -> Refill | None:
     return refill
 
 
-def forecast_bins(chunk: int = CHUNK) -> dict:
+def forecast_bins(chunk: int | None = None) -> dict:
     """Every bin reported since its last forecast, in chunks of locked rows (others skip them)."""
+    chunk = chunk or settings.BIN_FORECAST_CHUNK
     due = DeviceBin.objects.filter(Q(forecast_at__isnull=True) | Q(forecast_at__lt=F("reported_at")))
     done, refills, after = 0, 0, 0
     while True:

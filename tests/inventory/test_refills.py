@@ -1,10 +1,13 @@
 """Refills from the machine (flagged, or only seen in the level) and from staff, each one event, each
 clearing the bin's low-stock alarms; thresholds that start from the material and follow it."""
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection, connections
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from accounts.models import Role
 from audit.models import OperationLog
@@ -12,6 +15,7 @@ from devices.models import DeviceBin
 from inventory.models import Material, Refill, RefillSource
 from inventory.services import forecast_bins, refill_bin, set_bin_threshold, update_material
 from operations.models import Alarm, AlarmType
+from tests.devices.test_heartbeat import needs_redis
 from tests.factories import DeviceBinFactory, DeviceFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
@@ -186,6 +190,7 @@ def test_viewers_and_other_merchants_cannot_refill(
     assert stranger.get("/api/v1/bins").json()["data"]["results"] == []
 
 
+@needs_redis
 def test_a_staff_refill_is_not_undone_by_an_older_level_written_behind(machine, low_bin, merchant, make_user):
     """A quiet heartbeat's level waits in Redis for the flush; a refill recorded meanwhile is newer."""
     from devices.services import flush_heartbeats
@@ -270,3 +275,64 @@ def test_days_to_empty_come_from_the_drop_since_the_last_refill(merchant):
     bin_.refresh_from_db()
     assert bin_.drain_per_day == pytest.approx(200)
     assert (bin_.empty_at - bin_.reported_at) == timedelta(days=3)
+
+
+# --- Under concurrent reports -------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_reports_of_low_bins_open_one_alarm_per_bin_cleared_by_each_kind_of_refill(
+    registered, merchant, make_user
+):
+    if connection.vendor != "postgresql":
+        pytest.skip(reason="row-level concurrency is only meaningful on PostgreSQL")
+    device = registered.device
+    barrier, errors = threading.Barrier(10), []
+
+    def machine_reports(remaining_1, remaining_2, refilled=False):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Device {registered.token}")
+        return client.post(
+            f"/api/v1/devices/{device.pk}/materials/report",
+            {
+                "bins": [
+                    reading(1, remaining=remaining_1, refilled=refilled),
+                    reading(2, remaining=remaining_2),
+                ]
+            },
+            format="json",
+        )
+
+    def low_report(n):
+        try:
+            barrier.wait()
+            reply = machine_reports(100 - n, 0)  # bin 1 low, bin 2 empty
+            assert reply.status_code == 200, reply.content
+        except Exception as error:  # collected and asserted below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=low_report, args=(n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    opened = Alarm.objects.filter(device=device).order_by("bin_index")
+    assert [(a.bin_index, a.type, a.is_active) for a in opened] == [
+        (1, AlarmType.MATERIAL_LOW, True),
+        (2, AlarmType.MATERIAL_EMPTY, True),
+    ]
+    assert sum(a.count for a in opened) == 20
+
+    assert machine_reports(900, 0, refilled=True).status_code == 200  # the machine refills bin 1
+    refill_bin(the_bin(device, 2), amount=800, user=make_user(Role.OPS, merchants=[merchant]))  # staff, bin 2
+
+    assert Alarm.objects.filter(device=device, is_active=True).count() == 0
+    assert sorted(Refill.objects.values_list("bin_index", "source")) == [
+        (1, RefillSource.MACHINE),
+        (2, RefillSource.STAFF),
+    ]
