@@ -232,3 +232,38 @@ def test_the_material_filter_offers_only_the_users_codes(admin_as, merchant, oth
 
     content = page.content.decode()
     assert "SUGAR" in content and "SECRET-BLEND" not in content
+
+
+def test_the_refills_list_is_newest_first_filtered_and_runs_the_same_number_of_queries(
+    staff_client, merchant, other_merchant, make_user
+):
+    from inventory.services import refill_bin
+
+    viewer = staff_client(Role.VIEWER, merchants=[merchant])
+    ops = make_user(Role.OPS, merchants=[merchant])
+    theirs = DeviceBinFactory(device=DeviceFactory(merchant=other_merchant), remaining=0, level_pct=0)
+    refill_bin(theirs, amount=10)
+
+    def refill_some(count):
+        for _ in range(count):
+            refill_bin(
+                DeviceBinFactory(device=DeviceFactory(merchant=merchant), remaining=0, level_pct=0),
+                amount=5,
+                user=ops,
+            )
+
+    def queries_to_list():
+        with CaptureQueriesContext(connection) as queries:
+            rows = results(viewer.get("/api/v1/refills?page_size=100"))
+        return len(queries), rows
+
+    refill_some(2)
+    queries_to_list()
+    few, _rows = queries_to_list()
+    refill_some(20)
+    many, rows = queries_to_list()
+
+    assert many == few
+    assert len(rows) == 22 and all(row["user"] == ops.email and row["source"] == "staff" for row in rows)
+    assert [row["refilled_at"] for row in rows] == sorted((row["refilled_at"] for row in rows), reverse=True)
+    assert results(viewer.get(f"/api/v1/refills?bin_id={theirs.pk}")) == []
