@@ -424,10 +424,14 @@ LOGGING = {
 PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "orders.payments.RecordedRefundGateway")
 # Orders an export writes between two progress reports (each one also the job's heartbeat).
 ORDERS_EXPORT_CHUNK = int(os.environ.get("ORDERS_EXPORT_CHUNK", "2000"))
-# Bins the forecast job (inventory.forecast_bins) takes per transaction.
-BIN_FORECAST_CHUNK = int(os.environ.get("BIN_FORECAST_CHUNK", "1000"))
 # The most orders one offline-backlog upload may carry (protocol: at most 500; more is 413).
 ORDER_BACKLOG_LIMIT = 500
+
+# --- Stock and recipes ---------------------------------------------------------------------
+# Bins the forecast job (inventory.forecast_bins) takes per transaction.
+BIN_FORECAST_CHUNK = int(os.environ.get("BIN_FORECAST_CHUNK", "1000"))
+# An offered package a machine has not installed after this long counts as a failed install.
+PACKAGE_INSTALL_TIMEOUT_S = int(os.environ.get("PACKAGE_INSTALL_TIMEOUT_S", "3600"))
 
 # --- Alarms --------------------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -186,3 +186,171 @@ class RecipePackage(models.Model):
     @property
     def is_ready(self) -> bool:
         return self.status == self.Status.READY
+
+
+# --- Rollouts -------------------------------------------------------------------------------------------
+
+
+class RolloutQuerySet(TenantQuerySet):
+    merchant_path = "merchant"
+
+
+class Rollout(models.Model):
+    """A package given to chosen machines in stages: a canary, then waves. Each stage is offered once the
+    one before it met the success threshold (by itself or on approval); failures past the failure
+    threshold halt the whole rollout. A rollback is a rollout of the previous package to the machines
+    that took this one."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        AWAITING_APPROVAL = "awaiting_approval", _("Awaiting approval")
+        PAUSED = "paused", _("Paused")
+        HALTED = "halted", _("Halted by failures")
+        COMPLETED = "completed", _("Completed")
+        ABORTED = "aborted", _("Aborted")
+
+    ACTIVE = (Status.RUNNING, Status.AWAITING_APPROVAL)
+    FINISHED = (Status.COMPLETED, Status.ABORTED)
+
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="rollouts", verbose_name=_("merchant")
+    )
+    package = models.ForeignKey(
+        RecipePackage, on_delete=models.PROTECT, related_name="rollouts", verbose_name=_("package")
+    )
+    previous_package = models.ForeignKey(
+        RecipePackage, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("previous package"), help_text=_("What a rollback rolls out again."),
+    )  # fmt: skip
+    rollback_of = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="rollbacks",
+        verbose_name=_("rollback of"),
+    )  # fmt: skip
+    status = models.CharField(_("status"), max_length=24, choices=Status.choices, default=Status.RUNNING)
+    send_upgrade_command = models.BooleanField(
+        _("send an upgrade command"),
+        default=False,
+        help_text=_(
+            "Besides offering the package in heartbeat replies, send each machine an upgrade command."
+        ),
+    )
+    success_threshold_pct = models.PositiveSmallIntegerField(
+        _("success threshold (%)"), default=90,
+        help_text=_("A stage is done when this share of its machines installed the package."),
+    )  # fmt: skip
+    failure_threshold_pct = models.PositiveSmallIntegerField(
+        _("failure threshold (%)"), default=20,
+        help_text=_("The rollout halts by itself when this share of a stage's machines failed."),
+    )  # fmt: skip
+    auto_advance = models.BooleanField(
+        _("advance by itself"), default=True, help_text=_("Otherwise each next stage waits for approval.")
+    )
+    halted_reason = models.CharField(_("halted because"), max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("created by"),
+    )  # fmt: skip
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    objects = RolloutQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("rollout")
+        verbose_name_plural = _("rollouts")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(success_threshold_pct__gte=1, success_threshold_pct__lte=100)
+                & Q(failure_threshold_pct__gte=1, failure_threshold_pct__lte=100),
+                name="rollout_thresholds_in_range",
+            ),
+        ]
+
+    def __str__(self):
+        return str(_("%(version)s to %(merchant)s") % {"version": self.package.version, "merchant": self.merchant})
+
+
+class RolloutStage(models.Model):
+    class Status(models.TextChoices):
+        WAITING = "waiting", _("Waiting")
+        ACTIVE = "active", _("Active")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        HALTED = "halted", _("Halted")
+        ABORTED = "aborted", _("Aborted")
+
+    rollout = models.ForeignKey(
+        Rollout, on_delete=models.CASCADE, related_name="stages", verbose_name=_("rollout")
+    )
+    index = models.PositiveSmallIntegerField(_("stage"), help_text=_("0 is the canary."))
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.WAITING)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("approved by"),
+    )  # fmt: skip
+
+    class Meta:
+        verbose_name = _("rollout stage")
+        verbose_name_plural = _("rollout stages")
+        ordering = ["rollout_id", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["rollout", "index"], name="rollout_stage_unique_index")
+        ]
+
+    def __str__(self):
+        return str(_("canary") if self.index == 0 else _("wave %(n)d") % {"n": self.index})
+
+
+class RolloutMachineQuerySet(TenantQuerySet):
+    merchant_path = "rollout__merchant"
+
+
+class RolloutMachine(models.Model):
+    """One machine in a rollout: waiting for its stage, offered the package, then installed or failed.
+    A machine is offered one package at a time: a newer offer supersedes the older one."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        OFFERED = "offered", _("Offered")
+        INSTALLED = "installed", _("Installed")
+        FAILED = "failed", _("Failed")
+        SUPERSEDED = "superseded", _("Superseded")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+
+    rollout = models.ForeignKey(
+        Rollout, on_delete=models.CASCADE, related_name="machines", verbose_name=_("rollout")
+    )
+    stage = models.ForeignKey(
+        RolloutStage, on_delete=models.CASCADE, related_name="machines", verbose_name=_("stage")
+    )
+    device = models.ForeignKey(
+        "devices.Device", on_delete=models.CASCADE, related_name="rollouts", verbose_name=_("device")
+    )
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
+    previous_version = models.CharField(_("previous package"), max_length=32, blank=True)
+    command = models.ForeignKey(
+        "operations.RemoteCommand", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("upgrade command"),
+    )  # fmt: skip
+    offered_at = models.DateTimeField(_("offered"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    error = models.CharField(_("error"), max_length=255, blank=True)
+
+    objects = RolloutMachineQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("machine in a rollout")
+        verbose_name_plural = _("machines in rollouts")
+        ordering = ["rollout_id", "stage__index", "device_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["rollout", "device"], name="rollout_machine_once"),
+            models.UniqueConstraint(
+                fields=["device"], condition=Q(status="offered"), name="rollout_machine_one_offer"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "rollout"], name="rollout_machine_status")]
+
+    def __str__(self):
+        return f"{self.device_id} @ {self.rollout_id}: {self.status}"

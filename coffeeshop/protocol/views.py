@@ -49,6 +49,7 @@ from inventory.selectors import unknown_material_codes
 from operations.services import alarms, commands
 from operations.services.pending_flags import pending_commands_key
 from orders import services as orders
+from recipes.services import rollouts
 
 
 def server_time() -> str:
@@ -126,12 +127,12 @@ class RegisterView(APIView):
         )
 
 
-def heartbeat_reply(commands: list[dict]) -> dict:
+def heartbeat_reply(commands: list[dict], desired_package: dict | None = None) -> dict:
     return {
         "server_time": server_time(),
         "heartbeat_interval_s": settings.HEARTBEAT_INTERVAL_S,
         "commands": commands,
-        "desired_package": None,
+        "desired_package": desired_package,
     }
 
 
@@ -180,7 +181,7 @@ def quiet_heartbeat(request, device_id: str) -> JsonResponse | None:
         device_id,
         reading,
         rate=(throttle.num_requests, throttle.duration),
-        busy_key=pending_commands_key(device_id),
+        busy_keys=(pending_commands_key(device_id), rollouts.desired_key(device_id)),
     ):
         return None
     return JsonResponse(envelope(heartbeat_reply([])), json_dumps_params={"separators": (",", ":")})
@@ -225,11 +226,13 @@ class HeartbeatView(MachineView):
         alarms.after_heartbeat(
             outcome.device if outcome else machine_ref(request.auth), reading.temperature_c, outcome
         )
+        offer = rollouts.desired_package_for(request.auth.device_id)
         return Response(
             heartbeat_reply(
                 commands.lease_deliverable_commands(
                     request.auth.device_id, state=reading.state, channel="heartbeat"
-                )
+                ),
+                rollouts.machine_reports_package(request.auth.device_id, reading.package_version, offer),
             )
         )
 

@@ -168,7 +168,7 @@ local who = redis.call('GET', KEYS[1])
 if not who or string.sub(who, 1, string.find(who, ':', 1, true) - 1) ~= ARGV[1] then return 0 end
 if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[2]) then return 0 end
 if redis.call('GET', KEYS[3]) ~= ARGV[4] then return 0 end
-if redis.call('EXISTS', KEYS[7]) == 1 then return 0 end
+if redis.call('EXISTS', unpack(KEYS, 7)) > 0 then return 0 end
 if redis.call('INCR', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
 redis.call('HSET', KEYS[5], unpack(ARGV, 8))
 redis.call('SADD', KEYS[6], ARGV[1])
@@ -187,17 +187,17 @@ def record_quiet_heartbeat(
     reading: StatusReading,
     *,
     rate: tuple[int, int],
-    busy_key: str,
+    busy_keys: tuple[str, ...],
     now: datetime | None = None,
 ) -> bool:
     """Record a heartbeat whose state is unchanged in one Redis round trip, if that is all it is.
 
     Taken when the token is active and cached for this very machine, the machine is under its request
     `rate` (requests, per seconds), its state matches the last report taken, its temperature is in
-    range and `busy_key` (the machine has commands waiting) is not set. The request is then counted and
-    the readings written behind, with the bins when their levels moved: `flush_heartbeats` writes them
-    and hands them to the alarms. Returns False, having written nothing, when the full path must take
-    it.
+    range and none of `busy_keys` (the machine has commands waiting, a package offered) is set. The
+    request is then counted and the readings written behind, with the bins when their levels moved:
+    `flush_heartbeats` writes them and hands them to the alarms. Returns False, having written
+    nothing, when the full path must take it.
     """
     redis = get_redis()
     if redis is None or not temperature_in_range(reading.temperature_c):
@@ -215,7 +215,7 @@ def record_quiet_heartbeat(
         key("hb", "bins", device_id),
         key("hb", "r", device_id),
         key("hb", "dirty"),
-        busy_key,
+        *busy_keys,
     )
     args = (
         device_id,
