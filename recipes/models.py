@@ -268,7 +268,8 @@ class Rollout(models.Model):
         ]
 
     def __str__(self):
-        return str(_("%(version)s to %(merchant)s") % {"version": self.package.version, "merchant": self.merchant})
+        names = {"version": self.package.version, "merchant": self.merchant}
+        return str(_("%(version)s to %(merchant)s") % names)
 
 
 class RolloutStage(models.Model):
