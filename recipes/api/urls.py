@@ -1,8 +1,8 @@
 from rest_framework.routers import SimpleRouter
 
-from recipes.api import packages, recipes
+from recipes.api import packages, recipes, rollouts
 
 router = SimpleRouter(trailing_slash=False)
-for prefix, viewset, basename in (*recipes.ROUTES, *packages.ROUTES):
+for prefix, viewset, basename in (*recipes.ROUTES, *packages.ROUTES, *rollouts.ROUTES):
     router.register(prefix, viewset, basename=basename)
 urlpatterns = router.urls
