@@ -31,13 +31,29 @@ machine carries out one command at a time, for real: a remote test brew drains t
 to brew. A command id it has already carried out is never carried out again: a redelivery (the
 result was lost) gets the stored final result re-reported.
 
+Recipe packages: a machine leaves the factory with the built-in menu (`MENU`, package version
+2026.1.0). When a heartbeat reply's `desired_package` names another version, or an `upgrade` command
+comes, it downloads the package from its `url` (with its token, on the server's host), checks its size
+and SHA-256 and that it is the protocol's package format, installs it (it takes a second or two) and
+reports its `package_version` from the next heartbeat on; an `upgrade` command gets `accepted`, then
+`succeeded` or `failed` with why. Whatever fails (the download, a mismatch, the install itself), the
+machine keeps the package it had, and tries an offered package again only after a backoff (two
+heartbeat intervals, doubling up to 64), never every tick; a command is tried at once. Once it runs a
+package it sells that package's recipes and nothing else: at their prices, each order line carrying
+the recipe's `recipe_version`, each cup drawing from the bins what the recipe's steps say (grind and
+add: the material's amount; brew and pour: the water from the WATER bin), with no sizes or sugar, which
+the package format does not know. `install_failure_probability` makes any install fail now and then.
+
 Misbehaviour (`Misbehaviour`), given to some machines on purpose so that every alarm the back office
 raises can be seen: failing or ignoring commands, going silent for longer than the offline timeout,
-overheating, and running a bin dry. The episodic ones come and go on a schedule (`EpisodeTiming`).
+overheating, running a bin dry, and failing every package install (`fail_installs`: the package is
+downloaded and checked, then not installed, so a rollout's canary fails and halts by itself). The
+episodic ones come and go on a schedule (`EpisodeTiming`).
 
 The modules, by concept: `vocabulary` (channels, misbehaviours, command outcomes and timings),
 `errors`, `client` (the transport and the checks on replies), `physics` (bins and their refill rounds,
-boiler, episodes), `sales` (menu, orders, the daily curve), `session` (what a fleet run shares:
+boiler, episodes), `sales` (menu, orders, the daily curve), `packages` (offers, the checks on a
+package's bytes, installed recipes), `session` (what a fleet run shares:
 settings, counters, events), `machine` (`SimulatedMachine`, composed of its concerns) and `fleet`
 (`run_fleet`). `cli` holds the command-line options, shared by `python -m simulator` and `manage.py
 simulate-fleet`. This package re-exports the names its users need.
@@ -55,7 +71,8 @@ from simulator.errors import (
 )
 from simulator.fleet import build_fleet, choose_misbehaving, command_channels_of, fleet_serial, run_fleet
 from simulator.machine import SimulatedMachine
-from simulator.machine.body import MACHINE_STATES
+from simulator.machine.body import FACTORY_PACKAGE_VERSION, MACHINE_STATES
+from simulator.packages import InstalledPackage, PackageOffer, PackageRefused, read_package
 from simulator.physics import (
     DEFAULT_BINS,
     DEFAULT_FORGET_REFILL_PROBABILITY,
@@ -115,6 +132,7 @@ __all__ = [
     "DEFAULT_REFILL_ROUND_TICKS",
     "DEFAULT_SALES_PER_HOUR",
     "DEMO_MISBEHAVIOUR",
+    "FACTORY_PACKAGE_VERSION",
     "FLAT_SALES_CURVE",
     "LARGE_CUP_SCALE",
     "MACHINE_STATES",
@@ -134,10 +152,13 @@ __all__ = [
     "FleetSession",
     "FleetSettings",
     "FleetStats",
+    "InstalledPackage",
     "MachineStopped",
     "Misbehaviour",
     "OrderNumbers",
     "OrderRecord",
+    "PackageOffer",
+    "PackageRefused",
     "Product",
     "ProtocolClient",
     "ProtocolError",
@@ -156,6 +177,7 @@ __all__ = [
     "fleet_serial",
     "format_timestamp",
     "parse_retry_after",
+    "read_package",
     "run_fleet",
     "sales_rate_per_hour",
 ]

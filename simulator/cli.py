@@ -44,14 +44,17 @@ DESCRIPTION = (
     "Simulate N coffee machines speaking the machine protocol against a server: they register, "
     "heartbeat with their bin levels, sell drinks (buffering them while offline and uploading the "
     "backlog when back), drain their bins until staff rounds refill them (reporting the refills, but "
-    "not always), drop offline now and then, re-register when their token is refused, and carry out "
-    "remote commands (by heartbeat, pull or WebSocket). A few misbehave on purpose (see --misbehave) "
-    "so that every alarm type shows up."
+    "not always), drop offline now and then, re-register when their token is refused, carry out "
+    "remote commands (by heartbeat, pull or WebSocket), and download, check and install the recipe "
+    "package the server wants them to run (then sell its recipes, at its prices, drawing its amounts "
+    "from the bins). A few misbehave on purpose (see --misbehave) so that every alarm type shows up."
 )
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # These are already logged by the simulator (warnings, errors); printing them again would double every line.
 LOGGED_EVENTS = frozenset({EventKind.FAILED, EventKind.REJECTED, EventKind.CONFLICT})
-ALARMING_EVENTS = frozenset({EventKind.REFUSED, EventKind.CRASHED, EventKind.MISBEHAVING})
+ALARMING_EVENTS = frozenset(
+    {EventKind.REFUSED, EventKind.CRASHED, EventKind.MISBEHAVING, EventKind.INSTALL_FAILED}
+)
 NO_MISBEHAVIOUR = "none"
 
 
@@ -157,6 +160,15 @@ def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="P",
         help="Chance that the staff do not report a refill: no refilled=true goes up and only the next "
         "heartbeat's higher level shows it (default %(default)s).",
+    )
+    parser.add_argument(
+        "--install-failure-probability",
+        type=_probability,
+        default=0.0,
+        metavar="P",
+        help="Chance that installing a recipe package fails on any machine, which then keeps its old "
+        "package and reports the failure to an upgrade command (default %(default)s; the fail_installs "
+        "misbehaviour makes chosen machines fail every install).",
     )
     parser.add_argument(
         "--state-file",
@@ -267,6 +279,7 @@ async def _simulate(secret: str, options: dict[str, Any], state_file: Path, cons
             pull_interval_s=options["pull_interval"],
             refill_round_intervals=options["refill_round_intervals"],
             forget_refill_probability=options["forget_refill_probability"],
+            install_failure_probability=options["install_failure_probability"],
             misbehave=misbehaviour_option(options["misbehave"]),
         )
     finally:

@@ -171,6 +171,8 @@ def _validate_fleet_arguments(
         raise FleetConfigurationError("refill_round_intervals must be positive")
     if not 0.0 <= rounds.forget_report_probability <= 1.0:
         raise FleetConfigurationError("forget_refill_probability must be between 0 and 1")
+    if not 0.0 <= settings.install_failure_probability <= 1.0:
+        raise FleetConfigurationError("install_failure_probability must be between 0 and 1")
 
 
 def _checked_misbehaviour(
@@ -222,6 +224,7 @@ async def run_fleet(
     command_time_scale: float = 1.0,
     refill_round_intervals: float = DEFAULT_REFILL_ROUND_TICKS,
     forget_refill_probability: float = DEFAULT_FORGET_REFILL_PROBABILITY,
+    install_failure_probability: float = 0.0,
     misbehave: Mapping[str, float] | None = None,
     misbehaving_serials: Mapping[str, Collection[str]] | None = None,
     misbehaviour_timings: Mapping[str, EpisodeTiming] | None = None,
@@ -242,7 +245,9 @@ async def run_fleet(
     pull, websocket in turn; or one channel's name), pulling every `pull_interval_s`; commands take
     their real durations times `command_time_scale`. Bins: staff come round every
     `refill_round_intervals` ticks (heartbeat intervals, give or take a fifth) and top up the low bins
-    (`RefillRounds`); each refill goes unreported with `forget_refill_probability`. Misbehaviour:
+    (`RefillRounds`); each refill goes unreported with `forget_refill_probability`. Packages: machines
+    install the package each heartbeat reply (or `upgrade` command) names; an install fails on any
+    machine with `install_failure_probability`, and always on `fail_installs` ones. Misbehaviour:
     `misbehave` maps a `Misbehaviour` to the fraction of the fleet that does it (at least one machine
     when above 0); `misbehaving_serials` names machines that do given kinds; `misbehaviour_timings`
     replaces the episodes' `DEFAULT_EPISODE_TIMINGS` (fast demos and tests).
@@ -264,6 +269,7 @@ async def run_fleet(
             every_ticks=float(refill_round_intervals),
             forget_report_probability=float(forget_refill_probability),
         ),
+        install_failure_probability=float(install_failure_probability),
     )
     channels = command_channels_of(command_channels)
     fractions, by_serial, episode_timings = _checked_misbehaviour(

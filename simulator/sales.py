@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -30,29 +30,23 @@ MAX_SERIAL_PREFIX_FOR_SALES = 40
 
 @dataclass(frozen=True)
 class Product:
-    """A drink on the machine's menu, with its share of sales (relative to the other drinks)."""
+    """A drink on the machine's menu: its price, its share of sales (relative to the other drinks), the
+    recipe version it is made by, and what one cup takes from the bins, by material code.
+
+    The built-in menu's drinks come in sizes and with sugar (`takes_options`: a large cup takes
+    LARGE_CUP_SCALE times the regular one); a recipe package's are made exactly as their recipe says.
+    """
 
     product_id: str
     name: str
     price: Decimal
     weight: float
     recipe_version: str
-
-    @property
-    def materials(self) -> dict[str, float]:
-        """What one regular cup takes from the bins, by material code."""
-        return CUP_MATERIALS[self.product_id]
+    materials: Mapping[str, float] = field(default_factory=dict, compare=False)
+    takes_options: bool = True
 
 
-MENU: tuple[Product, ...] = (
-    Product("americano", "Americano", Decimal("12.00"), 22, "2"),
-    Product("latte", "Latte", Decimal("18.00"), 24, "3"),
-    Product("cappuccino", "Cappuccino", Decimal("18.00"), 16, "2"),
-    Product("flat_white", "Flat White", Decimal("20.00"), 9, "1"),
-    Product("mocha", "Mocha", Decimal("22.00"), 7, "1"),
-    Product("hot_chocolate", "Hot Chocolate", Decimal("15.00"), 8, "1"),
-    Product("espresso", "Espresso", Decimal("10.00"), 14, "4"),
-)
+# What one regular cup of each built-in drink takes from the bins, by material code.
 CUP_MATERIALS: dict[str, dict[str, float]] = {
     "americano": {"BEAN-ARABICA": 18, "WATER": 200},
     "latte": {"BEAN-ARABICA": 18, "MILK-POWDER": 12, "WATER": 180},
@@ -62,6 +56,19 @@ CUP_MATERIALS: dict[str, dict[str, float]] = {
     "hot_chocolate": {"MILK-POWDER": 15, "CHOCOLATE": 25, "WATER": 200},
     "espresso": {"BEAN-ARABICA": 18, "WATER": 40},
 }
+# The menu a machine sells until it installs a recipe package (the factory recipes).
+MENU: tuple[Product, ...] = tuple(
+    Product(product_id, name, Decimal(price), weight, recipe_version, CUP_MATERIALS[product_id])
+    for product_id, name, price, weight, recipe_version in (
+        ("americano", "Americano", "12.00", 22, "2"),
+        ("latte", "Latte", "18.00", 24, "3"),
+        ("cappuccino", "Cappuccino", "18.00", 16, "2"),
+        ("flat_white", "Flat White", "20.00", 9, "1"),
+        ("mocha", "Mocha", "22.00", 7, "1"),
+        ("hot_chocolate", "Hot Chocolate", "15.00", 8, "1"),
+        ("espresso", "Espresso", "10.00", 14, "4"),
+    )
+)
 MENU_BY_ID = {product.product_id: product for product in MENU}
 # (value, weight) pairs: how often each choice is made.
 LINES_PER_ORDER = ((1, 90), (2, 10))

@@ -43,6 +43,8 @@ class EventKind(enum.StrEnum):
     REFILL_UNREPORTED = "unreported"
     COMMANDS = "commands"
     EXECUTED = "executed"
+    INSTALLED = "installed"
+    INSTALL_FAILED = "install_failed"
     SOCKET = "socket"
     MISBEHAVING = "misbehaving"
     SOLD = "sold"
@@ -88,6 +90,9 @@ class FleetStats:
 
     Bins: `refill_rounds` counts the staff's rounds (added up when the fleet stops); `refills_unreported`
     the refills they forgot to report (no `refilled: true` went up; only the heartbeats' levels show them).
+
+    Packages: `package_downloads` counts the attempts to fetch one; each attempt ends installed or failed
+    (the download failed, the bytes were refused, or the install itself failed), or is cut off by the stop.
     """
 
     registered: int = 0
@@ -132,6 +137,9 @@ class FleetStats:
     dry_runs: int = 0
     refill_rounds: int = 0
     refills_unreported: int = 0
+    package_downloads: int = 0
+    packages_installed: int = 0
+    package_installs_failed: int = 0
     delivered: list[OrderRecord] = field(default_factory=list, repr=False)
     unsent: list[OrderRecord] = field(default_factory=list, repr=False)
 
@@ -162,6 +170,8 @@ class FleetSettings:
     # How long commands take on the machine, times their real durations (0 makes them instant: tests).
     command_time_scale: float = 1.0
     refill_rounds: RefillRounds = field(default_factory=RefillRounds)
+    # The chance that installing a recipe package fails on any machine (besides fail_installs machines).
+    install_failure_probability: float = 0.0
 
     def sales_rate_per_hour(self, local_time: datetime) -> float:
         return sales_rate_per_hour(local_time, self.sales_per_hour, self.sales_curve)

@@ -29,6 +29,9 @@ class Misbehaviour(enum.StrEnum):
     GO_SILENT = "go_silent"  # stops calling for longer than the offline timeout: offline
     OVERHEAT = "overheat"  # the boiler climbs above 100 °C, then recovers: temperature_out_of_range
     RUN_DRY = "run_dry"  # one bin runs low, then empty, and is refilled later: material_low / _empty
+    # downloads and checks recipe packages, then fails to install them, keeping its old package: a
+    # rollout counts it failed (halting at its failure threshold), upgrade_failed by command
+    FAIL_INSTALLS = "fail_installs"
 
 
 @dataclass(frozen=True)

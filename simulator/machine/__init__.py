@@ -1,11 +1,12 @@
 """One simulated machine (`SimulatedMachine`), composed of its concerns: body (state, physics, drinks,
-bodies), reporting, selling, commands, command channels and its life loop."""
+bodies), reporting, selling, commands, recipe packages, command channels and its life loop."""
 
 from __future__ import annotations
 
 from simulator.machine.body import Body
 from simulator.machine.channels import Channels
 from simulator.machine.commands import Commands
+from simulator.machine.installing import Installing
 from simulator.machine.lifecycle import Lifecycle
 from simulator.machine.reporting import Reporting
 from simulator.machine.selling import Selling
@@ -13,13 +14,14 @@ from simulator.machine.selling import Selling
 __all__ = ["SimulatedMachine"]
 
 
-class SimulatedMachine(Lifecycle, Channels, Commands, Selling, Reporting, Body):
+class SimulatedMachine(Lifecycle, Channels, Installing, Commands, Selling, Reporting, Body):
     """One machine: its simulated physics (pure, steppable in tests) and its protocol calls.
 
     The life loop is `run`: register, then per tick maybe drop offline (or go silent when
     misbehaving), `step` the physics (the staff's refill rounds too), announce the refills nobody
     reported, upload waiting orders, report the other refills, send waiting command results, pull
-    (on the pull channel), heartbeat, then `trade` until the next tick: customers arrive at the daily
+    (on the pull channel), heartbeat, install the package the reply asks for
+    (`follow_desired_package`), then `trade` until the next tick: customers arrive at the daily
     curve's rate and each sale goes up at once. Beside it run the machine's helpers: its
     channel's loop (`poll_commands` or `hold_socket`) and, while it has commands, one worker that
     carries them out in the order they came. Each protocol call is one small method.
@@ -30,4 +32,8 @@ class SimulatedMachine(Lifecycle, Channels, Commands, Selling, Reporting, Body):
 
     Commands: every command id received is remembered with what became of it (`outcome_of`); a final
     result waits in `results_waiting` until the server has acknowledged it.
+
+    Recipes: without a package the machine sells the built-in `MENU`; once it has installed one
+    (`package`), it sells that package's recipes, at their prices, each drink drawing its recipe's
+    amounts from the bins. A package that failed to install waits in `failed_installs` for its retry.
     """

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from simulator.client import format_timestamp
+from simulator.packages import FailedInstall, InstalledPackage, PackageOffer
 from simulator.physics import (
     DEFAULT_BINS,
     DRINK_RECIPES,
@@ -22,6 +23,7 @@ from simulator.physics import (
     RINSE_WATER_ML,
     SUGAR_MATERIAL,
     UNLISTED_MATERIAL_SHARE,
+    WATER_MATERIAL,
     BinLevel,
     BinSpec,
     BoilerTemperature,
@@ -34,7 +36,6 @@ from simulator.sales import (
     LARGE_CUP_SCALE,
     LINES_PER_ORDER,
     MENU,
-    MENU_BY_ID,
     PAYMENT_METHODS,
     PAYMENT_STATUSES,
     QUANTITIES,
@@ -42,6 +43,7 @@ from simulator.sales import (
     SUGAR_LEVELS,
     SUGAR_PER_LEVEL_G,
     TRANSACTION_PREFIXES,
+    Product,
     SaleOrder,
     format_money,
     machine_order_id,
@@ -90,7 +92,6 @@ class Body:
         self.ip = f"10.{self.rng.randint(0, 255)}.{self.rng.randint(0, 255)}.{self.rng.randint(2, 254)}"
         self.wifi_ssid = self.rng.choice(WIFI_NETWORKS)
         self.rssi_dbm = self.rng.randint(-75, -45)
-        self.package_version = FACTORY_PACKAGE_VERSION
         # A real fleet has been running for a while and its clocks drift; some report local China time.
         self._uptime_at_boot_s = self.rng.randint(600, 30 * 86400)
         self._booted_at = clock()
@@ -99,7 +100,12 @@ class Body:
         self.device_id: str | None = None
         self.token: str | None = None
         self.server_interval_s = DEFAULT_HEARTBEAT_INTERVAL_S
-        self.desired_package: dict[str, Any] | None = None
+        # Recipes: the package installed (None: the factory recipes, the built-in MENU), the one the
+        # server wants it to run, and the ones that failed to install (tried again later, not every tick).
+        self.package: InstalledPackage | None = None
+        self.desired_package: PackageOffer | None = None
+        self.failed_installs: dict[tuple[str, str, str], FailedInstall] = {}
+        self._installing = asyncio.Lock()
         self.unreported_refills: set[int] = set()
         # Refills: the staff's rounds, when the next one comes (drawn at the first step), how many came,
         # and the refills nobody reported (for the life loop to tell the run log about).
@@ -183,7 +189,7 @@ class Body:
         if self.state == "brewing" or self.rng.random() < 0.25:
             self._make_drink()
         if self.state == "cleaning":
-            self._draw("WATER", RINSE_WATER_ML)
+            self._draw(WATER_MATERIAL, RINSE_WATER_ML)
         return self._staff_refills() + self._run_dry()
 
     def _run_dry(self) -> list[int]:
@@ -251,6 +257,18 @@ class Body:
         return reported
 
     @property
+    def package_version(self) -> str:
+        return self.package.version if self.package else FACTORY_PACKAGE_VERSION
+
+    @property
+    def menu(self) -> tuple[Product, ...]:
+        """What the machine sells: its package's recipes, or the built-in menu without one."""
+        return self.package.menu if self.package else MENU
+
+    def product(self, product_id: str) -> Product | None:
+        return next((product for product in self.menu if product.product_id == product_id), None)
+
+    @property
     def uptime_s(self) -> int:
         return self._uptime_at_boot_s + int(self._clock() - self._booted_at)
 
@@ -279,12 +297,14 @@ class Body:
     # Sales (pure) ----------------------------------------------------------------------------------
 
     def make_order(self, now: datetime | None = None) -> SaleOrder:
-        """The next sale, numbered, priced and timed on the machine's clock, as the protocol's order body."""
+        """The next sale, numbered, priced and timed on the machine's clock, as the protocol's order body:
+        drinks from its menu (the package's, priced and versioned by its recipes, once it has one)."""
         moment = now or self.machine_time()
         number, self.next_order_number = self.next_order_number, self.next_order_number + 1
+        menu = self.menu
         lines = []
         for _ in range(weighted_choice(self.rng, LINES_PER_ORDER)):
-            product = self.rng.choices(MENU, weights=[product.weight for product in MENU])[0]
+            product = self.rng.choices(menu, weights=[product.weight for product in menu])[0]
             lines.append((product, weighted_choice(self.rng, QUANTITIES)))
         total = sum((product.price * qty for product, qty in lines), Decimal("0.00"))
         order_id = machine_order_id(self.serial, moment, number)
@@ -301,16 +321,19 @@ class Body:
                     "qty": qty,
                     "unit_price": format_money(product.price),
                     "recipe_version": product.recipe_version,
-                    "options": {
-                        "size": weighted_choice(self.rng, SIZES),
-                        "sugar": weighted_choice(self.rng, SUGAR_LEVELS),
-                    },
+                    "options": self._options(product),
                 }
                 for product, qty in lines
             ],
             "is_test": False,
         }
         return SaleOrder(order_id, total, body)
+
+    def _options(self, product: Product) -> dict[str, Any]:
+        """A built-in drink's size and sugar, as the customer chose; a package's recipe has neither."""
+        if not product.takes_options:
+            return {}
+        return {"size": weighted_choice(self.rng, SIZES), "sugar": weighted_choice(self.rng, SUGAR_LEVELS)}
 
     def _payment(self) -> dict[str, str]:
         method = weighted_choice(self.rng, PAYMENT_METHODS)
@@ -321,10 +344,11 @@ class Body:
         return payment
 
     def brew(self, order: SaleOrder) -> None:
-        """Make the order's drinks: the bins drain and the machine reports `brewing` meanwhile."""
+        """Make the order's drinks: the bins drain by each drink's recipe (give or take the dosing's few
+        per cent) and the machine reports `brewing` meanwhile."""
         cups = 0
         for item in order.body["items"]:
-            product = MENU_BY_ID.get(item["product_id"])
+            product = self.product(item["product_id"])
             if product is None:
                 continue
             scale = LARGE_CUP_SCALE if item["options"].get("size") == "large" else 1.0

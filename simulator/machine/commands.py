@@ -4,15 +4,15 @@ them out one at a time, for real, and reporting their results."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from typing import Any
 from urllib.parse import quote
 
 from simulator.client import Reply, _checked_payload, format_timestamp
 from simulator.errors import FleetStopping, ProtocolError, ProtocolViolation, Rejected, Unauthorized
+from simulator.packages import PackageOffer
 from simulator.physics import SUGAR_MATERIAL
-from simulator.sales import LARGE_CUP_SCALE, MENU_BY_ID, SUGAR_PER_LEVEL_G, Product
+from simulator.sales import LARGE_CUP_SCALE, SUGAR_PER_LEVEL_G, Product
 from simulator.session import EventKind, FleetSession
 from simulator.vocabulary import (
     BUSY,
@@ -20,7 +20,6 @@ from simulator.vocabulary import (
     DOOR_ACTUATION_S,
     IGNORED,
     IN_HAND,
-    PACKAGE_INSTALL_S,
     PAYLOAD_FIELDS,
     REMOTE_BREW_S,
     RESTART_SILENCE_S,
@@ -141,7 +140,7 @@ class Commands:
                 return CommandOutcome(
                     "rejected", error=f"the machine is locked ({self.lock_reason or 'locked'})"
                 )
-            if payload["product_id"] not in MENU_BY_ID:
+            if self.product(payload["product_id"]) is None:
                 return CommandOutcome(
                     "rejected", error=f"no product {payload['product_id']!r} on this machine"
                 )
@@ -196,8 +195,9 @@ class Commands:
         return await handlers[command["type"]](session, command.get("payload") or {})
 
     def remote_brew_materials(self, product: Product, options: Any) -> dict[str, float]:
-        """What one remote test cup takes from the bins: the product's cup, scaled by size, plus sugar."""
-        options = options if isinstance(options, dict) else {}
+        """What one remote test cup takes from the bins: the product's cup, scaled by size, plus sugar
+        (for the built-in drinks; a package's recipe is made as it says)."""
+        options = options if isinstance(options, dict) and product.takes_options else {}
         scale = LARGE_CUP_SCALE if options.get("size") == "large" else 1.0
         needs = {material: amount * scale for material, amount in product.materials.items()}
         sugar = options.get("sugar")
@@ -207,7 +207,9 @@ class Commands:
 
     async def _make_product(self, session: FleetSession, payload: dict[str, Any]) -> CommandOutcome:
         """A remote test brew: the bins drain and the machine shows `brewing`, but nothing is sold."""
-        product = MENU_BY_ID[payload["product_id"]]
+        product = self.product(payload["product_id"])
+        if product is None:  # a package without it was installed since the command was accepted
+            return CommandOutcome("failed", error=f"no product {payload['product_id']!r} on this machine")
         needs = self.remote_brew_materials(product, payload.get("options"))
         for material, amount in needs.items():
             level = self._bin_of(material)
@@ -235,18 +237,14 @@ class Commands:
         return CommandOutcome("succeeded", {"door": "open", "duration_s": duration_s})
 
     async def _upgrade(self, session: FleetSession, payload: dict[str, Any]) -> CommandOutcome:
-        """Download the package, check its SHA-256, install it: the next heartbeat reports its version."""
-        try:
-            package = await session.api.download(payload["url"], token=self.token)
-        except ProtocolError as error:
-            return CommandOutcome("failed", error=f"package download failed: {error}")
-        digest = hashlib.sha256(package).hexdigest()
-        if digest != payload["sha256"].lower():
-            return CommandOutcome("failed", error=f"package SHA-256 is {digest}, not {payload['sha256']}")
-        await self._busy_for(session, self._takes(session, PACKAGE_INSTALL_S))
-        self.package_version = payload["version"]
+        """Download the package, check its SHA-256, install it: the next heartbeat reports its version.
+        Tried at once, whatever the backoff of an earlier failure: the operator asked for it."""
+        offer = PackageOffer.commanded(payload)
+        error = await self.install_package(session, offer)
+        if error is not None:
+            return CommandOutcome("failed", error=error)
         return CommandOutcome(
-            "succeeded", {"package_id": payload["package_id"], "package_version": self.package_version}
+            "succeeded", {"package_id": offer.package_id, "package_version": self.package_version}
         )
 
     async def _sync(self, session: FleetSession, payload: dict[str, Any]) -> CommandOutcome:

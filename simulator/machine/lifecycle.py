@@ -1,5 +1,6 @@
-"""A machine's life: register, then tick (physics, uploads, reports, heartbeat) and trade until the
-fleet stops; drop offline or go silent now and then, re-register when the token is refused."""
+"""A machine's life: register, then tick (physics, uploads, reports, heartbeat, the package it should run)
+and trade until the fleet stops; drop offline or go silent now and then, re-register when the token is
+refused."""
 
 from __future__ import annotations
 
@@ -77,6 +78,8 @@ class Lifecycle:
             # Just before the heartbeat, so the machine's commands come by its channel, not in the reply.
             await self._attempt(session, self.pull_commands)
         await self._attempt(session, self.heartbeat)
+        if self.is_reachable:
+            await self._attempt(session, self.follow_desired_package)
 
     async def _attempt(self, session: FleetSession, call: Callable[[FleetSession], Awaitable[None]]) -> None:
         """Run one protocol call the way a machine does: re-register on 401, note failures, carry on."""

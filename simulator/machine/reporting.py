@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from simulator.client import API_PREFIX, REGISTER_PATH, Reply, _require, format_timestamp
 from simulator.errors import ProtocolError, ProtocolViolation, Rejected, Unauthorized
+from simulator.packages import PackageOffer
 from simulator.session import EventKind, FleetSession
 from simulator.vocabulary import CommandChannel
 
@@ -79,16 +80,21 @@ class Reporting:
             self.server_interval_s = max(MIN_SERVER_HEARTBEAT_INTERVAL_S, float(interval))
 
     def _adopt_heartbeat_reply(self, session: FleetSession, data: Any) -> None:
+        """Take the reply's interval and commands, and remember the package it wants the machine to run
+        (`follow_desired_package` installs it); a malformed offer is a violation, after the commands."""
         if not isinstance(data, dict):
             raise ProtocolViolation("heartbeat reply data is not an object")
         self._adopt_interval(data)
         commands = data.get("commands") or []
-        package = data.get("desired_package")
-        if not isinstance(commands, list) or not isinstance(package, dict | None):
-            raise ProtocolViolation("heartbeat reply: commands not a list or desired_package not an object")
-        self.desired_package = package
+        if not isinstance(commands, list):
+            raise ProtocolViolation("heartbeat reply: commands is not a list")
         if commands:
             self.receive_commands(session, commands, CommandChannel.HEARTBEAT)
+        package, self.desired_package = data.get("desired_package"), None
+        if package is not None and not isinstance(package, dict):
+            raise ProtocolViolation("heartbeat reply: desired_package is not an object")
+        if package is not None:
+            self.desired_package = PackageOffer.desired(package)
 
     async def report_levels(self, session: FleetSession) -> None:
         """Every bin's level now (a `sync` of materials), none flagged as a refill."""

@@ -40,10 +40,11 @@ class Selling:
                 return
             self._next_customer_at = None
             shop_time = self.machine_time().astimezone(SHOP_TIMEZONE)
-            # A locked machine serves nobody.
+            # A locked machine serves nobody, nor does one whose package has no recipes.
             if (
                 self.rng.random() * peak < session.settings.sales_rate_per_hour(shop_time)
                 and not self.is_locked
+                and self.menu
             ):
                 await self.sell(session)
 

@@ -2,6 +2,7 @@
 behind httpx.MockTransport, short fleet runs against it, and a clock the test moves by hand."""
 
 import asyncio
+import hashlib
 import itertools
 import json
 import random
@@ -54,8 +55,11 @@ class FakeServer:
 
     Commands: `send(device_id, type, payload)` queues one; the next heartbeat reply or pull hands it
     out once (`deliveries` records by which channel); `results` records every result call, and
-    `lost_results` lets that many result replies time out after they were recorded. Packages are
-    served at /packages/<name>."""
+    `lost_results` lets that many result replies time out after they were recorded.
+
+    Packages are served at /packages/<name> (`package_requests` records each download);
+    `desired_package` is offered in the heartbeat reply of every machine whose heartbeat reports
+    another version, as the real server does; `package_versions` keeps what each machine reported."""
 
     def __init__(self, secret=SECRET, revoke_after_heartbeats=None):
         self.secret = secret
@@ -79,6 +83,8 @@ class FakeServer:
         self.pulls = 0
         self.packages: dict[str, bytes] = {}
         self.package_requests: list[httpx.Request] = []
+        self.desired_package: dict | None = None
+        self.package_versions: dict[str, list[str]] = {}
 
     def send(self, device_id, command_type, payload=None, command_id=None):
         command = {
@@ -125,14 +131,18 @@ class FakeServer:
             return envelope({"command_id": command_id, "status": body["status"]})
         if request.url.path.endswith("/status"):
             self.heartbeats.append(body)
+            self.package_versions.setdefault(device_id, []).append(body.get("package_version"))
             if self.revoke_after_heartbeats and len(self.heartbeats) % self.revoke_after_heartbeats == 0:
                 self.tokens[device_id] = "revoked"
+            desired = self.desired_package
             return envelope(
                 {
                     "server_time": "2026-11-24T08:15:00Z",
                     "heartbeat_interval_s": 30,
                     "commands": self.lease(device_id, "heartbeat"),
-                    "desired_package": None,
+                    "desired_package": desired
+                    if desired and desired["version"] != body.get("package_version")
+                    else None,
                 }
             )
         self.material_reports.append(body)
@@ -198,6 +208,54 @@ class FakeServer:
             },
             status=status,
         )
+
+
+def recipe(product_id, name, recipe_version, price, *steps):
+    """One recipe of a package, in the protocol's format."""
+    return {
+        "product_id": product_id,
+        "name": name,
+        "recipe_version": recipe_version,
+        "price": price,
+        "steps": list(steps),
+    }
+
+
+LATTE_RECIPE = recipe(
+    "latte",
+    "Latte",
+    "7",
+    "19.50",
+    {"action": "grind", "material": "BEAN-ARABICA", "amount": 25, "unit": "g"},
+    {"action": "brew", "water_ml": 40, "temperature_c": 93},
+    {"action": "add", "material": "MILK-POWDER", "amount": 15, "unit": "g"},
+    {"action": "pour", "water_ml": 200},
+)
+
+
+def serve_package(server, recipes=(LATTE_RECIPE,), version="2026.11.4", package_id="17", tamper=None):
+    """Put a package in the protocol's format on the fake server; returns its offer (`desired_package`,
+    and with `size` dropped, an `upgrade` payload). `tamper` changes the bytes served, not the offer."""
+    package = {
+        "package_id": package_id,
+        "version": version,
+        "created_at": "2026-11-24T08:00:00Z",
+        "recipes": list(recipes),
+    }
+    content = json.dumps(package, sort_keys=True, separators=(",", ":")).encode()
+    name = f"{package_id}-{version}.json"
+    server.packages[name] = content if tamper is None else tamper(content)
+    return {
+        "package_id": package_id,
+        "version": version,
+        "url": f"/packages/{name}",
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "size": len(content),
+    }
+
+
+def upgrade_payload(offer):
+    return {name: value for name, value in offer.items() if name != "size"}
 
 
 def fake_client(server) -> httpx.AsyncClient:

@@ -18,3 +18,21 @@ def test_the_command_line_misbehaves_like_the_demo_unless_told_otherwise():
     for wrong in ("explode", "overheat:2", "overheat:lots"):
         with pytest.raises(argparse.ArgumentTypeError):
             _misbehaviour(wrong)
+
+
+def test_the_command_line_takes_the_install_failures_a_rollout_demo_needs():
+    import argparse
+
+    from simulator.cli import _misbehaviour, add_fleet_arguments
+
+    parser = argparse.ArgumentParser()
+    add_fleet_arguments(parser)
+    base = ["--devices", "3", "--base-url", "http://localhost:8000"]
+
+    assert _misbehaviour("fail_installs:0.5") == (Misbehaviour.FAIL_INSTALLS, 0.5)
+    assert parser.parse_args(base).install_failure_probability == 0.0
+    assert (
+        parser.parse_args([*base, "--install-failure-probability", "0.2"]).install_failure_probability == 0.2
+    )
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--install-failure-probability", "2"])

@@ -308,6 +308,7 @@ async def test_a_silent_machine_stops_heartbeating_for_its_episode_and_then_come
         {"refill_round_intervals": 0},
         {"refill_round_intervals": float("inf")},
         {"forget_refill_probability": 1.5},
+        {"install_failure_probability": -0.1},
     ],
 )
 async def test_a_fleet_with_impossible_command_misbehaviour_or_refill_options_is_refused_before_any_call(
