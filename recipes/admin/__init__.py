@@ -1,3 +1,4 @@
-"""The recipes admin pages, by concept: recipes and their versions, packages (rollouts to come)."""
+"""The recipes admin pages, by concept: recipes and their versions, packages,
+rollouts."""
 
-from recipes.admin import packages, recipes  # noqa: F401  (each registers its pages)
+from recipes.admin import packages, recipes, rollouts  # noqa: F401  (each registers its pages)

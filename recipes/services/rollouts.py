@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 
 from audit import services as audit
 from coffeeshop.exceptions import Conflict, Invalid
+from coffeeshop.live import broadcast_after_commit
 from coffeeshop.redis import (
     REDIS_OUTAGE_ERRORS,
     delete_matching,
@@ -140,8 +141,14 @@ def machine_reports_package(device_id: int, package_version: str | None, offer: 
         )
         if machine is not None:
             _finish(machine, MachineStatus.INSTALLED)
+            _changed(machine.rollout)
         _publish_offers({device_id: None})
     return None
+
+
+def _changed(rollout: Rollout) -> None:
+    """Rollout pages follow their progress live (live.js refreshes on `rollout.updated`)."""
+    broadcast_after_commit(rollout.merchant_id, "rollout.updated", {"id": rollout.pk})
 
 
 def _finish(machine: RolloutMachine, status: str, error: str = "", now: datetime | None = None) -> None:
@@ -292,6 +299,7 @@ def _offer_stage(stage: RolloutStage, now: datetime) -> None:
     RolloutMachine.objects.bulk_update(machines, ["status", "offered_at", "error", "command"])
     stage.status, stage.started_at = RolloutStage.Status.ACTIVE, stage.started_at or now
     stage.save(update_fields=["status", "started_at"])
+    _changed(rollout)
     _publish_offers({m.device_id: offer_payload(m.device_id, rollout.package) for m in machines})
 
 
@@ -381,6 +389,7 @@ def advance_rollouts(now: datetime | None = None) -> dict:
                 continue
             _settle_machines(rollout, now)
             _decide(rollout, now)
+            _changed(rollout)
             decided += 1
     return {"rollouts": decided}
 
@@ -423,6 +432,7 @@ def pause_rollout(rollout: Rollout) -> Rollout:
     rollout.status = Rollout.Status.PAUSED
     rollout.save(update_fields=["status"])
     audit.record("rollout.paused", rollout)
+    _changed(rollout)
     return rollout
 
 
@@ -442,6 +452,7 @@ def resume_rollout(rollout: Rollout, now: datetime | None = None) -> Rollout:
         )
         _offer_stage(halted, now)
     audit.record("rollout.resumed", rollout)
+    _changed(rollout)
     return rollout
 
 
@@ -459,6 +470,7 @@ def abort_rollout(rollout: Rollout, now: datetime | None = None) -> Rollout:
     rollout.status, rollout.finished_at = Rollout.Status.ABORTED, now
     rollout.save(update_fields=["status", "finished_at"])
     audit.record("rollout.aborted", rollout)
+    _changed(rollout)
     return rollout
 
 

@@ -384,6 +384,30 @@
     });
   }
 
+  function refreshRollout(rolloutId) {
+    document.querySelectorAll('[data-live="rollout"][data-rollout-id="' + String(rolloutId) + '"][data-url]').forEach(function (element) {
+      getJson(element.dataset.url)
+        .then(function (reply) {
+          var rollout = reply && reply.data; // the API's envelope
+          if (!rollout) return;
+          (rollout.stages || []).forEach(function (stage) {
+            var row = element.querySelector('.cs-rollout-stage[data-stage="' + stage.index + '"]');
+            if (!row) return;
+            row.querySelectorAll(".cs-rollout-count").forEach(function (cell) {
+              var name = cell.dataset.status;
+              var value = name === "stage_status" ? stage.status : stage[name];
+              var number = cell.querySelector("b");
+              if (number && value !== undefined) setText(number, String(value));
+            });
+          });
+        })
+        .catch(function () {});
+    });
+  }
+
+  handlers["rollout.updated"] = function (data) {
+    refreshRollout(data.id);
+  };
   handlers["alarm.opened"] = function (data) {
     scheduleAlarmRefresh();
     if (data.severity === "critical") showCriticalAlarm(data);
