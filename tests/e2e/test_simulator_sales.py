@@ -42,7 +42,7 @@ async def test_every_sale_reaches_the_books_exactly_once_through_offline_spells_
         live_asgi_server.url,
         merchant.provisioning_secret,
         devices=4,
-        duration_s=12,
+        duration_s=20,  # long enough for lost replies to happen even on a loaded machine
         heartbeat_interval_s=1,
         offline_probability=0.25,
         offline_intervals=(1.0, 3.0),
