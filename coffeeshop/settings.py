@@ -424,6 +424,8 @@ LOGGING = {
 PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "orders.payments.RecordedRefundGateway")
 # Orders an export writes between two progress reports (each one also the job's heartbeat).
 ORDERS_EXPORT_CHUNK = int(os.environ.get("ORDERS_EXPORT_CHUNK", "2000"))
+# Bins the forecast job (inventory.forecast_bins) takes per transaction.
+BIN_FORECAST_CHUNK = int(os.environ.get("BIN_FORECAST_CHUNK", "1000"))
 # The most orders one offline-backlog upload may carry (protocol: at most 500; more is 413).
 ORDER_BACKLOG_LIMIT = 500
 

@@ -105,6 +105,17 @@ def bins_element(device: Device, bins) -> str:
     return live_element(device.pk, "bins", bars or EMPTY)
 
 
+def bin_level_element(bin_) -> str:
+    """A bin's level as a bar and a percentage, red when it is low."""
+    return format_html(
+        '<span class="cs-bin-row" data-low="{}">'
+        '<span class="cs-bin-bar"><span style="width: {}%"></span></span> {}%</span>',
+        "true" if bin_.is_low else "false",
+        round(bin_.level_pct),
+        round(bin_.level_pct),
+    )
+
+
 def live_labels() -> dict:
     """What live.js needs to write a state in the page's language."""
     return {"states": {state.value: str(state.label) for state in DeviceState}}
@@ -226,8 +237,11 @@ class DeviceForm(forms.ModelForm):
 
 
 class DeviceBinInline(ScopedTabularInline):
+    """The machine's levels. Refills and thresholds are changed on the bin page (inventory), whose
+    services also judge the alarms."""
+
     model = DeviceBin
-    write_capability = Capability.MANAGE_MATERIALS
+    write_capability = None
     add_capability = None
     delete_capability = None
     can_delete = False
@@ -252,19 +266,14 @@ class DeviceBinInline(ScopedTabularInline):
         "remaining",
         "capacity",
         "unit",
+        "low_threshold_pct",
         "last_refilled_at",
         "reported_at",
     ]
 
     @display(description=_("level"))
     def level(self, bin_):
-        return format_html(
-            '<span class="cs-bin-row" data-low="{}">'
-            '<span class="cs-bin-bar"><span style="width: {}%"></span></span> {}%</span>',
-            "true" if bin_.is_low else "false",
-            round(bin_.level_pct),
-            round(bin_.level_pct),
-        )
+        return bin_level_element(bin_)
 
 
 @admin.register(Device)
@@ -382,13 +391,6 @@ class DeviceAdmin(ScopedModelAdmin):
             # The form has already set the new values on `obj`: the service must see the stored ones to
             # record what changed.
             services.update_device_settings(Device.objects.get(pk=obj.pk), **changes)
-
-    def save_formset(self, request, form, formset, change):
-        """Write only what staff changed (thresholds): the levels belong to the machine's reports."""
-        formset.save(commit=False)
-        for bin_form in formset.forms:
-            if bin_form.instance.pk and bin_form.changed_data:
-                bin_form.instance.save(update_fields=bin_form.changed_data)
 
     def has_operate_permission(self, request, obj=None):
         return self.has_capability(request, Capability.OPERATE_DEVICES)

@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Merchant
 from accounts.tenancy import TenantQuerySet
-from devices.rules import bin_is_empty, bin_is_low
+from devices.rules import DEFAULT_LOW_THRESHOLD_PCT, bin_is_empty, bin_is_low
 
 
 class Location(models.Model):
@@ -191,9 +191,22 @@ class DeviceBin(models.Model):
     capacity = models.FloatField(_("capacity"))
     remaining = models.FloatField(_("remaining"))
     level_pct = models.FloatField(_("level (%)"))
-    low_threshold_pct = models.FloatField(_("low-stock threshold (%)"), default=15)
+    low_threshold_pct = models.FloatField(_("low-stock threshold (%)"), default=DEFAULT_LOW_THRESHOLD_PCT)
+    threshold_follows_material = models.BooleanField(
+        _("threshold follows the material"),
+        default=True,
+        help_text=_("The bin's threshold is its material's default, until staff set one for the bin."),
+    )
     last_refilled_at = models.DateTimeField(_("last refilled"), null=True, blank=True)
     reported_at = models.DateTimeField(_("reported"), default=timezone.now)
+    # The forecast (inventory.services.forecast): the drain since the last refill, the reading it was
+    # last made from, and when the bin will be empty at that pace.
+    drain_since_at = models.DateTimeField(_("draining since"), null=True, blank=True)
+    drain_since_remaining = models.FloatField(_("remaining when the drain began"), null=True, blank=True)
+    forecast_at = models.DateTimeField(_("forecast from the reading of"), null=True, blank=True)
+    forecast_remaining = models.FloatField(_("remaining at the forecast"), null=True, blank=True)
+    drain_per_day = models.FloatField(_("drain per day"), null=True, blank=True)
+    empty_at = models.DateTimeField(_("expected empty"), null=True, blank=True)
 
     objects = DeviceBinQuerySet.as_manager()
 

@@ -1,20 +1,25 @@
 """The material catalogue: Ops and Admins keep their merchants' own, by hand or as a CSV/XLSX import."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportExportModelAdmin
 from import_export.formats.base_formats import CSV, XLSX
+from unfold.contrib.filters.admin import DropdownFilter
 from unfold.contrib.import_export.forms import ExportForm, ImportForm
+from unfold.decorators import action, display
 from unfold.widgets import UnfoldAdminSelectWidget
 
 from accounts.models import Capability
 from accounts.selectors import merchants_for
 from accounts.tenancy import sees_all_merchants
 from coffeeshop.admin_base import ScopedModelAdmin, ScopedRelatedFilter
+from devices.admin import bin_level_element
 from inventory import services
-from inventory.models import EDITABLE_FIELDS, Material
+from inventory.forms import RefillForm, ThresholdForm
+from inventory.models import BIN_URGENCY, EDITABLE_FIELDS, Bin, Material, Refill
 from inventory.resources import MaterialResource
+from inventory.services.forecast import days_to_empty
 
 
 class MaterialImportForm(ImportForm):
@@ -153,3 +158,191 @@ class MaterialAdmin(ScopedModelAdmin, ImportExportModelAdmin):
         # post_save: row by row, every imported material reaches the audit trail.
         for row in rows:
             super()._create_log_entry(user_pk, [row], import_type, action_flag)
+
+
+# --- The fleet's bins ---------------------------------------------------------------------------------
+
+REFILL_DIALOG = {
+    "title": _("Record a refill"),
+    "description": _(
+        "What staff put into the bin. It clears the bin's low-stock alarms once it is above its threshold."
+    ),
+    "form_class": RefillForm,
+    "form_submit_text": _("Record refill"),
+}
+THRESHOLD_DIALOG = {
+    "title": _("Change the low threshold"),
+    "description": _("The level at or under which this bin is low and raises an alarm."),
+    "form_class": ThresholdForm,
+    "form_submit_text": _("Save threshold"),
+}
+STATE_LABELS = {"empty": _("Empty"), "low": _("Low"), "ok": _("OK")}
+
+
+class BinStateFilter(DropdownFilter):
+    title = _("state")
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return list(STATE_LABELS.items())
+
+    def queryset(self, request, queryset):
+        return queryset.filter(state=self.value()) if self.value() in STATE_LABELS else queryset
+
+
+class BinMaterialFilter(DropdownFilter):
+    """The codes of the user's catalogues (not every merchant's)."""
+
+    title = _("material")
+    parameter_name = "material"
+
+    def lookups(self, request, model_admin):
+        codes = Material.objects.for_user(request.user).order_by("code").values_list("code", flat=True)
+        chosen = self.value()
+        choices = dict.fromkeys(codes)
+        if chosen:
+            choices.setdefault(chosen)  # a filter without this choice would be silently dropped
+        return [(code, code) for code in choices]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(material_code=self.value()) if self.value() else queryset
+
+
+@admin.register(Bin)
+class BinAdmin(ScopedModelAdmin):
+    """Every bin of the fleet, most urgent first. The levels are the machines'; staff record refills and
+    change thresholds here, through the same services as the API."""
+
+    write_capability = None  # no form edits: refills and thresholds are the dialogs' actions
+    add_capability = None
+    delete_capability = None
+    list_display = [
+        "bin_of_device",
+        "location",
+        "material_code",
+        "level",
+        "state_label",
+        "days_left",
+        "low_threshold_pct",
+        "last_refilled_at",
+        "reported_at",
+    ]
+    list_filter = [
+        ("device__merchant", ScopedRelatedFilter),
+        ("device__location", ScopedRelatedFilter),
+        BinMaterialFilter,
+        BinStateFilter,
+    ]
+    list_filter_submit = True
+    search_fields = ["=device__serial", "device__alias", "material_code"]
+    search_help_text = _("Machine serial or alias, or material code")
+    show_full_result_count = False
+    list_per_page = 50
+    actions = ["fill_to_the_top"]
+    actions_detail = ["refill", "change_threshold"]
+    fields = [
+        "device",
+        "index",
+        "material_code",
+        "level",
+        "remaining",
+        "capacity",
+        "unit",
+        "state_label",
+        "low_threshold_pct",
+        "threshold_follows_material",
+        "days_left",
+        "drain_per_day",
+        "last_refilled_at",
+        "reported_at",
+    ]
+    readonly_fields = fields
+    inlines = []
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("device__location", "device__merchant")
+
+    def get_ordering(self, request):
+        return BIN_URGENCY
+
+    def has_stock_permission(self, request, obj=None):
+        return self.has_capability(request, Capability.MANAGE_MATERIALS)
+
+    @display(description=_("bin"), header=True)
+    def bin_of_device(self, bin_):
+        device = bin_.device
+        return [f"{device.alias or device.serial} #{bin_.index}", device.serial if device.alias else ""]
+
+    @display(description=_("location"), ordering="device__location__name")
+    def location(self, bin_):
+        return bin_.device.location.name if bin_.device.location else "–"
+
+    @display(description=_("level"), ordering="level_pct")
+    def level(self, bin_):
+        return bin_level_element(bin_)
+
+    @display(description=_("state"), label={"empty": "danger", "low": "warning", "ok": "success"})
+    def state_label(self, bin_):
+        state = getattr(bin_, "state", None) or ("empty" if bin_.is_empty else "low" if bin_.is_low else "ok")
+        return state, STATE_LABELS[state]
+
+    @display(description=_("days to empty"), ordering="empty_at")
+    def days_left(self, bin_):
+        days = days_to_empty(bin_)
+        return "–" if days is None else days
+
+    @admin.action(description=_("Fill the selected bins to the top"), permissions=["stock"])
+    def fill_to_the_top(self, request, queryset):
+        filled = 0
+        for bin_ in queryset:
+            if bin_.capacity - bin_.remaining > 0:
+                services.refill_bin(bin_, amount=bin_.capacity - bin_.remaining, user=request.user)
+                filled += 1
+        messages.success(request, _("%(count)d bins recorded as filled to the top.") % {"count": filled})
+
+    @action(description=_("Record a refill"), icon="water_full", permissions=["stock"], dialog=REFILL_DIALOG)
+    def refill(self, request, form, object_id):
+        return self.submit_dialog(
+            request,
+            form,
+            REFILL_DIALOG,
+            lambda: services.refill_bin(form.target, amount=form.cleaned_data["amount"], user=request.user),
+            lambda refill: (
+                _("Recorded %(amount)g %(unit)s into bin %(index)s.")
+                % {"amount": refill.amount, "unit": refill.unit, "index": refill.bin_index}
+            ),
+        )
+
+    @action(description=_("Change threshold"), icon="tune", permissions=["stock"], dialog=THRESHOLD_DIALOG)
+    def change_threshold(self, request, form, object_id):
+        return self.submit_dialog(
+            request,
+            form,
+            THRESHOLD_DIALOG,
+            lambda: services.set_bin_threshold(form.target, form.chosen_threshold),
+            lambda bin_: (
+                _("Bin %(index)s is low at or under %(pct)g%%.")
+                % {"index": bin_.index, "pct": bin_.low_threshold_pct}
+            ),
+        )
+
+
+@admin.register(Refill)
+class RefillAdmin(ScopedModelAdmin):
+    """Every refill: by machines (reported, or seen in the level) and by staff. A record, never edited."""
+
+    write_capability = None
+    add_capability = None
+    delete_capability = None
+    list_display = ["refilled_at", "device", "bin_index", "material_code", "amount_put_in", "source", "user"]
+    list_select_related = ["device", "user"]
+    list_filter = [("device__merchant", ScopedRelatedFilter), "source", "material_code"]
+    list_filter_submit = True
+    search_fields = ["=device__serial", "material_code"]
+    ordering = ["-refilled_at", "-pk"]
+    show_full_result_count = False
+    readonly_fields = [f.name for f in Refill._meta.fields]
+
+    @display(description=_("amount"))
+    def amount_put_in(self, refill):
+        return "–" if refill.amount is None else f"{refill.amount:g} {refill.unit}"

@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -9,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Merchant
 from accounts.tenancy import TenantQuerySet
+from devices.models import Device, DeviceBin, DeviceBinQuerySet
 
 
 class MaterialKind(models.TextChoices):
@@ -99,3 +101,99 @@ class Material(models.Model):
 
     def __str__(self):
         return f"{self.code} · {self.name}"
+
+
+BIN_STATES = ("empty", "low", "ok")
+# A bin's state in SQL, as `DeviceBin.is_empty` / `is_low` judge it in Python.
+BIN_STATE = models.Case(
+    models.When(remaining__lte=0, then=models.Value("empty")),
+    models.When(level_pct__lte=models.F("low_threshold_pct"), then=models.Value("low")),
+    default=models.Value("ok"),
+)
+URGENCY = models.Case(
+    models.When(remaining__lte=0, then=models.Value(0)),
+    models.When(level_pct__lte=models.F("low_threshold_pct"), then=models.Value(1)),
+    default=models.Value(2),
+)
+# Empty, then low, then the rest; within each, the one that will be empty soonest (bins with no
+# forecast after), then the lowest.
+BIN_URGENCY = ["urgency", models.F("empty_at").asc(nulls_last=True), "level_pct", "pk"]
+
+
+class BinManager(models.Manager.from_queryset(DeviceBinQuerySet)):
+    def get_queryset(self):
+        return super().get_queryset().annotate(state=BIN_STATE, urgency=URGENCY)
+
+
+class Bin(DeviceBin):
+    """A machine's bin seen from the stock side: the fleet-wide bin page, refills and thresholds. Every
+    query of it knows each bin's `state` (empty, low, ok) and `urgency` (to sort by)."""
+
+    objects = BinManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = _("bin")
+        verbose_name_plural = _("bins")
+
+
+class RefillSource(models.TextChoices):
+    MACHINE = "machine", _("Reported by the machine")
+    INFERRED = "inferred", _("Seen in the level (not reported)")
+    STAFF = "staff", _("Recorded by staff")
+
+
+class RefillQuerySet(TenantQuerySet):
+    merchant_path = "device__merchant"
+
+
+class Refill(models.Model):
+    """One refill of one bin: who or what reported it, when, and how much went in."""
+
+    bin = models.ForeignKey(
+        DeviceBin, on_delete=models.CASCADE, related_name="refills", verbose_name=_("bin")
+    )
+    device = models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="refills", verbose_name=_("device")
+    )
+    bin_index = models.PositiveSmallIntegerField(_("bin"))
+    material_code = models.CharField(_("material"), max_length=64)
+    unit = models.CharField(_("unit"), max_length=16)
+    remaining_before = models.FloatField(_("remaining before"), null=True, blank=True)
+    remaining_after = models.FloatField(_("remaining after"))
+    source = models.CharField(_("source"), max_length=16, choices=RefillSource.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("recorded by"),
+    )
+    refilled_at = models.DateTimeField(_("refilled"), default=timezone.now)
+
+    objects = RefillQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("refill")
+        verbose_name_plural = _("refills")
+        ordering = ["-refilled_at", "-pk"]
+        indexes = [models.Index(fields=["bin", "-refilled_at"], name="refill_bin_latest")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(remaining_after__gte=0), name="refill_remaining_after_positive"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(source__in=RefillSource.values), name="refill_source_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.device_id} #{self.bin_index} {self.material_code} @ {self.refilled_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def amount(self) -> float | None:
+        """What went in; unknown when the level before is (a bin's first report said it was refilled)."""
+        if self.remaining_before is None:
+            return None
+        return max(0.0, self.remaining_after - self.remaining_before)

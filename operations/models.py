@@ -41,6 +41,7 @@ class TaskJob(models.Model):
     class Kind(models.TextChoices):
         ORDERS_EXPORT = "orders_export", _("Orders export")
         COMMAND_BATCH = "command_batch", _("Command batch")
+        PACKAGE_BUILD = "package_build", _("Recipe package build")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")

@@ -1,14 +1,25 @@
 """A fleet of simulated coffee machines that speaks machine protocol v1 over HTTP, and nothing else.
 
 It imports no Django code on purpose: it is a stand-in for real machines, so it must be pointable at
-any server (a dev box, staging, a test's live server) and must only know what a machine knows: the
-base URL, the merchant's provisioning secret and the protocol. Each machine is an asyncio task that
-registers, heartbeats at the interval the server asks for, reports refills, now and then drops
-offline, and re-registers when its token is refused. Between heartbeats it sells drinks: a weighted
-menu and payment mix, more customers at breakfast and lunch than at night. A sale goes up at once;
-while the machine is offline it is buffered and the backlog goes up when the machine is back. A sale
-without an answer is kept and sent again later (the server may have stored it: "duplicate"), and now
-and then a machine re-sends an answered order on purpose (a lost reply), so duplicates really happen.
+any server (a dev box, staging, a test's live server) and must only know what a machine knows: the base
+URL, the merchant's provisioning secret and the protocol. Each machine is an asyncio task that
+registers, heartbeats at the interval the server asks for (every heartbeat carries every bin's level),
+now and then drops offline, and re-registers when its token is refused. Between heartbeats it sells
+drinks: a weighted menu and payment mix, more customers at breakfast and lunch than at night. A sale
+goes up at once; while the machine is offline it is buffered and the backlog goes up when the machine
+is back. A sale without an answer is kept and sent again later (the server may have stored it:
+"duplicate"), and now and then a machine re-sends an answered order on purpose (a lost reply), so
+duplicates really happen.
+
+Bins: every drink and rinse drains them, fast (a tick makes about a third of a drink besides the sales:
+a full bin lasts half an hour to two hours), and nobody rescues a bin that is only low. Staff come
+round on a schedule (`RefillRounds`: every 40 ticks by default, about 20 minutes) and top up the bins
+under 30 %; an empty bin gets a call-out within minutes. The fleet starts mid-life, some bins already
+low. So bins run under the server's 15 % low threshold regularly and now and then empty: a demo fleet
+shows material_low alarms from its first heartbeats, and material_empty ones and their clearing within
+minutes. A refill goes up as a materials report with `refilled: true`, except the one in ten the staff
+forget to report (an `unreported` event, counted in `refills_unreported`): then only the next
+heartbeat's higher level shows it, and the server has to infer the refill from the rise.
 
 Commands: each machine collects them by one channel (`CommandChannel`): only in its heartbeat replies,
 by pulling `commands/pending` every few seconds, or over its WebSocket (`/ws/devices/{id}/`, held
@@ -25,11 +36,11 @@ raises can be seen: failing or ignoring commands, going silent for longer than t
 overheating, and running a bin dry. The episodic ones come and go on a schedule (`EpisodeTiming`).
 
 The modules, by concept: `vocabulary` (channels, misbehaviours, command outcomes and timings),
-`errors`, `client` (the transport and the checks on replies), `physics` (bins, boiler, episodes),
-`sales` (menu, orders, the daily curve), `session` (what a fleet run shares: settings, counters,
-events), `machine` (`SimulatedMachine`, composed of its concerns) and `fleet` (`run_fleet`). `cli`
-holds the command-line options, shared by `python -m simulator` and `manage.py simulate-fleet`.
-This package re-exports the names its users need.
+`errors`, `client` (the transport and the checks on replies), `physics` (bins and their refill rounds,
+boiler, episodes), `sales` (menu, orders, the daily curve), `session` (what a fleet run shares:
+settings, counters, events), `machine` (`SimulatedMachine`, composed of its concerns) and `fleet`
+(`run_fleet`). `cli` holds the command-line options, shared by `python -m simulator` and `manage.py
+simulate-fleet`. This package re-exports the names its users need.
 """
 
 from simulator.client import ProtocolClient, Reply, format_timestamp, parse_retry_after
@@ -45,7 +56,16 @@ from simulator.errors import (
 from simulator.fleet import build_fleet, choose_misbehaving, command_channels_of, fleet_serial, run_fleet
 from simulator.machine import SimulatedMachine
 from simulator.machine.body import MACHINE_STATES
-from simulator.physics import DEFAULT_BINS, BinLevel, BinSpec, BoilerTemperature, Episodes
+from simulator.physics import (
+    DEFAULT_BINS,
+    DEFAULT_FORGET_REFILL_PROBABILITY,
+    DEFAULT_REFILL_ROUND_TICKS,
+    BinLevel,
+    BinSpec,
+    BoilerTemperature,
+    Episodes,
+    RefillRounds,
+)
 from simulator.sales import (
     BACKLOG_LIMIT,
     CURRENCY,
@@ -88,9 +108,11 @@ __all__ = [
     "DAILY_SALES_CURVE",
     "DEFAULT_BINS",
     "DEFAULT_DUPLICATE_PROBABILITY",
+    "DEFAULT_FORGET_REFILL_PROBABILITY",
     "DEFAULT_MISBEHAVE_FRACTION",
     "DEFAULT_OFFLINE_PROBABILITY",
     "DEFAULT_PULL_INTERVAL_S",
+    "DEFAULT_REFILL_ROUND_TICKS",
     "DEFAULT_SALES_PER_HOUR",
     "DEMO_MISBEHAVIOUR",
     "FLAT_SALES_CURVE",
@@ -120,6 +142,7 @@ __all__ = [
     "ProtocolClient",
     "ProtocolError",
     "ProtocolViolation",
+    "RefillRounds",
     "Rejected",
     "Reply",
     "SaleOrder",

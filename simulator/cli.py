@@ -18,6 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from simulator.fleet import run_fleet
+from simulator.physics import (
+    DEFAULT_FORGET_REFILL_PROBABILITY,
+    DEFAULT_REFILL_BELOW_SHARE,
+    DEFAULT_REFILL_ROUND_TICKS,
+)
 from simulator.sales import (
     CURRENCY,
     DAILY_SALES_CURVE,
@@ -37,8 +42,9 @@ from simulator.vocabulary import (
 
 DESCRIPTION = (
     "Simulate N coffee machines speaking the machine protocol against a server: they register, "
-    "heartbeat, report refills, sell drinks (buffering them while offline and uploading the backlog "
-    "when back), drop offline now and then, re-register when their token is refused, and carry out "
+    "heartbeat with their bin levels, sell drinks (buffering them while offline and uploading the "
+    "backlog when back), drain their bins until staff rounds refill them (reporting the refills, but "
+    "not always), drop offline now and then, re-register when their token is refused, and carry out "
     "remote commands (by heartbeat, pull or WebSocket). A few misbehave on purpose (see --misbehave) "
     "so that every alarm type shows up."
 )
@@ -133,6 +139,24 @@ def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_DUPLICATE_PROBABILITY,
         help="Chance that a machine re-sends an order it got an answer for, as after a lost reply "
         "(default %(default)s).",
+    )
+    parser.add_argument(
+        "--refill-round-intervals",
+        type=_positive_float,
+        default=DEFAULT_REFILL_ROUND_TICKS,
+        metavar="N",
+        help="Staff come round every N heartbeat intervals (give or take a fifth) and top up the bins "
+        f"under {DEFAULT_REFILL_BELOW_SHARE * 100:.0f} %% of their capacity; between rounds they run low, "
+        "and an empty one gets a call-out within minutes (default %(default)s: a round every 20 "
+        "minutes at the server's 30 s, while a full bin lasts half an hour to two hours).",
+    )
+    parser.add_argument(
+        "--forget-refill-probability",
+        type=_probability,
+        default=DEFAULT_FORGET_REFILL_PROBABILITY,
+        metavar="P",
+        help="Chance that the staff do not report a refill: no refilled=true goes up and only the next "
+        "heartbeat's higher level shows it (default %(default)s).",
     )
     parser.add_argument(
         "--state-file",
@@ -241,6 +265,8 @@ async def _simulate(secret: str, options: dict[str, Any], state_file: Path, cons
             state_file=state_file,
             command_channels=options["command_channel"],
             pull_interval_s=options["pull_interval"],
+            refill_round_intervals=options["refill_round_intervals"],
+            forget_refill_probability=options["forget_refill_probability"],
             misbehave=misbehaviour_option(options["misbehave"]),
         )
     finally:

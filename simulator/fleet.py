@@ -18,6 +18,7 @@ from websockets.asyncio.client import connect as websocket_connect
 from simulator.client import REQUEST_TIMEOUT, USER_AGENT, ProtocolClient
 from simulator.errors import FleetConfigurationError
 from simulator.machine import SimulatedMachine
+from simulator.physics import DEFAULT_FORGET_REFILL_PROBABILITY, DEFAULT_REFILL_ROUND_TICKS, RefillRounds
 from simulator.sales import (
     DAILY_SALES_CURVE,
     DEFAULT_DUPLICATE_PROBABILITY,
@@ -165,6 +166,11 @@ def _validate_fleet_arguments(
         raise FleetConfigurationError("pull_interval_s must be positive")
     if not (math.isfinite(settings.command_time_scale) and settings.command_time_scale >= 0):
         raise FleetConfigurationError("command_time_scale must be a number of at least 0")
+    rounds = settings.refill_rounds
+    if not (math.isfinite(rounds.every_ticks) and rounds.every_ticks > 0):
+        raise FleetConfigurationError("refill_round_intervals must be positive")
+    if not 0.0 <= rounds.forget_report_probability <= 1.0:
+        raise FleetConfigurationError("forget_refill_probability must be between 0 and 1")
 
 
 def _checked_misbehaviour(
@@ -214,6 +220,8 @@ async def run_fleet(
     command_channels: str | Iterable[str] = MIXED_CHANNELS,
     pull_interval_s: float = DEFAULT_PULL_INTERVAL_S,
     command_time_scale: float = 1.0,
+    refill_round_intervals: float = DEFAULT_REFILL_ROUND_TICKS,
+    forget_refill_probability: float = DEFAULT_FORGET_REFILL_PROBABILITY,
     misbehave: Mapping[str, float] | None = None,
     misbehaving_serials: Mapping[str, Collection[str]] | None = None,
     misbehaviour_timings: Mapping[str, EpisodeTiming] | None = None,
@@ -232,10 +240,12 @@ async def run_fleet(
 
     Commands: machine N collects its commands by `command_channels[N mod len]` ("mixed": heartbeat,
     pull, websocket in turn; or one channel's name), pulling every `pull_interval_s`; commands take
-    their real durations times `command_time_scale`. Misbehaviour: `misbehave` maps a `Misbehaviour`
-    to the fraction of the fleet that does it (at least one machine when above 0);
-    `misbehaving_serials` names machines that do given kinds; `misbehaviour_timings` replaces the
-    episodes' `DEFAULT_EPISODE_TIMINGS` (fast demos and tests).
+    their real durations times `command_time_scale`. Bins: staff come round every
+    `refill_round_intervals` ticks (heartbeat intervals, give or take a fifth) and top up the low bins
+    (`RefillRounds`); each refill goes unreported with `forget_refill_probability`. Misbehaviour:
+    `misbehave` maps a `Misbehaviour` to the fraction of the fleet that does it (at least one machine
+    when above 0); `misbehaving_serials` names machines that do given kinds; `misbehaviour_timings`
+    replaces the episodes' `DEFAULT_EPISODE_TIMINGS` (fast demos and tests).
 
     On the end, machines finish the call they are in (up to STOP_GRACE_S) so no answered order goes
     unbooked. Returns the counters with the ledgers of orders delivered and orders still unsent;
@@ -250,6 +260,10 @@ async def run_fleet(
         duplicate_probability=duplicate_probability,
         pull_interval_s=float(pull_interval_s),
         command_time_scale=float(command_time_scale),
+        refill_rounds=RefillRounds(
+            every_ticks=float(refill_round_intervals),
+            forget_report_probability=float(forget_refill_probability),
+        ),
     )
     channels = command_channels_of(command_channels)
     fractions, by_serial, episode_timings = _checked_misbehaviour(
@@ -281,6 +295,7 @@ async def run_fleet(
     for position, machine in enumerate(machines):
         machine.next_order_number = order_numbers.first_free(machine.serial)
         machine.command_channel = channels[position % len(channels)]
+        machine.schedule_refills(session_settings.refill_rounds)
         if misbehaving.get(machine.serial):
             machine.misbehave(misbehaving[machine.serial], episode_timings)
     connections = max(1, min(devices, MAX_CONNECTIONS))
@@ -330,6 +345,7 @@ async def run_fleet(
     ]
     stats.orders_unsent = len(stats.unsent)
     stats.command_results_unsent = sum(len(machine.results_waiting) for machine in machines)
+    stats.refill_rounds = sum(machine.refill_rounds_made for machine in machines)
     return stats
 
 

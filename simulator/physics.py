@@ -1,5 +1,6 @@
 """A machine's physics, pure and steppable in tests: its bins (`BinSpec`, `BinLevel`), what a drink
-takes out of them, its boiler (`BoilerTemperature`), and when a misbehaviour episode is on (`Episodes`)."""
+takes out of them, how the staff refill them (`RefillRounds`), its boiler (`BoilerTemperature`), and
+when a misbehaviour episode is on (`Episodes`)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,39 @@ SUGAR_MATERIAL = "SUGAR"
 MAX_SUGAR_PER_DRINK_G = 10
 UNLISTED_MATERIAL_SHARE = 0.01
 RINSE_WATER_ML = 300
+
+# A tick is one heartbeat interval (30 s from the server by default) and makes about a third of a drink
+# besides the sales, so a full bin lasts about 60 (water) to 275 (sugar) ticks: half an hour to over
+# two hours. Rounds every 40 ticks (20 minutes) that leave bins above 30 % alone let the bins run under
+# the server's 15 % low threshold, and now and then empty, before the staff come back: about one bin
+# in twenty is low at any time, and one in a hundred empty.
+DEFAULT_REFILL_ROUND_TICKS = 40.0
+DEFAULT_REFILL_BELOW_SHARE = 0.3
+DEFAULT_FORGET_REFILL_PROBABILITY = 0.1
+# An empty bin is noticed (the back office raises material_empty) and someone comes out before the
+# round: each tick with this chance, so it stays empty for a few minutes, long enough to be seen.
+EMPTY_BIN_CALLOUT_PROBABILITY = 0.15
+REFILL_ROUND_JITTER = 0.2
+REFILLED_SHARE = (0.85, 1.0)
+
+
+@dataclass(frozen=True)
+class RefillRounds:
+    """How the staff look after a machine's bins, in ticks (heartbeat intervals, as the drain goes).
+
+    A round comes every `every_ticks` (give or take REFILL_ROUND_JITTER of it; a machine's first one
+    anywhere within the first interval, so a fleet's rounds are spread out) and tops up each bin
+    below `below_share` of its capacity; between rounds only an empty bin gets a call-out. Each
+    refill goes unreported with `forget_report_probability`: the staff forgot to tell the machine,
+    so no `refilled: true` goes up and only the next heartbeat's higher level shows it.
+    """
+
+    every_ticks: float = DEFAULT_REFILL_ROUND_TICKS
+    below_share: float = DEFAULT_REFILL_BELOW_SHARE
+    forget_report_probability: float = DEFAULT_FORGET_REFILL_PROBABILITY
+
+    def next_round_in(self, rng: random.Random) -> float:
+        return self.every_ticks * rng.uniform(1.0 - REFILL_ROUND_JITTER, 1.0 + REFILL_ROUND_JITTER)
 
 
 @dataclass
@@ -99,20 +133,23 @@ class BoilerTemperature:
 class BinLevel:
     """A bin's fill level; `remaining` stays within [0, capacity] whatever is drawn or poured in."""
 
-    NEAR_EMPTY_SHARE = 0.1
-
     spec: BinSpec
     remaining: float
 
     @property
-    def is_near_empty(self) -> bool:
-        return self.remaining <= self.spec.capacity * self.NEAR_EMPTY_SHARE
+    def share(self) -> float:
+        """How full the bin is, from 0 (empty) to 1 (full)."""
+        return self.remaining / self.spec.capacity if self.spec.capacity else 0.0
 
     def draw(self, amount: float) -> None:
         self.remaining = max(0.0, self.remaining - max(0.0, amount))
 
     def fill_to(self, level: float) -> None:
         self.remaining = min(float(self.spec.capacity), max(self.remaining, level))
+
+    def refill(self, rng: random.Random) -> None:
+        """Staff fill the bin as people do: to somewhere within REFILLED_SHARE of its capacity."""
+        self.fill_to(self.spec.capacity * rng.uniform(*REFILLED_SHARE))
 
     def as_protocol(self, refilled: bool | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {

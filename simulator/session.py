@@ -18,6 +18,7 @@ import httpx
 from websockets.asyncio.client import connect as websocket_connect
 
 from simulator.client import ProtocolClient
+from simulator.physics import RefillRounds
 from simulator.sales import (
     DAILY_SALES_CURVE,
     DEFAULT_DUPLICATE_PROBABILITY,
@@ -39,6 +40,7 @@ class EventKind(enum.StrEnum):
     OFFLINE = "offline"
     BACK = "back"
     REFILLED = "refilled"
+    REFILL_UNREPORTED = "unreported"
     COMMANDS = "commands"
     EXECUTED = "executed"
     SOCKET = "socket"
@@ -83,6 +85,9 @@ class FleetStats:
     channel); every later delivery of one a machine already had is a duplicate delivery. Each received
     command ends succeeded, failed, rejected or ignored, or is cut off by the stop; `commands_busy`
     counts the times a machine asked for a later retry (the retry is a duplicate delivery).
+
+    Bins: `refill_rounds` counts the staff's rounds (added up when the fleet stops); `refills_unreported`
+    the refills they forgot to report (no `refilled: true` went up; only the heartbeats' levels show them).
     """
 
     registered: int = 0
@@ -125,6 +130,8 @@ class FleetStats:
     silent_periods: int = 0
     overheat_periods: int = 0
     dry_runs: int = 0
+    refill_rounds: int = 0
+    refills_unreported: int = 0
     delivered: list[OrderRecord] = field(default_factory=list, repr=False)
     unsent: list[OrderRecord] = field(default_factory=list, repr=False)
 
@@ -154,6 +161,7 @@ class FleetSettings:
     pull_interval_s: float = DEFAULT_PULL_INTERVAL_S
     # How long commands take on the machine, times their real durations (0 makes them instant: tests).
     command_time_scale: float = 1.0
+    refill_rounds: RefillRounds = field(default_factory=RefillRounds)
 
     def sales_rate_per_hour(self, local_time: datetime) -> float:
         return sales_rate_per_hour(local_time, self.sales_per_hour, self.sales_curve)

@@ -10,6 +10,7 @@ import functools
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import transaction
 from django.http import JsonResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -43,6 +44,7 @@ from devices import services as devices
 from devices.live import bins_payload
 from devices.models import Device
 from devices.selectors import merchant_id_of_device as device_merchant_id
+from inventory import services as stock
 from inventory.selectors import unknown_material_codes
 from operations.services import alarms, commands
 from operations.services.pending_flags import pending_commands_key
@@ -212,9 +214,14 @@ class HeartbeatView(MachineView):
     )
     def post(self, request, device_id):
         reading = self.parse(HeartbeatSerializer).to_reading()
+        refills_flagged = False
         if reading.bins:
             check_materials_known(request.auth, reading.bins)
+            refills_flagged = any(b.refilled for b in reading.bins)
+        before = stock.levels_before_refill(request.auth.device_id, reading.bins) if refills_flagged else {}
         outcome = devices.record_heartbeat(request.auth, reading)
+        if refills_flagged:  # rare; should this fail, the forecast books the refill from the level
+            stock.record_machine_refills(request.auth.device_id, reading.bins, before)
         alarms.after_heartbeat(
             outcome.device if outcome else machine_ref(request.auth), reading.temperature_c, outcome
         )
@@ -243,7 +250,10 @@ class MaterialsReportView(MachineView):
     def post(self, request, device_id):
         readings = self.parse(MaterialsReportSerializer).to_readings()
         check_materials_known(request.auth, readings)
-        bins = devices.record_bin_report(request.auth, readings)
+        with transaction.atomic():
+            before = stock.levels_before_refill(request.auth.device_id, readings)
+            bins = devices.record_bin_report(request.auth, readings)
+            stock.record_machine_refills(request.auth.device_id, readings, before)
         alarms.bins_reported(machine_ref(request.auth), bins)
         return Response(
             {

@@ -36,7 +36,7 @@ from coffeeshop.redis import (
 )
 from devices.live import bins_payload, device_payload
 from devices.models import Device, DeviceBin, DeviceStatusHistory, StatusEvent
-from devices.rules import temperature_in_range
+from devices.rules import level_pct_of, low_threshold_for, temperature_in_range
 from devices.services.credentials import DeviceIdentity, hash_token, request_counter_key, token_cache_key
 
 FINGERPRINT_TTL_S = 3600
@@ -53,7 +53,7 @@ class BinReading:
 
     @property
     def level_pct(self) -> float:
-        return round(min(100.0, max(0.0, self.remaining / self.capacity * 100)), 1)
+        return level_pct_of(self.remaining, self.capacity)
 
 
 @dataclass(frozen=True)
@@ -359,6 +359,7 @@ def bins_not_in(bins, device: Device, readings, now: datetime) -> list[DeviceBin
             capacity=r.capacity,
             remaining=r.remaining,
             level_pct=r.level_pct,
+            low_threshold_pct=low_threshold_for(device.merchant_id, r.material_code),
             reported_at=now,
             last_refilled_at=now if r.refilled else None,
         )

@@ -13,7 +13,8 @@ from coffeeshop.api.envelope import EnvelopeJSONRenderer
 from coffeeshop.api.errors import PayloadTooLarge
 from inventory import selectors, services
 from inventory.api import serializers
-from inventory.filters import MaterialFilter
+from inventory.filters import BinFilter, MaterialFilter, RefillFilter
+from inventory.models import Refill
 from inventory.resources import MaterialResource
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
@@ -138,3 +139,48 @@ class MaterialViewSet(
         response = HttpResponse(dataset.export(kind), content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="materials.{extension}"'
         return response
+
+
+class BinViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The fleet's bins, most urgent first. Levels are the machines'; staff change a bin's threshold
+    (PATCH) and record refills (POST .../refill)."""
+
+    serializer_class = serializers.BinSerializer
+    filterset_class = BinFilter
+    ordering_fields = ["level_pct", "empty_at", "reported_at", "last_refilled_at", "remaining"]
+    write_capability = Capability.MANAGE_MATERIALS
+
+    def get_queryset(self):
+        return selectors.bins_for(self.request.user)
+
+    @extend_schema(request=serializers.BinThresholdSerializer, responses=serializers.BinSerializer)
+    def partial_update(self, request, pk=None):
+        """`low_threshold_pct`: the bin's own threshold, or null to follow its material's default."""
+        form = serializers.BinThresholdSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        services.set_bin_threshold(self.get_object(), form.validated_data["low_threshold_pct"])
+        return Response(serializers.BinSerializer(self.get_object()).data)
+
+    @extend_schema(request=serializers.RefillRequestSerializer, responses={201: serializers.RefillSerializer})
+    @action(detail=True, methods=["post"])
+    def refill(self, request, pk=None):
+        """Staff put `amount` (in the bin's unit) into the bin; more than fits is a 400."""
+        form = serializers.RefillRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        refill = services.refill_bin(
+            self.get_object(), amount=form.validated_data["amount"], user=request.user
+        )
+        return Response(serializers.RefillSerializer(refill).data, status=status.HTTP_201_CREATED)
+
+
+class RefillViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Every refill, newest first: by machines (reported or seen in the level) and by staff."""
+
+    serializer_class = serializers.RefillSerializer
+    filterset_class = RefillFilter
+    ordering_fields = ["refilled_at"]
+
+    def get_queryset(self):
+        return (
+            Refill.objects.for_user(self.request.user).select_related("user").order_by("-refilled_at", "-pk")
+        )

@@ -243,9 +243,11 @@ def judge_flushed_bins(bins_by_device) -> None:
         bins_reported(device, bins, active=active[device.pk])
 
 
-def bins_reported(device, bins, now: datetime | None = None, active=None) -> None:
-    """Open low/empty alarms for bins at or under their threshold; clear them when refilled."""
+def bins_reported(device, bins, now: datetime | None = None, active=None, reason=None) -> None:
+    """Open low/empty alarms for bins at or under their threshold; clear them when refilled (or for
+    `reason`, when something else made the bin no longer low: a threshold changed)."""
     active = _active_kinds(device) if active is None else active
+    refilled = REFILLED if reason is None else reason
     for bin_ in bins:
         empty, low = bin_.is_empty, bin_.is_low
         if empty:
@@ -259,7 +261,7 @@ def bins_reported(device, bins, now: datetime | None = None, active=None) -> Non
                 now,
             )
         else:
-            _clear_if_active(device, active, AlarmType.MATERIAL_EMPTY, bin_.index, REFILLED, now)
+            _clear_if_active(device, active, AlarmType.MATERIAL_EMPTY, bin_.index, refilled, now)
         if low and not empty:
             _raise_or_bump(
                 device,
@@ -272,7 +274,7 @@ def bins_reported(device, bins, now: datetime | None = None, active=None) -> Non
             )
         else:
             _clear_if_active(
-                device, active, AlarmType.MATERIAL_LOW, bin_.index, NOW_EMPTY if empty else REFILLED, now
+                device, active, AlarmType.MATERIAL_LOW, bin_.index, NOW_EMPTY if empty else refilled, now
             )
 
 

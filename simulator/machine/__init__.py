@@ -17,9 +17,10 @@ class SimulatedMachine(Lifecycle, Channels, Commands, Selling, Reporting, Body):
     """One machine: its simulated physics (pure, steppable in tests) and its protocol calls.
 
     The life loop is `run`: register, then per tick maybe drop offline (or go silent when
-    misbehaving), `step` the physics, upload waiting orders, report refills, send waiting command
-    results, pull (on the pull channel), heartbeat, then `trade` until the next tick: customers arrive
-    at the daily curve's rate and each sale goes up at once. Beside it run the machine's helpers: its
+    misbehaving), `step` the physics (the staff's refill rounds too), announce the refills nobody
+    reported, upload waiting orders, report the other refills, send waiting command results, pull
+    (on the pull channel), heartbeat, then `trade` until the next tick: customers arrive at the daily
+    curve's rate and each sale goes up at once. Beside it run the machine's helpers: its
     channel's loop (`poll_commands` or `hold_socket`) and, while it has commands, one worker that
     carries them out in the order they came. Each protocol call is one small method.
 

@@ -17,6 +17,7 @@ from simulator.client import format_timestamp
 from simulator.physics import (
     DEFAULT_BINS,
     DRINK_RECIPES,
+    EMPTY_BIN_CALLOUT_PROBABILITY,
     MAX_SUGAR_PER_DRINK_G,
     RINSE_WATER_ML,
     SUGAR_MATERIAL,
@@ -25,6 +26,7 @@ from simulator.physics import (
     BinSpec,
     BoilerTemperature,
     Episodes,
+    RefillRounds,
 )
 from simulator.sales import (
     BREW_SECONDS_PER_CUP,
@@ -80,7 +82,9 @@ class Body:
         self.alias = alias
         self.rng = rng or random.Random()
         self._clock = clock
-        self.bins = [BinLevel(spec, spec.capacity * self.rng.uniform(0.4, 1.0)) for spec in bins]
+        # Met mid-life, between the staff's rounds: some bins are low already, so a demo fleet shows
+        # material_low alarms from its first heartbeats.
+        self.bins = [BinLevel(spec, spec.capacity * self.rng.uniform(0.1, 1.0)) for spec in bins]
         self.temperature = BoilerTemperature()
         self.state = "idle"
         self.ip = f"10.{self.rng.randint(0, 255)}.{self.rng.randint(0, 255)}.{self.rng.randint(2, 254)}"
@@ -97,6 +101,12 @@ class Body:
         self.server_interval_s = DEFAULT_HEARTBEAT_INTERVAL_S
         self.desired_package: dict[str, Any] | None = None
         self.unreported_refills: set[int] = set()
+        # Refills: the staff's rounds, when the next one comes (drawn at the first step), how many came,
+        # and the refills nobody reported (for the life loop to tell the run log about).
+        self.refill_rounds = RefillRounds()
+        self._ticks_to_round: float | None = None
+        self.refill_rounds_made = 0
+        self.forgotten_refills: list[int] = []
         self.next_order_number = 1
         self.outbox: list[SaleOrder] = []
         self.is_offline = False
@@ -139,6 +149,11 @@ class Body:
             if kind in self.misbehaviours
         }
 
+    def schedule_refills(self, rounds: RefillRounds) -> None:
+        """The staff look after the bins with `rounds` from now on; the first round is drawn anew."""
+        self.refill_rounds = rounds
+        self._ticks_to_round = None
+
     def is_misbehaving(self, kind: Misbehaviour) -> bool:
         """Is an episode of `kind` on now (for fail/ignore_commands: does the machine do it at all)?"""
         if kind not in self.misbehaviours:
@@ -159,7 +174,8 @@ class Body:
     # Physics ---------------------------------------------------------------------------------------
 
     def step(self) -> list[int]:
-        """Advance one tick of the machine's life; returns the indexes of bins refilled during it."""
+        """Advance one tick of the machine's life; returns the indexes of the bins refilled during it
+        that the staff reported (the ones they forgot join `forgotten_refills`)."""
         self.temperature.overheating = self.is_misbehaving(Misbehaviour.OVERHEAT)
         self.temperature.step(self.rng)
         self.rssi_dbm = min(-35, max(-90, self.rssi_dbm + self.rng.randint(-2, 2)))
@@ -168,7 +184,7 @@ class Body:
             self._make_drink()
         if self.state == "cleaning":
             self._draw("WATER", RINSE_WATER_ML)
-        return self._refill_near_empty_bins() + self._run_dry()
+        return self._staff_refills() + self._run_dry()
 
     def _run_dry(self) -> list[int]:
         """The `run_dry` episode: one bin runs low (one tick), then empty until the episode ends; then
@@ -188,7 +204,7 @@ class Body:
             level.remaining = 0.0
             return []
         self.dry_bin = None
-        level.fill_to(level.spec.capacity * self.rng.uniform(0.85, 1.0))
+        level.refill(self.rng)
         return [level.spec.index]
 
     def _make_drink(self) -> None:
@@ -210,16 +226,29 @@ class Body:
             if level.spec.material == material:
                 level.draw(amount)
 
-    def _refill_near_empty_bins(self) -> list[int]:
-        """Staff notice a near-empty bin only some of the time, so levels sometimes run lower first."""
-        refilled = []
+    def _staff_refills(self) -> list[int]:
+        """A due round tops up every bin below its share; between rounds an empty bin may get a call-out.
+        The bin running dry on purpose is left alone. Returns the refills the staff reported."""
+        rounds = self.refill_rounds
+        if self._ticks_to_round is None:
+            self._ticks_to_round = self.rng.uniform(0.0, rounds.every_ticks)
+        self._ticks_to_round -= 1
+        is_round = self._ticks_to_round <= 0
+        if is_round:
+            self._ticks_to_round += rounds.next_round_in(self.rng)
+            self.refill_rounds_made += 1
+        reported = []
         for level in self.bins:
             if level.spec.index == self.dry_bin:
                 continue
-            if level.is_near_empty and self.rng.random() < 0.5:
-                level.fill_to(level.spec.capacity * self.rng.uniform(0.85, 1.0))
-                refilled.append(level.spec.index)
-        return refilled
+            is_topped_up = is_round and level.share < rounds.below_share
+            if is_topped_up or (level.remaining <= 0 and self.rng.random() < EMPTY_BIN_CALLOUT_PROBABILITY):
+                level.refill(self.rng)
+                if self.rng.random() < rounds.forget_report_probability:
+                    self.forgotten_refills.append(level.spec.index)
+                else:
+                    reported.append(level.spec.index)
+        return reported
 
     @property
     def uptime_s(self) -> int:

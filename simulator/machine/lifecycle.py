@@ -64,6 +64,7 @@ class Lifecycle:
     async def tick(self, session: FleetSession) -> None:
         self.unreported_refills.update(self.step())
         self._note_episodes(session)
+        self.note_forgotten_refills(session)
         if not self.is_reachable:
             return
         if self.outbox:

@@ -61,6 +61,18 @@ class Reporting:
         session.stats.material_reports_sent += 1
         session.emit(EventKind.REFILLED, self.serial, "bins " + ", ".join(map(str, sorted(refilled))))
 
+    def note_forgotten_refills(self, session: FleetSession) -> None:
+        """Count and announce the refills the staff did not report: the server only sees the level rise."""
+        for index in self.forgotten_refills:
+            session.stats.refills_unreported += 1
+            session.emit(
+                EventKind.REFILL_UNREPORTED,
+                self.serial,
+                f"bin {index} ({self._bin_of_index(index)}) refilled without a report: "
+                "only the heartbeat's level shows it",
+            )
+        self.forgotten_refills.clear()
+
     def _adopt_interval(self, data: dict[str, Any]) -> None:
         interval = data.get("heartbeat_interval_s")
         if isinstance(interval, int | float) and not isinstance(interval, bool) and interval > 0:

@@ -390,7 +390,7 @@ def test_a_viewer_reads_but_cannot_change_or_act(login, fleet):
     assert DeviceCredential.objects.filter(device=device).count() == 0
 
 
-def test_ops_change_only_a_machines_settings_and_bin_thresholds(login, fleet, merchant):
+def test_ops_change_only_a_machines_settings_not_its_bins(login, fleet, merchant):
     device = fleet["a_device"]
     second_location = LocationFactory(merchant=merchant, name="Station Kiosk")
     data = device_form(
@@ -410,7 +410,7 @@ def test_ops_change_only_a_machines_settings_and_bin_thresholds(login, fleet, me
     assert (device.alias, device.location, device.offline_timeout_s) == ("Front desk", second_location, 120)
     assert (device.serial, device.temperature_c) == ("CM2K-A00001", 92.4)
     milk = device.bins.get(index=2)
-    assert (milk.low_threshold_pct, milk.remaining) == (30, 50)
+    assert (milk.low_threshold_pct, milk.remaining) == (15, 50)  # the bin page changes thresholds
 
 
 def test_ops_rotate_a_token_and_see_it_once(login, registered):

@@ -1,5 +1,6 @@
-"""A manager imports Excel's CSV of materials in the admin, in a real browser: the preview marks each
-row, nothing is written until they confirm, and then the catalogue holds the rows, Chinese names and all."""
+"""A manager imports Excel's CSV of materials in the admin, in a real browser: a file with a bad row is
+refused with the row and column named and nothing written; the fixed file's preview marks each row,
+nothing is written until they confirm, and then the catalogue holds the rows, Chinese names and all."""
 
 import re
 
@@ -15,6 +16,8 @@ EXCEL_CSV = (
     "BEAN-ARABICA,阿拉比卡咖啡豆,bean,g,20,云南咖啡\r\n"
     "OAT-MILK,燕麦奶,milk,ml,25,OATLY\r\n"
 ).encode()
+# The same file as first saved: the oat milk's unit is one the catalogue does not know.
+WITH_A_BAD_ROW = EXCEL_CSV.replace("OAT-MILK,燕麦奶,milk,ml".encode(), "OAT-MILK,燕麦奶,milk,litre".encode())
 
 
 def test_a_manager_uploads_a_csv_sees_the_preview_and_confirms(live_asgi_server):
@@ -35,11 +38,22 @@ def test_a_manager_uploads_a_csv_sees_the_preview_and_confirms(live_asgi_server)
             page.get_by_role("button", name=re.compile("log in|sign in", re.I)).click()
             page.wait_for_url(re.compile(re.escape(import_url)))
 
-            page.locator("input[name=import_file]").set_input_files(
-                {"name": "materials.csv", "mimeType": "text/csv", "buffer": EXCEL_CSV}
-            )
-            page.locator("select[name=format]").select_option(label="csv")
-            page.get_by_role("button", name=re.compile("submit", re.I)).click()
+            def upload(content):
+                page.locator("input[name=import_file]").set_input_files(
+                    {"name": "materials.csv", "mimeType": "text/csv", "buffer": content}
+                )
+                page.locator("select[name=format]").select_option(label="csv")
+                page.get_by_role("button", name=re.compile("submit", re.I)).click()
+
+            upload(WITH_A_BAD_ROW)
+            errors = page.locator("table").filter(has_text="litre")
+            expect(errors.first).to_be_visible()
+            expect(page.get_by_text(re.compile("not a valid choice", re.I)).first).to_be_visible()
+            expect(page.get_by_role("button", name=re.compile("confirm import", re.I))).to_have_count(0)
+            assert in_other_thread(lambda: Material.objects.filter(code="OAT-MILK").exists()) is False
+
+            page.goto(f"{live_asgi_server.url}{import_url}")
+            upload(EXCEL_CSV)
 
             preview = page.locator("table").filter(has_text="燕麦奶")
             expect(preview.first).to_be_visible()

@@ -419,27 +419,42 @@ def test_machine_tokens_rotated_and_revoked_in_the_admin_are_recorded(registered
     assert_audited("device.token_revoked", device, **by(client, "admin"), changes={"revoked": 1})
 
 
-def test_a_machines_settings_and_bin_thresholds_changed_in_the_admin_are_recorded(merchant, admin_site):
+def test_a_machines_settings_changed_in_the_admin_are_recorded(merchant, admin_site):
     client = admin_site(Role.ADMIN)
     device = DeviceFactory(merchant=merchant, alias="Lobby A")
-    bin_ = DeviceBinFactory(device=device, index=1, material_code="BEAN-ARABICA", low_threshold_pct=20)
     form = {
         "alias": "Hall B",
         "location": "",
         "offline_timeout_s": "",
-        "bins-TOTAL_FORMS": 1,
-        "bins-INITIAL_FORMS": 1,
+        "bins-TOTAL_FORMS": 0,
+        "bins-INITIAL_FORMS": 0,
         "bins-MIN_NUM_FORMS": 0,
         "bins-MAX_NUM_FORMS": 1000,
-        "bins-0-id": bin_.pk,
-        "bins-0-device": device.pk,
-        "bins-0-low_threshold_pct": 35,
     }
     response = client.post(change_url(device), form)
     assert response.status_code == 302, response.content[:2000]
     assert_audited("device.updated", device, **by(client, "admin"), changes={"alias": ["Lobby A", "Hall B"]})
-    row = assert_audited("admin.changed", device, **by(client, "admin"))
-    assert "threshold" in row.changes["message"].lower()
+    assert_audited("admin.changed", device, **by(client, "admin"))
+
+
+def test_a_bins_threshold_changed_in_the_admin_and_a_refill_through_the_api_are_recorded(
+    merchant, admin_site, as_role
+):
+    client = admin_site(Role.OPS)
+    bin_ = DeviceBinFactory(device=DeviceFactory(merchant=merchant), index=1, remaining=100, level_pct=10)
+    url = reverse("admin:inventory_bin_change_threshold", args=[bin_.pk])
+    response = client.post(url, {**SUBMITTED, "low_threshold_pct": 35})
+    assert response.status_code in (200, 302), response.content[:2000]
+    row = assert_audited(
+        "bin.threshold_changed", bin_, **by(client, "admin"), changes={"low_threshold_pct": ["15.0", "35.0"]}
+    )
+    assert row.merchant_id == merchant.pk
+
+    ops = as_role(Role.OPS)
+    ops.post(f"/api/v1/bins/{bin_.pk}/refill", {"amount": 500}, format="json")
+    assert_audited(
+        "bin.refilled", bin_, **by(ops), changes={"amount": "500.0", "remaining": ["100.0", "600.0"]}
+    )
 
 
 def test_a_merchants_secret_rotated_in_the_admin_and_on_the_command_line_is_recorded(merchant, admin_site):

@@ -24,7 +24,7 @@ def test_boiler_temperature_stays_physical_and_hovers_around_92c_over_10k_steps(
     assert max(readings) > 94.0, "it has overshoots"
 
 
-def test_bin_levels_never_leave_zero_to_capacity_and_near_empty_bins_get_refilled():
+def test_bin_levels_never_leave_zero_to_capacity_and_every_bin_runs_low_and_gets_refilled():
     machine = make_machine()
     refills: list[int] = []
 

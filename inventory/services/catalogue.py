@@ -13,6 +13,7 @@ from coffeeshop.exceptions import Invalid, unique_or_conflict
 from inventory.models import EDITABLE_FIELDS, Material
 from inventory.resources import MaterialResource, row_report
 from inventory.selectors import forget_material_codes
+from inventory.services.bins import follow_material_threshold
 
 
 def _checked(material: Material) -> None:
@@ -66,6 +67,9 @@ def update_material(material: Material, **changes) -> Material:
     changed = audit.save_changes(material, changes)
     if changed:
         audit.record("material.updated", material, changes=changed)
+    if "low_threshold_pct" in changed:
+        follow_material_threshold(material)
+        _codes_changed(material)
     return material
 
 
@@ -113,6 +117,7 @@ def import_materials(merchant: Merchant, dataset: tablib.Dataset, *, dry_run: bo
     Any invalid row raises Invalid with every row in its details, and nothing is written; so does a
     dry run never write."""
     with transaction.atomic():
+        thresholds_before = dict(merchant.materials.values_list("code", "low_threshold_pct"))
         result = MaterialResource(merchant=merchant).import_data(
             dataset,
             dry_run=dry_run,
@@ -134,5 +139,8 @@ def import_materials(merchant: Merchant, dataset: tablib.Dataset, *, dry_run: bo
                         row.instance,
                         changes={"row": reported["row"], "status": reported["status"]},
                     )
+                before = thresholds_before.get(row.instance.code)
+                if reported["status"] == "updated" and before != row.instance.low_threshold_pct:
+                    follow_material_threshold(row.instance)
             transaction.on_commit(lambda: forget_material_codes(merchant.pk))
     return report

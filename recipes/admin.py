@@ -1,1 +1,0 @@
-"""The recipes admin pages: recipe versions, packages and rollouts."""

@@ -1,0 +1,2 @@
+"""Recipes and their versions in the admin: drafts edited with the schema's errors inline, diffs,
+publishing."""

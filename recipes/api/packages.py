@@ -1,0 +1,3 @@
+"""The staff API of recipe packages: create (a build job), list, download."""
+
+ROUTES: list = []  # (prefix, viewset, basename)

@@ -1,0 +1,3 @@
+"""The staff API of recipes and their versions."""
+
+ROUTES: list = []  # (prefix, viewset, basename)

@@ -1,1 +1,0 @@
-"""Every write that carries a rule about recipes, packages and rollouts."""
