@@ -1,33 +1,34 @@
-"""The material catalogue at scale: a 10,000-row spreadsheet imported through the API and through the
-admin (preview, confirm, and the same file once more), beside the bare view of the same server.
+"""The material catalogue and the fleet's bins at scale: a 10,000-row spreadsheet imported through the
+API and through the admin (preview, confirm, and the same file once more), and the fleet bin page with
+5,000 machines × 8 bins, each request beside the bare view of the same server in the same run.
 
-    .venv/bin/python bench/inventory.py [--rows 10000] [--worker-timeout 30] [--workers 2]
+    .venv/bin/python bench/inventory.py [--rows 10000] [--worker-timeout 30] [--machines 5000]
+                                        [--part all|import|bins] [--workers 2]
 
 What it does, in order (bench/README.md, "Materials", explains how to read the result):
 
-1. creates a fresh PostgreSQL database `coffeeshop_bench_inv` (dropping only that one), migrates it and
-   seeds four merchants, each with an Ops user of its own (a DRF token, a password);
-2. writes the sheet: --rows materials as a manager's Excel saves them (UTF-8 with BOM, CRLF), every
-   column the import reads (code, name, kind, unit, density, low_threshold_pct, cost_per_unit,
-   supplier, enabled, merchant), Chinese and English names, quoted commas, stray spaces and capitals,
-   blank cells that take defaults, enabled as 1/0/true/no/…;
-3. starts the production server configuration as bench/heartbeat.py does (its code): gunicorn sync
+1. creates a fresh PostgreSQL database `coffeeshop_bench_inv` (dropping only that one), migrates it,
+   runs collectstatic (production's admin needs it) and seeds four merchants with an Ops user each
+   (a DRF token, a password), and with bulk_create a fifth: --machines machines of 8 bins, their
+   catalogue, locations and an Ops user (bench/inventory_bins.py);
+2. starts the production server configuration as bench/heartbeat.py does (its code): gunicorn sync
    workers on `coffeeshop.wsgi` (gunicorn.conf.py's worker, gunicorn's worker timeout unless
    --worker-timeout), DJANGO_ENV=production, PostgreSQL, Redis, `bench.settings` (the app's settings
    plus `/bench/ceiling`);
-4. times the bare view `GET /bench/ceiling` (sequential requests, the same client), before and after;
-5. through the API, as the first merchant's Ops user with a token: `POST /api/v1/materials/import`
-   with `dry_run=true` (the preview), then without (the confirm), then the same file again (every row
-   unchanged: the usual re-import);
-6. through the admin, as the second merchant's Ops user, as a browser does: the login form, the import
-   page, the upload (the preview page), the confirmation, the list it lands on; then the same file again;
-7. counts the database queries of the same requests on a --sample-rows sheet, in a Django shell
-   (Django's test client on the production settings, the third and fourth merchants);
-8. checks in the database that each of the first two merchants holds exactly --rows materials, each
-   as the sheet says, and that the second import rewrote none of them;
-9. prints a Markdown table, writes bench/results/inventory-<timestamp>.json, stops gunicorn.
+3. times the bare view `GET /bench/ceiling` (sequential requests, the same client), before and after;
+4. the import (bench/inventory_import.py): writes the sheet as a manager's Excel saves it (UTF-8 with
+   BOM, every column the import reads, Chinese names), and imports it through the API with a token
+   (`dry_run=true`, then the confirm, then the same file again) and through the admin as a browser does
+   (login, the import page, the upload and its preview page, the confirmation, the list; then the same
+   file again); counts the queries of the same requests on a --sample-rows sheet in a Django shell; and
+   checks that each catalogue holds exactly --rows materials as the sheet says, none saved by the
+   second import;
+5. the bin page: page 1, the middle page and `state=low&material=…`, through `GET /api/v1/bins` and
+   `/admin/inventory/bin/`, sequential requests each checked (count, filter, urgency order), and the
+   queries of each in a Django shell;
+6. prints Markdown tables, writes bench/results/inventory-<timestamp>.json, stops gunicorn.
 
-It exits 1 when a phase got no reply or a wrong one, or the database check fails. It leaves no process
+It exits 1 when a phase got no reply or a wrong one, or a database check fails. It leaves no process
 behind (gunicorn runs in its own process group, killed in `finally`), deletes its Redis keys, and drops
 no database but `coffeeshop_bench_inv`, which it leaves in place for inspection.
 """
@@ -64,6 +65,7 @@ from bench.heartbeat import (  # noqa: E402  (the server-starting code is bench/
     start_gunicorn,
     versions,
 )
+from bench.inventory_bins import BINS_PER_MACHINE, bins_table, measure_bins, seed_fleet  # noqa: E402
 from bench.inventory_import import catalogue_line, import_table, measure_import  # noqa: E402
 from bench.orders import step  # noqa: E402
 from bench.runner import guarded, run_files, verdict  # noqa: E402
@@ -122,11 +124,17 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--ceiling-requests", type=int, default=200, help="bare-view requests, before and after"
     )
     parser.add_argument(
-        "--sample-rows", type=int, default=200, help="rows of the query-count sheet (0: none)"
+        "--sample-rows", type=int, default=100, help="rows of the query-count sheet (0: none)"
+    )
+    parser.add_argument("--machines", type=int, default=5_000, help=f"machines of {BINS_PER_MACHINE} bins")
+    parser.add_argument("--page-requests", type=int, default=20, help="requests per bin-page case")
+    parser.add_argument("--page-seconds", type=float, default=6, help="time bound per bin-page case")
+    parser.add_argument(
+        "--part", choices=["all", "import", "bins"], default="all", help="the import, the bin page, or both"
     )
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help="Redis for the server (%(default)s)")
     args = parser.parse_args(argv)
-    for name in ("rows", "workers", "worker_timeout", "ceiling_requests"):
+    for name in ("rows", "workers", "worker_timeout", "ceiling_requests", "machines", "page_requests"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.sample_rows < 0:
@@ -166,6 +174,7 @@ def run(children, args, env, *, stamp: str, log_path: Path, workdir: Path, comma
     step("collectstatic (the admin's pages answer 500 in production until it has run)")
     manage(env, "collectstatic", "--no-input")
     seed = shell_json(env, SEED.format(people=PEOPLE, password=PASSWORD))
+    fleet = seed_fleet(env, machines=args.machines, password=PASSWORD) if args.part != "import" else None
 
     port = free_port()
     production_timeout = args.worker_timeout == gunicorn_default_timeout()
@@ -186,18 +195,30 @@ def run(children, args, env, *, stamp: str, log_path: Path, workdir: Path, comma
     ceiling = {"before": ceiling_latency_ms(probe, requests=args.ceiling_requests)}
     step(f"bare view: p50 {ceiling['before']['p50_ms']:.2f} ms, {ceiling['before']['requests']} requests")
 
-    imported = measure_import(
-        port=port,
-        server_pid=server.pid,
-        log_path=log_path,
-        env=env,
-        db_name=DB_NAME,
-        seed=seed,
-        people=PEOPLE,
-        password=PASSWORD,
-        args=args,
-        workdir=workdir,
-    )
+    imported = bins = None
+    if args.part != "bins":
+        imported = measure_import(
+            port=port,
+            server_pid=server.pid,
+            log_path=log_path,
+            env=env,
+            db_name=DB_NAME,
+            seed=seed,
+            people=PEOPLE,
+            password=PASSWORD,
+            args=args,
+            workdir=workdir,
+        )
+    if fleet is not None:
+        bins = measure_bins(
+            port=port,
+            server_pid=server.pid,
+            env=env,
+            db_name=DB_NAME,
+            fleet=fleet,
+            password=PASSWORD,
+            args=args,
+        )
     ceiling["after"] = ceiling_latency_ms(probe, requests=args.ceiling_requests)
     probe.close()
     step(f"bare view after: p50 {ceiling['after']['p50_ms']:.2f} ms")
@@ -216,8 +237,12 @@ def run(children, args, env, *, stamp: str, log_path: Path, workdir: Path, comma
         "command": " ".join(command),
         "commit": git_commit(),
         "config": {
+            "part": args.part,
             "rows": args.rows,
-            "sheet_bytes": imported["sheet_bytes"],
+            "sheet_bytes": imported and imported["sheet_bytes"],
+            "machines": args.machines,
+            "bins_per_machine": BINS_PER_MACHINE,
+            "page_requests": args.page_requests,
             "gunicorn_workers": args.workers,
             "worker_class": "coffeeshop.shedding.SheddingSyncWorker",
             "worker_timeout_s": args.worker_timeout,
@@ -229,26 +254,35 @@ def run(children, args, env, *, stamp: str, log_path: Path, workdir: Path, comma
         "versions": versions(pg_version, use_redis=False),
         "ceiling": ceiling,
         "import": imported,
+        "bins": bins,
         "load_average_1_5_15": {"before": load_before, "after": os.getloadavg()},
         "shared_machine_phases": [
-            p["name"] for p in imported["phases"] if p.get("cpu", {}).get("other_cores", 0) > NOISE_CORES
+            p["name"]
+            for p in [*(imported or {}).get("phases", []), *(bins or {}).get("cases", [])]
+            if p.get("cpu", {}).get("other_cores", 0) > NOISE_CORES
         ],
-        "problems": imported["problems"],
+        "problems": [*(imported or {}).get("problems", []), *(bins or {}).get("problems", [])],
         "elapsed_s": round(time.monotonic() - started, 1),
     }
     out_path = RESULTS_DIR / f"inventory-{stamp}.json"
     out_path.write_text(json.dumps(report, indent=2, default=str, ensure_ascii=False) + "\n")
     print()
     print(
-        f"{args.rows:,}-row sheet, {args.workers} gunicorn sync workers, worker timeout "
-        f"{args.worker_timeout} s, PostgreSQL + Redis; sequential requests; load average "
-        f"{load_before[0]:.1f} → {os.getloadavg()[0]:.1f}; {report['elapsed_s']:.0f} s in all"
+        f"{args.workers} gunicorn sync workers, worker timeout {args.worker_timeout} s, PostgreSQL + Redis; "
+        f"sequential requests; load average {load_before[0]:.1f} → {os.getloadavg()[0]:.1f}; "
+        f"{report['elapsed_s']:.0f} s in all"
     )
-    print()
-    print(import_table(report))
-    print()
-    for who, found in imported["database_check"].items():
-        print(f"database, {who} catalogue: {catalogue_line(found)}")
+    if imported:
+        print()
+        print(import_table(report))
+        print()
+        for who, found in imported["database_check"].items():
+            print(f"database, {who} catalogue: {catalogue_line(found)}")
+    if bins:
+        print()
+        print(bins_table(report))
+        print()
+        print(f"tables: {', '.join(f'{name} {size}' for name, size in bins['table_sizes'].items())}")
     return verdict(
         out_path, report["problems"], noisy=report["shared_machine_phases"], noise_cores=NOISE_CORES
     )

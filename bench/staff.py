@@ -184,15 +184,22 @@ def ceiling_latency_ms(client: StaffClient, *, requests: int = 200, max_s: float
 
 @contextlib.contextmanager
 def counting_queries():
-    """Inside a Django process (the bench's `manage.py shell` scripts): {"queries": n}, the queries sent
-    on the default connection while `with`-ed."""
+    """Inside a Django process (the bench's `manage.py shell` scripts): {"queries": n, "seconds": s,
+    "slowest": (s, sql)}, the queries sent on the default connection while `with`-ed, the time spent
+    waiting for them, and the one that took longest."""
     from django.db import connection
 
-    counter = {"queries": 0}
+    counter = {"queries": 0, "seconds": 0.0, "slowest": (0.0, "")}
 
     def count(execute, sql, params, many, context):
         counter["queries"] += 1
-        return execute(sql, params, many, context)
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            took = time.perf_counter() - started
+            counter["seconds"] += took
+            counter["slowest"] = max(counter["slowest"], (took, sql))
 
     with connection.execute_wrapper(count):
         yield counter
