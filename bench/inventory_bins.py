@@ -7,11 +7,11 @@ run, and the database queries of each request.
 from __future__ import annotations
 
 import re
-import time
 
-from bench.heartbeat import HOST, BenchError, cpu_between, cpu_snapshot, shell_json
+from bench.heartbeat import HOST, BenchError, shell_json
 from bench.inventory_import import ratio
 from bench.orders import pg, step
+from bench.runner import cpu_meter
 from bench.staff import StaffClient, latency_ms
 
 FLEET_MERCHANT = "Bench Fleet Co"
@@ -205,15 +205,12 @@ def measure_bins(*, port, server_pid, env, db_name, fleet: dict, password: str, 
             try:
                 for _ in range(2):  # warm: this case's plan, and each worker's first of its kind
                     send()
-                before, own_before = cpu_snapshot(server_pid), time.process_time()
-                started = time.monotonic()
+                cores = cpu_meter(server_pid)
                 timing = latency_ms(send, requests=args.page_requests, max_s=args.page_seconds, warmup=0)
             except BenchError as exc:
                 problems.append(str(exc))
                 continue
-            timing["cpu"] = cpu_between(before, cpu_snapshot(server_pid), timing["requests"])
-            own = (time.process_time() - own_before) / (time.monotonic() - started)
-            timing["cpu"]["other_cores"] = round(max(0.0, timing["cpu"]["other_cores"] - own), 2)
+            timing["cpu"] = cores(timing["requests"])
             results.append({"name": name, "path": path, **timing})
             step(
                 f"{name}: p50 {timing['p50_ms']:.1f} ms, p95 {timing['p95_ms']:.1f} ms ({timing['requests']})"

@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from bench.heartbeat import HOST, cpu_between, cpu_snapshot, shell_json
+from bench.heartbeat import HOST, shell_json
 from bench.orders import pg, step
+from bench.runner import cpu_meter
 from bench.staff import StaffClient, read_form
 
 IMPORT_URL = "/admin/inventory/material/import/"
@@ -130,7 +131,7 @@ class Run:
 
         timeouts_before = self.worker_timeouts()
         started_at = datetime.now(UTC).isoformat()
-        before, own_before = cpu_snapshot(self.server_pid), time.process_time()
+        cores = cpu_meter(self.server_pid)
         started = time.perf_counter()
         reply, outcome = None, "ok"
         try:
@@ -142,12 +143,8 @@ class Run:
             time.sleep(0.5)  # the arbiter's log line of a kill can trail the reply
         if self.worker_timeouts() > timeouts_before:  # the worker answers 500 as it is killed
             outcome = f"killed by gunicorn's worker timeout ({self.timeout_s} s)"
-        cpu = cpu_between(before, cpu_snapshot(self.server_pid), 1)
-        own = (time.process_time() - own_before) / max(seconds, 1e-9)
-        cpu["bench_client_cores"] = round(own, 2)
-        cpu["other_cores"] = round(max(0.0, cpu["other_cores"] - own), 2)
-        for unused in ("wrk_cores", "gunicorn_cpu_ms_per_request"):
-            cpu.pop(unused, None)
+        cpu = cores(1)
+        cpu.pop("gunicorn_cpu_ms_per_request")  # one request: gunicorn's cores say it
         record = {
             "name": name,
             "started_at": started_at,

@@ -7,11 +7,22 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.heartbeat import RESULTS_DIR, ROOT, VENV_BIN, BenchError, Children, Interrupted, _raise_interrupted
+from bench.heartbeat import (
+    RESULTS_DIR,
+    ROOT,
+    VENV_BIN,
+    BenchError,
+    Children,
+    Interrupted,
+    _raise_interrupted,
+    cpu_between,
+    cpu_snapshot,
+)
 
 
 def run_files(benchmark: str) -> tuple[str, Path]:
@@ -58,3 +69,20 @@ def verdict(out_path: Path, problems: list[str], *, noisy: list[str], noise_core
         print("\nFAILED: the run cannot be trusted:\n  - " + "\n  - ".join(problems), file=sys.stderr)
         return 1
     return 0
+
+
+def cpu_meter(server_pid: int) -> Callable[[int], dict]:
+    """Starts counting who uses the cores; the function it returns stops and says, for `requests`
+    requests: `cpu_between`'s figures, with this process's own CPU (the bench's client) out of the
+    other processes'."""
+    before, own_before, started = cpu_snapshot(server_pid), time.process_time(), time.monotonic()
+
+    def stop(requests: int = 1) -> dict:
+        cpu = cpu_between(before, cpu_snapshot(server_pid), requests)
+        own = (time.process_time() - own_before) / max(time.monotonic() - started, 1e-9)
+        cpu["bench_client_cores"] = round(own, 2)
+        cpu["other_cores"] = round(max(0.0, cpu["other_cores"] - own), 2)
+        cpu.pop("wrk_cores", None)
+        return cpu
+
+    return stop
