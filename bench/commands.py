@@ -58,8 +58,10 @@ from bench.heartbeat import (  # noqa: E402 (run as a script: the project root g
     Children,
     Interrupted,
     _raise_interrupted,
+    delete_redis_keys,
     git_commit,
     manage,
+    recreate_database,
     server_env,
     shell_json,
 )
@@ -67,7 +69,6 @@ from bench.heartbeat import (  # noqa: E402 (run as a script: the project root g
 RESULTS_DIR = ROOT / "bench" / "results"
 HOST = "127.0.0.1"  # the only address this benchmark ever sends traffic to
 DB_NAME = "coffeeshop_bench_commands"
-DB_ADMIN_URL = f"postgresql://postgres@{HOST}:5432/postgres"
 DB_URL = f"postgres://postgres@{HOST}:5432/{DB_NAME}"
 DEFAULT_REDIS_URL = f"redis://{HOST}:6379/8"
 FLEET_MERCHANT = "Bench Fleet Co"
@@ -144,23 +145,6 @@ rows = CommandBatch.objects.filter(pk__in={batch_ids!r}).annotate(
     n=Count("commands"), by_socket=Count("commands", filter=Q(commands__delivery_channel="websocket")))
 print("BENCH_JSON " + json.dumps({{str(b.pk): [b.n, b.by_socket] for b in rows}}))
 """
-
-
-def recreate_database() -> str:
-    import psycopg
-
-    with psycopg.connect(DB_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-        return conn.execute("SHOW server_version").fetchone()[0]
-
-
-def delete_redis_keys(redis_url: str, prefix: str) -> int:
-    import redis
-
-    client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
-    names = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    return sum(client.delete(*names[i : i + 1000]) for i in range(0, len(names), 1000))
 
 
 def bench_env(redis_url: str, key_prefix: str) -> dict[str, str]:
@@ -479,7 +463,7 @@ def main(argv=None) -> int:
         except redis.RedisError as exc:
             raise BenchError(f"Redis at {args.redis_url} is not reachable ({exc}): start it first") from exc
         step(f"fresh database {DB_NAME} on {HOST}:5432")
-        pg_version = recreate_database()
+        pg_version = recreate_database(DB_NAME)
         manage(env, "migrate", "--no-input")
         step(f"seeding {args.devices:,} + {args.sockets} machines straight into the database")
         seed = shell_json(
@@ -642,7 +626,7 @@ def main(argv=None) -> int:
     finally:
         children.stop_all()
         with contextlib.suppress(Exception):
-            delete_redis_keys(args.redis_url, key_prefix)
+            delete_redis_keys(key_prefix, args.redis_url)
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
 

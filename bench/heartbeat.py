@@ -181,23 +181,24 @@ def shell_json(env: dict[str, str], code: str) -> dict:
 # --- Database and Redis ---------------------------------------------------------------------------
 
 
-def recreate_database() -> str:
+def recreate_database(name: str = DB_NAME) -> str:
+    """Drop and create the bench database `name` (that one only); returns PostgreSQL's version."""
     import psycopg
 
     with psycopg.connect(DB_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
         return conn.execute("SHOW server_version").fetchone()[0]
 
 
-def redis_client():
+def redis_client(url: str = REDIS_URL):
     import redis
 
-    return redis.Redis.from_url(REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
 
-def delete_redis_keys(prefix: str) -> int:
-    client = redis_client()
+def delete_redis_keys(prefix: str, url: str = REDIS_URL) -> int:
+    client = redis_client(url)
     deleted = 0
     batch = []
     for name in client.scan_iter(match=f"{prefix}*", count=1000):
@@ -289,13 +290,22 @@ def wait_until_ready(proc: subprocess.Popen, port: int, log_path: Path, timeout_
 
 
 def start_gunicorn(
-    children: Children, env: dict[str, str], *, workers: int, port: int, log_path: Path
+    children: Children,
+    env: dict[str, str],
+    *,
+    workers: int,
+    port: int,
+    log_path: Path,
+    timeout_s: int | None = None,
 ) -> subprocess.Popen:
-    """The production web server: `workers` gunicorn sync workers on 127.0.0.1:`port`, once it answers."""
+    """The production web server: `workers` gunicorn sync workers on 127.0.0.1:`port`, once it answers.
+    `timeout_s` replaces gunicorn's worker timeout (30 s, which production keeps) when given."""
     command = [str(VENV_BIN / "gunicorn"), "coffeeshop.wsgi", "--workers", str(workers)]
     # Sync workers that shed requests past MAX_QUEUE_WAIT_MS in the backlog, as gunicorn.conf.py says.
     command += ["--worker-class", "coffeeshop.shedding.SheddingSyncWorker", "--bind", f"{HOST}:{port}"]
     command += ["--log-level", "warning"]
+    if timeout_s is not None:
+        command += ["--timeout", str(timeout_s)]
     with log_path.open("w") as log:
         server = children.start(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     wait_until_ready(server, port, log_path)

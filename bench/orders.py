@@ -62,6 +62,7 @@ from bench.heartbeat import (  # noqa: E402  (the server-starting code is bench/
     free_port,
     git_commit,
     manage,
+    recreate_database,
     redis_client,
     register_fleet,
     server_env,
@@ -77,7 +78,6 @@ except ImportError:  # pragma: no cover
     NOISE_CORES = 0.1
 
 DB_NAME = "coffeeshop_bench_orders"
-DB_ADMIN_URL = f"postgresql://postgres@{HOST}:5432/postgres"
 DB_URL = f"postgres://postgres@{HOST}:5432/{DB_NAME}"
 MERCHANT_A = "Bench Coffee Co"
 MERCHANT_B = "Second Cup Ltd"
@@ -106,13 +106,6 @@ def pg(dbname: str = DB_NAME, **kwargs):
     import psycopg
 
     return psycopg.connect(f"postgresql://postgres@{HOST}:5432/{dbname}", connect_timeout=5, **kwargs)
-
-
-def recreate_database(name: str = DB_NAME) -> str:
-    with pg("postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-        return conn.execute("SHOW server_version").fetchone()[0]
 
 
 SEED = """
@@ -672,7 +665,7 @@ def main(argv=None) -> int:
             except Exception as exc:
                 raise BenchError(f"Redis at {REDIS_URL} is not reachable ({exc}); use --no-redis") from exc
         step(f"fresh database {DB_NAME} on {HOST}:5432")
-        pg_version = recreate_database()
+        pg_version = recreate_database(DB_NAME)
         manage(env, "migrate", "--no-input")
         secret = shell_json(env, SEED_SECRET.format(merchant_a=MERCHANT_A))["secret"]
 

@@ -63,6 +63,7 @@ from bench.heartbeat import (  # noqa: E402  (the server-starting code is bench/
     cpu_snapshot,
     free_port,
     manage,
+    recreate_database,
     register_fleet,
     server_env,
     shell_json,
@@ -72,7 +73,7 @@ from bench.heartbeat import (  # noqa: E402  (the server-starting code is bench/
 )
 from bench.loadgen import Exchange, LoadGenerator  # noqa: E402
 from bench.orders import pg as orders_pg  # noqa: E402
-from bench.orders import recreate_database, step  # noqa: E402
+from bench.orders import step  # noqa: E402
 
 DB_NAME = "coffeeshop_bench_overload"
 DB_URL = f"postgres://postgres@{HOST}:5432/{DB_NAME}"

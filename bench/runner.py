@@ -1,0 +1,88 @@
+"""How a bench script begins and ends: its result files, the processes it started stopped whatever
+happens (an error, Ctrl-C, SIGTERM or SIGHUP), and the verdict it prints and exits with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.heartbeat import (
+    RESULTS_DIR,
+    ROOT,
+    VENV_BIN,
+    BenchError,
+    Children,
+    Interrupted,
+    _raise_interrupted,
+    cpu_between,
+    cpu_snapshot,
+)
+
+
+def run_files(benchmark: str) -> tuple[str, Path]:
+    """This run's timestamp and the log beside its JSON: bench/results/<benchmark>-<timestamp>.log."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    return stamp, RESULTS_DIR / f"{benchmark}-{stamp}.log"
+
+
+def guarded(script: str, body: Callable[[Children], int], *, cleanup: tuple[Callable, ...] = ()) -> int:
+    """`body(children)`'s exit code; a BenchError is a message and 1, an interruption 130. Every process
+    started through `children` is stopped and each `cleanup` run (its errors ignored) in any case."""
+    children = Children()
+    old_handlers = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        if not (VENV_BIN / "gunicorn").exists():
+            print(f"{VENV_BIN / 'gunicorn'} is missing: run `make install` first.", file=sys.stderr)
+            return 2
+        return body(children)
+    except BenchError as exc:
+        print(f"\n{script}: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, Interrupted):
+        print(f"\n{script}: interrupted; stopping what it started", file=sys.stderr)
+        return 130
+    finally:
+        children.stop_all()
+        for step in cleanup:
+            with contextlib.suppress(Exception):
+                step()
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+
+
+def verdict(out_path: Path, problems: list[str], *, noisy: list[str], noise_cores: float) -> int:
+    """The closing lines (a shared-machine warning, where the results are, what failed) and the exit code."""
+    if noisy:
+        print(
+            f"WARNING: other processes used more than {noise_cores} core during {', '.join(noisy)}: those "
+            "figures are noisy; run again on an idle machine before quoting them"
+        )
+    print(f"results: {out_path.relative_to(ROOT)}")
+    if problems:
+        print("\nFAILED: the run cannot be trusted:\n  - " + "\n  - ".join(problems), file=sys.stderr)
+        return 1
+    return 0
+
+
+def cpu_meter(server_pid: int) -> Callable[[int], dict]:
+    """Starts counting who uses the cores; the function it returns stops and says, for `requests`
+    requests: `cpu_between`'s figures, with this process's own CPU (the bench's client) out of the
+    other processes'."""
+    before, own_before, started = cpu_snapshot(server_pid), time.process_time(), time.monotonic()
+
+    def stop(requests: int = 1) -> dict:
+        cpu = cpu_between(before, cpu_snapshot(server_pid), requests)
+        own = (time.process_time() - own_before) / max(time.monotonic() - started, 1e-9)
+        cpu["bench_client_cores"] = round(own, 2)
+        cpu["other_cores"] = round(max(0.0, cpu["other_cores"] - own), 2)
+        cpu.pop("wrk_cores", None)
+        return cpu
+
+    return stop
