@@ -19,6 +19,7 @@ class Capability(models.TextChoices):
     OPERATE_DEVICES = "operate_devices", _("Operate machines: edit, rotate or revoke tokens, send commands")
     REFUND = "refund", _("Refund orders and resolve exceptions")
     MANAGE_MATERIALS = "manage_materials", _("Manage materials, bins and refills")
+    MANAGE_RECIPES = "manage_recipes", _("Manage recipes, their versions, packages and rollouts")
     MANAGE_USERS = "manage_users", _("Manage users")
     MANAGE_MERCHANTS = (
         "manage_merchants",
@@ -30,7 +31,13 @@ class Capability(models.TextChoices):
 ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
     Role.VIEWER: frozenset({Capability.VIEW}),
     Role.OPS: frozenset(
-        {Capability.VIEW, Capability.OPERATE_DEVICES, Capability.REFUND, Capability.MANAGE_MATERIALS}
+        {
+            Capability.VIEW,
+            Capability.OPERATE_DEVICES,
+            Capability.REFUND,
+            Capability.MANAGE_MATERIALS,
+            Capability.MANAGE_RECIPES,
+        }
     ),
     Role.ADMIN: frozenset(Capability.values),
 }

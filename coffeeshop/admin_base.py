@@ -162,6 +162,27 @@ class ScopedModelAdmin(RoleScopedMixin, ModelAdmin):
         return redirect_after_dialog(request, url)
 
 
+class MerchantOwnedAdmin(ScopedModelAdmin):
+    """A page of rows that each belong to one merchant (their `merchant` field): only platform staff see
+    the merchant column and filter (everyone else sees one merchant's rows, or a few of their own), and a
+    new row's merchant is preset for a user who has just one."""
+
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        return [*shown, "merchant"] if sees_all_merchants(request.user) else shown
+
+    def get_list_filter(self, request):
+        filters = super().get_list_filter(request)
+        return [("merchant", ScopedRelatedFilter), *filters] if sees_all_merchants(request.user) else filters
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        own = list(merchants_for(request.user)[:2])
+        if len(own) == 1:
+            initial.setdefault("merchant", own[0].pk)
+        return initial
+
+
 class ScopedTabularInline(RoleScopedMixin, TabularInline):
     """An inline with the same role checks and scoping as its page."""
 

@@ -63,6 +63,21 @@ UNFOLD = {
                 ],
             },
             {
+                "title": _("Recipes"),
+                "items": [
+                    {
+                        "title": _("Recipes"),
+                        "icon": "menu_book",
+                        "link": reverse_lazy("admin:recipes_recipe_changelist"),
+                    },
+                    {
+                        "title": _("Recipe versions"),
+                        "icon": "history_edu",
+                        "link": reverse_lazy("admin:recipes_recipeversion_changelist"),
+                    },
+                ],
+            },
+            {
                 "title": _("Operations"),
                 "items": [
                     {

@@ -12,8 +12,7 @@ from unfold.widgets import UnfoldAdminSelectWidget
 
 from accounts.models import Capability
 from accounts.selectors import merchants_for
-from accounts.tenancy import sees_all_merchants
-from coffeeshop.admin_base import ScopedModelAdmin, ScopedRelatedFilter
+from coffeeshop.admin_base import MerchantOwnedAdmin, ScopedModelAdmin, ScopedRelatedFilter
 from devices.admin import bin_level_element
 from inventory import services
 from inventory.forms import RefillForm, ThresholdForm
@@ -58,7 +57,7 @@ class MaterialConfirmImportForm(forms.Form):
 
 
 @admin.register(Material)
-class MaterialAdmin(ScopedModelAdmin, ImportExportModelAdmin):
+class MaterialAdmin(MerchantOwnedAdmin, ImportExportModelAdmin):
     """Each merchant's catalogue: machines name its codes in their bin reports. Never deleted, disabled."""
 
     write_capability = Capability.MANAGE_MATERIALS
@@ -77,21 +76,6 @@ class MaterialAdmin(ScopedModelAdmin, ImportExportModelAdmin):
     fields = ["merchant", "code", *EDITABLE_FIELDS, "is_enabled", "created_at", "updated_at"]
     readonly_fields = ["created_at", "updated_at"]
     actions = ["disable_materials", "enable_materials"]
-
-    def get_list_display(self, request):
-        shown = super().get_list_display(request)
-        return [*shown, "merchant"] if sees_all_merchants(request.user) else shown
-
-    def get_list_filter(self, request):
-        filters = super().get_list_filter(request)
-        return [("merchant", ScopedRelatedFilter), *filters] if sees_all_merchants(request.user) else filters
-
-    def get_changeform_initial_data(self, request):
-        initial = super().get_changeform_initial_data(request)
-        own = list(merchants_for(request.user)[:2])
-        if len(own) == 1:
-            initial.setdefault("merchant", own[0].pk)
-        return initial
 
     def get_readonly_fields(self, request, obj=None):
         # Machines already report this code: renaming it, or moving it, would orphan their bins.

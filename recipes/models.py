@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Merchant
 from accounts.tenancy import TenantQuerySet
+from coffeeshop.exceptions import Conflict
 
 
 class RecipeQuerySet(TenantQuerySet):
@@ -117,6 +118,25 @@ class RecipeVersion(models.Model):
 
     def __str__(self):
         return f"{self.recipe.product_id} v{self.number}"
+
+    def save(self, *args, **kwargs):
+        """A version read as published is never written again, whoever calls save(): the services refuse
+        first with a friendlier message, this catches any code path that forgets to ask them."""
+        if getattr(self, "_stored_status", None) == self.Status.PUBLISHED:
+            raise Conflict(_("A published version never changes: clone it into a new draft."))
+        super().save(*args, **kwargs)
+        self._stored_status = self.status
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        version = super().from_db(db, field_names, values)
+        version._stored_status = version.__dict__.get("status")  # absent when deferred
+        return version
+
+    def refresh_from_db(self, using=None, fields=None, from_queryset=None):
+        super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
+        if fields is None or "status" in fields:
+            self._stored_status = self.status
 
     @property
     def is_published(self) -> bool:

@@ -158,3 +158,39 @@ class RefundFactory(factory.django.DjangoModelFactory):
     reason = "customer complaint"
     status = "succeeded"
     created_by = factory.SubFactory(UserFactory)
+
+
+# --- Recipes --------------------------------------------------------------------------------------
+
+# The protocol's example latte (../shared/protocol.md, Recipe packages): its materials are DEMO_MATERIALS.
+LATTE_STEPS = [
+    {"action": "grind", "material": "BEAN-ARABICA", "amount": 18, "unit": "g"},
+    {"action": "brew", "water_ml": 40, "temperature_c": 93},
+    {"action": "add", "material": "MILK-POWDER", "amount": 12, "unit": "g"},
+    {"action": "pour", "water_ml": 180},
+]
+
+
+class RecipeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "recipes.Recipe"
+
+    merchant = factory.SubFactory(MerchantFactory)
+    product_id = factory.Sequence(lambda n: f"product-{n}")
+    name = factory.LazyAttribute(lambda r: r.product_id.replace("-", " ").title())
+    category = "coffee"
+    price = factory.LazyFunction(lambda: Decimal("18.00"))
+
+
+class RecipeVersionFactory(factory.django.DjangoModelFactory):
+    """A version as stored, without the services' checks: a draft unless status="published" (then with
+    its publication time). Numbers follow on per recipe."""
+
+    class Meta:
+        model = "recipes.RecipeVersion"
+
+    recipe = factory.SubFactory(RecipeFactory)
+    number = factory.LazyAttribute(lambda v: v.recipe.versions.count() + 1)
+    status = "draft"
+    definition = factory.LazyFunction(lambda: {"steps": [dict(step) for step in LATTE_STEPS]})
+    published_at = factory.LazyAttribute(lambda v: timezone.now() if v.status == "published" else None)

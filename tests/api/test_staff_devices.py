@@ -541,12 +541,13 @@ def test_the_location_list_filters_by_city(staff_client, merchant):
     ("role", "capabilities"),
     [
         (Role.VIEWER, ["view"]),
-        (Role.OPS, ["manage_materials", "operate_devices", "refund", "view"]),
+        (Role.OPS, ["manage_materials", "manage_recipes", "operate_devices", "refund", "view"]),
         (
             Role.ADMIN,
             [
                 "manage_materials",
                 "manage_merchants",
+                "manage_recipes",
                 "manage_settings",
                 "manage_users",
                 "operate_devices",
