@@ -247,10 +247,6 @@ def set_retired(recipe: Recipe, retired: bool) -> Recipe:
 # --- Versions --------------------------------------------------------------------------------------------
 
 
-def _record(action: str, version: RecipeVersion, changes: dict | None = None) -> None:
-    audit.record(action, version, changes=changes, merchant_id=version.recipe.merchant_id)
-
-
 def _refuse_if_published(version: RecipeVersion) -> None:
     if version.is_published:
         raise Conflict(
@@ -309,9 +305,14 @@ def create_draft(
     with unique_or_conflict("recipe", _("This recipe already has a draft.")):
         version.save()
     if clone_from is not None:
-        _record("recipe_version.cloned", version, {"from_version": clone_from.number})
+        audit.record(
+            "recipe_version.cloned",
+            version,
+            changes={"from_version": clone_from.number},
+            merchant_id=version.recipe.merchant_id,
+        )
     else:
-        _record("recipe_version.created", version)
+        audit.record("recipe_version.created", version, merchant_id=version.recipe.merchant_id)
     return version
 
 
@@ -337,7 +338,9 @@ def update_draft(version: RecipeVersion, *, definition=UNCHANGED, notes=UNCHANGE
         version.notes = notes
     if changes:
         version.save(update_fields=list(changes))
-        _record("recipe_version.updated", version, changes)
+        audit.record(
+            "recipe_version.updated", version, changes=changes, merchant_id=version.recipe.merchant_id
+        )
     return version
 
 
@@ -356,5 +359,5 @@ def publish_version(version: RecipeVersion, *, user=None) -> RecipeVersion:
     version.published_at = timezone.now()
     version.published_by = user
     version.save(update_fields=["status", "published_at", "published_by"])
-    _record("recipe_version.published", version)
+    audit.record("recipe_version.published", version, merchant_id=version.recipe.merchant_id)
     return version
