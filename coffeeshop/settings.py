@@ -338,6 +338,7 @@ SPECTACULAR_SETTINGS = {
         "RefundStatusEnum": "orders.models.RefundStatus",
         "PaymentStatusEnum": "orders.models.PaymentStatus",
         "MaterialKindEnum": "inventory.models.MaterialKind",
+        "PackageStatusEnum": "recipes.models.RecipePackage.Status",
     },
 }
 
@@ -428,6 +429,11 @@ ORDERS_EXPORT_CHUNK = int(os.environ.get("ORDERS_EXPORT_CHUNK", "2000"))
 BIN_FORECAST_CHUNK = int(os.environ.get("BIN_FORECAST_CHUNK", "1000"))
 # The most orders one offline-backlog upload may carry (protocol: at most 500; more is 413).
 ORDER_BACKLOG_LIMIT = 500
+
+# --- Recipes -------------------------------------------------------------------------------
+# Recipes a package build reads between two progress reports (each one also the job's heartbeat).
+# Package files go to the default storage (STORAGES["default"], MEDIA_ROOT unless configured).
+PACKAGE_BUILD_CHUNK = int(os.environ.get("PACKAGE_BUILD_CHUNK", "50"))
 
 # --- Alarms --------------------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
