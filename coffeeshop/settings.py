@@ -338,6 +338,7 @@ SPECTACULAR_SETTINGS = {
         "RefundStatusEnum": "orders.models.RefundStatus",
         "PaymentStatusEnum": "orders.models.PaymentStatus",
         "MaterialKindEnum": "inventory.models.MaterialKind",
+        "PackageStatusEnum": "recipes.models.RecipePackage.Status",
     },
 }
 
@@ -432,6 +433,9 @@ ORDER_BACKLOG_LIMIT = 500
 BIN_FORECAST_CHUNK = int(os.environ.get("BIN_FORECAST_CHUNK", "1000"))
 # An offered package a machine has not installed after this long counts as a failed install.
 PACKAGE_INSTALL_TIMEOUT_S = int(os.environ.get("PACKAGE_INSTALL_TIMEOUT_S", "3600"))
+# Recipes a package build reads between two progress reports (each one also the job's heartbeat).
+# Package files go to the default storage (STORAGES["default"], MEDIA_ROOT unless configured).
+PACKAGE_BUILD_CHUNK = int(os.environ.get("PACKAGE_BUILD_CHUNK", "50"))
 
 # --- Alarms --------------------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -22,6 +22,7 @@ NOTIFY_ALARM = "operations.notify_alarm"
 JOB_TASKS = {
     "orders_export": "orders.export_orders",
     "command_batch": "operations.dispatch_command_batch",
+    "package_build": "recipes.build_package",
 }
 
 

@@ -53,6 +53,13 @@ def materials(merchant):
 
 
 @pytest.fixture
+def media_root(settings, tmp_path):
+    """Files the test stores (exports, packages) go to its own folder, `tmp_path`."""
+    settings.MEDIA_ROOT = tmp_path
+    return tmp_path
+
+
+@pytest.fixture
 def make_user(db):
     def make(role=Role.VIEWER, merchants=(), **extra):
         return UserFactory(role=role, merchants=list(merchants), **extra)

@@ -23,4 +23,9 @@ urlpatterns = [
         views.MaterialsReportView.as_view(),
         name="device-materials-report",
     ),
+    path(
+        "devices/<str:device_id>/packages/<str:package_id>",
+        views.PackageDownloadView.as_view(),
+        name="device-package",
+    ),
 ]

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -50,6 +51,8 @@ from operations.services import alarms, commands
 from operations.services.pending_flags import pending_commands_key
 from orders import services as orders
 from recipes.services import rollouts
+from recipes.api.packages import package_response
+from recipes.services import packages
 
 
 def server_time() -> str:
@@ -351,3 +354,28 @@ class CommandResultView(MachineView):
             error=data["error"],
         )
         return Response({"command_id": str(command.pk), "status": command.status})
+
+
+class AnyAccept(BaseContentNegotiation):
+    """A download answers its bytes (and an error its JSON envelope) whatever `Accept` the machine's HTTP
+    client sends: `application/octet-stream` or `*/*` must not make it a 400."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class PackageDownloadView(MachineView):
+    """GET /api/v1/devices/{device_id}/packages/{package_id}: a ready package of the machine's merchant,
+    byte for byte (its SHA-256 is the `sha256` the machine was given); any other is a 404."""
+
+    content_negotiation_class = AnyAccept
+
+    @extend_schema(responses={(200, "application/json"): OpenApiTypes.BINARY})
+    def get(self, request, device_id, package_id):
+        package = packages.package_for_machine(request.auth.merchant_id, package_id)
+        if package is None:
+            raise exceptions.NotFound(_("No such package."))
+        return package_response(package, as_attachment=False)

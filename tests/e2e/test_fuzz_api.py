@@ -6,9 +6,9 @@ reach the logic. No input may get a server error (issue 15, "The fuzzer in CI").
 Nothing is left out. The operations are split by the security scheme the schema states, so one added
 later is fuzzed by one run or the other. The machine's run goes first and its path ids are the
 machine's own; the Admin's run rotates and revokes the token of a second machine, deletes a spare
-location and downloads a real export. Path ids are pinned to real rows so that inputs get past 404 to
-the logic (an unknown id only ever meets the one-line 404). A failure prints schemathesis's
-reproducing curl and the end of the server's log."""
+location and downloads a real export and a real recipe package (which the machine downloads too). Path
+ids are pinned to real rows so that inputs get past 404 to the logic (an unknown id only ever meets the
+one-line 404). A failure prints schemathesis's reproducing curl and the end of the server's log."""
 
 import json
 import os
@@ -24,6 +24,7 @@ from accounts.models import Role
 from tests.conftest import DEMO_MATERIALS, protocol_order
 from tests.e2e.conftest import asgi_server
 from tests.factories import UserFactory, merchant_with_catalogue
+from tests.recipes.packages_fixtures import recipe_version
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
@@ -146,6 +147,7 @@ def test_schemathesis_finds_no_server_error_as_admin_or_as_machine(
     merchant = merchant_with_catalogue(name="Fuzz Coffee")  # materials are each merchant's own
     admin = UserFactory(email="fuzz-admin@example.com", role=Role.ADMIN, is_platform_staff=True)
     admin_token = Token.objects.create(user=admin).key
+    latte = recipe_version(merchant, "latte", number=3)  # published, for a package (built at once: eager)
 
     with asgi_server(
         django_db_blocker, tmp_path_factory, CELERY_TASK_ALWAYS_EAGER="true", **RAISED_THROTTLES
@@ -172,6 +174,16 @@ def test_schemathesis_finds_no_server_error_as_admin_or_as_machine(
         ]
         batch = fleet.post("/api/v1/commands/batches", {**command, "device_ids": [target_id]}, fleet.staff)
         export = fleet.post("/api/v1/orders/export", {}, fleet.staff)
+        package = fleet.post(
+            "/api/v1/packages",
+            {
+                "version": "1",
+                "machine_models": ["CM-2000"],
+                "recipe_versions": [latte.pk],
+                "merchant_id": merchant.id,
+            },
+            fleet.staff,
+        )
         location, doomed = (
             fleet.post("/api/v1/locations", {"merchant_id": merchant.id, "name": name}, fleet.staff)
             for name in ("Fuzz Hall", "Fuzz Annex")  # the second one for DELETE
@@ -180,7 +192,8 @@ def test_schemathesis_finds_no_server_error_as_admin_or_as_machine(
         assert len(orders) == 3 and alarms, (orders, alarms)
         schema = fleet.client.get("/api/v1/schema?format=json", headers=fleet.staff).json()
         machine_ops, staff_ops = machine_operation_ids(schema)
-        assert len(machine_ops) == 6, machine_ops  # register, heartbeat, materials, orders, pull, result
+        # register, heartbeat, materials, orders, pull, result, package download
+        assert len(machine_ops) == 7, machine_ops
 
         as_machine = run_schemathesis(
             server.url,
@@ -194,6 +207,10 @@ def test_schemathesis_finds_no_server_error_as_admin_or_as_machine(
                     "^/api/v1/devices/\\{device_id\\}/materials/report$": {
                         "device_id": machine_id,
                         "body.bins[*].material": {"dictionary": "materials", "probability": 0.9},
+                    },
+                    "^/api/v1/devices/\\{device_id\\}/packages/\\{package_id\\}$": {
+                        "device_id": machine_id,
+                        "package_id": str(package["id"]),
                     },
                     "^/api/v1/devices/\\{device_id\\}/[a-z/]+$": {"device_id": machine_id},
                     "^/api/v1/devices/register$": {"body.provisioning_secret": merchant.provisioning_secret},
@@ -217,6 +234,7 @@ def test_schemathesis_finds_no_server_error_as_admin_or_as_machine(
                     "^/api/v1/commands/\\{id\\}(/cancel)?$": {"id": command_ids[1]},
                     "^/api/v1/commands/batches/\\{id\\}(/[a-z_]+)?$": {"id": batch["id"]},
                     "^/api/v1/jobs/\\{id\\}(/[a-z]+)?$": {"id": export["id"]},
+                    "^/api/v1/packages/\\{id\\}(/[a-z]+)?$": {"id": package["id"]},
                     "DELETE ^/api/v1/locations/\\{id\\}$": {"id": doomed["id"]},
                     "^/api/v1/locations/\\{id\\}$": {"id": location["id"]},
                     "^/api/v1/merchants/\\{id\\}$": {"id": merchant.id},
