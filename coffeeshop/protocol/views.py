@@ -50,9 +50,8 @@ from inventory.selectors import unknown_material_codes
 from operations.services import alarms, commands
 from operations.services.pending_flags import pending_commands_key
 from orders import services as orders
-from recipes.services import rollouts
 from recipes.api.packages import package_response
-from recipes.services import packages
+from recipes.services import packages, rollouts
 
 
 def server_time() -> str:

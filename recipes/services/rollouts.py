@@ -291,10 +291,12 @@ def _offer_stage(stage: RolloutStage, now: datetime) -> None:
         machine.status, machine.offered_at, machine.error = MachineStatus.OFFERED, now, ""
         if rollout.send_upgrade_command:
             payload = offer_payload(machine.device_id, rollout.package)
+            # One attempt: a failed install is the rollout's to judge (a halt, then resume offers again).
             machine.command = send_command(
                 machine.device,
                 CommandType.UPGRADE,
                 {k: payload[k] for k in ("package_id", "version", "url", "sha256")},
+                max_attempts=1,
             )
     RolloutMachine.objects.bulk_update(machines, ["status", "offered_at", "error", "command"])
     stage.status, stage.started_at = RolloutStage.Status.ACTIVE, stage.started_at or now

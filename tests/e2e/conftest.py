@@ -36,10 +36,11 @@ def _database_url_of_test_db() -> str:
 
 
 class LiveServer:
-    def __init__(self, url: str, process: subprocess.Popen, log_path: Path):
+    def __init__(self, url: str, process: subprocess.Popen, log_path: Path, data_dir: Path):
         self.url = url
         self.process = process
         self.log_path = log_path  # the server's stdout and stderr
+        self.data_dir = data_dir  # its COFFEESHOP_DATA_DIR: media (package files, exports) live under it
 
     @property
     def ws_url(self) -> str:
@@ -98,15 +99,15 @@ def _live_server(name, command, port, django_db_blocker, tmp_path_factory, extra
         "DATABASE_URL": database_url,
         "DJANGO_SETTINGS_MODULE": "coffeeshop.settings",
         "LIVE_POLL_INTERVAL_S": "1",
-        "COFFEESHOP_DATA_DIR": str(tmp_path_factory.mktemp("server-data")),
+        "COFFEESHOP_DATA_DIR": str(data_dir := tmp_path_factory.mktemp("server-data")),
     }
     if settings.REDIS_URL:
         env["REDIS_URL"] = settings.REDIS_URL
         env["CACHE_KEY_PREFIX"] = settings.CACHES["default"].get("KEY_PREFIX", "coffeeshop")
     # Each server decides its own connection handling (asgi.py, manage.py), as in production: never
     # inherit the pool settings this test process may have picked up from importing coffeeshop.asgi.
-    for name in ("DB_POOL", "DB_CONN_MAX_AGE"):
-        env.pop(name, None)
+    for inherited in ("DB_POOL", "DB_CONN_MAX_AGE"):
+        env.pop(inherited, None)
     env.update(extra_env)
     log_path = tmp_path_factory.mktemp("server-log") / f"{name}.log"
     log = open(log_path, "w+")  # noqa: SIM115 (closed below)
@@ -125,7 +126,7 @@ def _live_server(name, command, port, django_db_blocker, tmp_path_factory, extra
             pytest.fail(f"{name} did not start:\n{log.read()[-3000:]}")
         time.sleep(0.2)
     try:
-        yield LiveServer(url, process, log_path)
+        yield LiveServer(url, process, log_path, data_dir)
     finally:
         stop(process, timeout_s=10)
         log.close()
