@@ -291,9 +291,10 @@ def test_an_unchanged_heartbeat_costs_the_token_lookup_and_one_update_or_nothing
     machine, settings, django_assert_num_queries
 ):
     beat(machine, FULL_HEARTBEAT)  # the full path: online, history, bins; the token is now cached with Redis
-    # Without Redis: the token lookup, one conditional UPDATE and one look for pending commands. With
-    # Redis: the token, the readings and the "has commands" flag live in Redis; the database is not touched.
-    expected = 0 if settings.REDIS_URL else 3
+    # Without Redis: the token lookup, one conditional UPDATE, one look for pending commands and one for
+    # an offered package. With Redis: the token, the readings and the "has commands" and "offered" flags
+    # live in Redis; the database is not touched.
+    expected = 0 if settings.REDIS_URL else 4
 
     with django_assert_num_queries(expected):
         reply = beat(machine, FULL_HEARTBEAT, temperature_c=92.7, sent_at="2026-11-24T08:15:30Z")
