@@ -191,6 +191,22 @@ class Refill(models.Model):
     def __str__(self):
         return f"{self.device_id} #{self.bin_index} {self.material_code} @ {self.refilled_at:%Y-%m-%d %H:%M}"
 
+    @classmethod
+    def of(cls, bin_: DeviceBin, *, source: str, before: float | None, at, user=None) -> "Refill":
+        """A refill of `bin_` that left it as it stands now (not saved)."""
+        return cls(
+            bin=bin_,
+            device_id=bin_.device_id,
+            bin_index=bin_.index,
+            material_code=bin_.material_code,
+            unit=bin_.unit,
+            remaining_before=before,
+            remaining_after=bin_.remaining,
+            source=source,
+            user=user,
+            refilled_at=at,
+        )
+
     @property
     def amount(self) -> float | None:
         """What went in; unknown when the level before is (a bin's first report said it was refilled)."""

@@ -71,18 +71,14 @@ def refill_bin(bin_: DeviceBin, *, amount: float, user=None, now: datetime | Non
     bin_.reported_at = bin_.last_refilled_at = now
     _start_drain(bin_, now)
     bin_.save(update_fields=["remaining", "level_pct", "reported_at", "last_refilled_at", *DRAIN_FIELDS])
-    refill = Refill.objects.create(
-        bin=bin_,
-        device_id=bin_.device_id,
-        bin_index=bin_.index,
-        material_code=bin_.material_code,
-        unit=bin_.unit,
-        remaining_before=before,
-        remaining_after=bin_.remaining,
+    refill = Refill.of(
+        bin_,
         source=RefillSource.STAFF,
+        before=before,
+        at=now,
         user=user if getattr(user, "is_authenticated", False) else None,
-        refilled_at=now,
     )
+    refill.save()
     audit.record(
         "bin.refilled",
         bin_,
@@ -201,17 +197,7 @@ def record_machine_refills(
                 known.save(update_fields=["source"])
             continue
         created.append(
-            Refill(
-                bin=bin_,
-                device_id=device_id,
-                bin_index=bin_.index,
-                material_code=bin_.material_code,
-                unit=bin_.unit,
-                remaining_before=levels_before.get(bin_.index),
-                remaining_after=bin_.remaining,
-                source=RefillSource.MACHINE,
-                refilled_at=now,
-            )
+            Refill.of(bin_, source=RefillSource.MACHINE, before=levels_before.get(bin_.index), at=now)
         )
         _start_drain(bin_, now)
         bin_.save(update_fields=DRAIN_FIELDS)

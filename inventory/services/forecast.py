@@ -64,16 +64,11 @@ def _inferred_refill(bin_: DeviceBin) -> Refill | None:
         and bin_.forecast_at is not None
         and bin_.last_refilled_at > bin_.forecast_at
     )
-    return Refill(
-        bin=bin_,
-        device_id=bin_.device_id,
-        bin_index=bin_.index,
-        material_code=bin_.material_code,
-        unit=bin_.unit,
-        remaining_before=bin_.forecast_remaining,
-        remaining_after=bin_.remaining,
+    return Refill.of(
+        bin_,
         source=RefillSource.MACHINE if flagged else RefillSource.INFERRED,
-        refilled_at=bin_.last_refilled_at if flagged else bin_.reported_at,
+        before=bin_.forecast_remaining,
+        at=bin_.last_refilled_at if flagged else bin_.reported_at,
     )
 
 
