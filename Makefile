@@ -4,12 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 PORT ?= 8000
+# Only this machine by default: HOST=0.0.0.0 opens the web server to the network.
+HOST ?= 127.0.0.1
 FLEET_SIZE ?= 20
 SIMULATOR ?= 1
 PYTEST_ARGS ?=
 
 # honcho assigns its own PORT to every process, so the web port travels as WEB_PORT.
 export WEB_PORT = $(PORT)
+export WEB_HOST = $(HOST)
 export FLEET_SIZE
 
 .PHONY: install run run-web run-worker run-beat run-fleet test lint format init-db seed-demo bench clean
@@ -31,11 +34,11 @@ seed-demo: init-db
 ## make run: everything on the embedded default (SQLite, no servers), or on PostgreSQL/Redis when
 ## DATABASE_URL/REDIS_URL are set. SIMULATOR=0 leaves out the simulated fleet.
 run: seed-demo
-	@echo "coffeeshop: http://127.0.0.1:$(PORT)/admin/  (admin@example.com / Admin123!)"
+	@echo "coffeeshop: http://127.0.0.1:$(PORT)/admin/  (admin@example.com / Admin123!), listening on $(HOST)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile start web worker beat $(if $(filter 1,$(SIMULATOR)),fleet,)
 
 run-web: install
-	$(BIN)/python manage.py runserver 0.0.0.0:$(PORT)
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 run-worker: install
 	$(BIN)/celery -A coffeeshop worker --loglevel INFO --concurrency 2
