@@ -3,6 +3,7 @@ nobody is told."""
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Case, IntegerField, Value, When
 from django.http import JsonResponse
 from django.template.loader import render_to_string
 from django.urls import path
@@ -43,6 +44,46 @@ class AcknowledgedFilter(admin.SimpleListFilter):
         return queryset
 
 
+class AlarmStateFilter(admin.SimpleListFilter):
+    """The list opens on what is wrong now: active alarms, with cleared ones (and all) a click away."""
+
+    title = _("state")
+    parameter_name = "state"
+    DEFAULT = "active"
+
+    def lookups(self, request, model_admin):
+        return [("active", _("Active")), ("cleared", _("Cleared")), ("all", _("All"))]
+
+    def value(self):
+        return super().value() or self.DEFAULT
+
+    def choices(self, changelist):
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        if self.value() == "all":
+            return queryset
+        return queryset.filter(is_active=self.value() != "cleared")
+
+
+# Unacknowledged first (nobody is on them yet), then the most severe, then the latest.
+ALARM_ORDERING = [
+    Case(When(acknowledged_at__isnull=True, then=Value(0)), default=Value(1), output_field=IntegerField()),
+    Case(
+        When(severity=Severity.CRITICAL, then=Value(0)),
+        When(severity=Severity.WARNING, then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    ).asc(),
+    "-last_seen_at",
+]
+
+
 CLEAR_ALARM_DIALOG = {
     "title": _("Clear this alarm?"),
     "description": _("It opens again if the machine reports the problem again."),
@@ -70,11 +111,12 @@ class AlarmAdmin(ScopedModelAdmin):
     list_filter = [
         ("type", ChoicesDropdownFilter),
         ("severity", ChoicesDropdownFilter),
-        "is_active",
+        AlarmStateFilter,
         AcknowledgedFilter,
         ("merchant", ScopedRelatedFilter),
     ]
     list_filter_submit = True
+    ordering = ALARM_ORDERING
     search_fields = ["device__serial", "device__alias", "message"]
     fieldsets = [
         (None, {"fields": ["merchant", "device", "type", "severity_label", "bin", "message", "count"]}),

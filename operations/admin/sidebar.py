@@ -23,14 +23,22 @@ def alarm_badge(request):
     if not user_can(request.user, Capability.VIEW):
         return ""
     counts = selectors.active_alarm_counts(request.user)
+    # Whoever may acknowledge gets the toast's one-click Acknowledge (the staff API's, with the CSRF token).
+    acknowledge_url = (
+        reverse("alarm-acknowledge", args=[0]) if user_can(request.user, Capability.OPERATE_DEVICES) else ""
+    )
     return format_html(
         '<span class="cs-alarm-badge" data-live="alarms" data-url="{}" data-alarm-url="{}" '
+        'data-acknowledge-url="{}" data-acknowledge-label="{}" data-acknowledged-label="{}" '
         'data-toast-title="{}" data-open-label="{}" data-dismiss-label="{}" data-type-labels="{}">'
         '<span class="cs-alarm-count" data-severity="critical" data-count="{}" title="{}">{}</span>'
         '<span class="cs-alarm-count" data-severity="warning" data-count="{}" title="{}">{}</span>'
         "</span>",
         reverse("admin:operations_alarm_counts"),
         admin_url(Alarm, "change", 0),
+        acknowledge_url,
+        _("Acknowledge"),
+        _("Acknowledged"),
         _("Critical alarm"),
         _("Open"),
         _("Dismiss"),

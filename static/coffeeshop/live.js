@@ -251,6 +251,27 @@
     return container;
   }
 
+  function csrfToken() {
+    var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  // One click from the toast: the staff API's acknowledge, as the signed-in user (session + CSRF).
+  function acknowledgeAlarm(urlTemplate, alarmId) {
+    var url = urlTemplate.replace("/0/", "/" + encodeURIComponent(alarmId) + "/");
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
+    })
+      .then(function (response) {
+        return response.ok;
+      })
+      .catch(function () {
+        return false;
+      });
+  }
+
   function showCriticalAlarm(alarm) {
     var badge = alarmBadges()[0];
     if (!badge) return;
@@ -275,6 +296,28 @@
     open.className = "cs-toast-open";
     open.href = (badge.dataset.alarmUrl || "").replace("/0/", "/" + encodeURIComponent(alarm.id) + "/");
     open.textContent = badge.dataset.openLabel || "Open";
+    var acknowledge = null;
+    if (badge.dataset.acknowledgeUrl) {
+      acknowledge = document.createElement("button");
+      acknowledge.type = "button";
+      acknowledge.className = "cs-toast-acknowledge";
+      acknowledge.textContent = badge.dataset.acknowledgeLabel || "Acknowledge";
+      acknowledge.addEventListener("click", function () {
+        acknowledge.disabled = true;
+        acknowledgeAlarm(badge.dataset.acknowledgeUrl, alarm.id).then(function (ok) {
+          if (!ok) {
+            acknowledge.disabled = false;
+            return;
+          }
+          acknowledge.textContent = badge.dataset.acknowledgedLabel || "Acknowledged";
+          toast.dataset.acknowledged = "true";
+          scheduleAlarmRefresh();
+          window.setTimeout(function () {
+            toast.remove();
+          }, 1500);
+        });
+      });
+    }
     var dismiss = document.createElement("button");
     dismiss.type = "button";
     dismiss.className = "cs-toast-dismiss";
@@ -287,6 +330,7 @@
     toast.appendChild(icon);
     toast.appendChild(body);
     toast.appendChild(open);
+    if (acknowledge) toast.appendChild(acknowledge);
     toast.appendChild(dismiss);
     toastContainer().appendChild(toast);
     window.setTimeout(function () {

@@ -531,6 +531,28 @@ def test_alarms_filter_by_acknowledgement_and_severity(login, world):
     assert [a.pk for a in warnings] == [world.low.pk]
 
 
+def test_the_alarm_list_opens_on_what_is_wrong_now(login, world):
+    """Active alarms only, unacknowledged first, the most severe first; cleared ones a filter away."""
+    station = world.low.device
+    info, _ = alarms.open_or_bump_alarm(
+        station, AlarmType.TEMPERATURE_OUT_OF_RANGE, Severity.INFO, message="Cooling"
+    )
+    seen, _ = alarms.open_or_bump_alarm(station, AlarmType.OFFLINE, Severity.CRITICAL, message="Seen to")
+    alarms.acknowledge_alarm(seen, user=None)
+    gone, _ = alarms.open_or_bump_alarm(
+        station, AlarmType.COMMAND_FAILED, Severity.CRITICAL, message="Was a fault"
+    )
+    alarms.clear_alarm_by_hand(gone, user=None, reason="Fixed")
+    client = login(Role.VIEWER)
+
+    def listed(**query):
+        return [a.pk for a in client.get(changelist(Alarm), query).context["cl"].result_list]
+
+    assert listed() == [world.offline.pk, world.low.pk, info.pk, seen.pk]
+    assert listed(state="cleared") == [gone.pk]
+    assert sorted(listed(state="all")) == sorted([world.offline.pk, world.low.pk, info.pk, seen.pk, gone.pk])
+
+
 def test_the_sidebar_badge_counts_the_merchants_active_alarms(login, world):
     client = login(Role.VIEWER)
 
@@ -541,6 +563,11 @@ def test_the_sidebar_badge_counts_the_merchants_active_alarms(login, world):
     assert 'data-live="alarms"' in index
     assert 'data-severity="critical" data-count="1"' in index
     assert 'data-severity="warning" data-count="1"' in index
+    assert 'data-acknowledge-url=""' in index  # a viewer's notice of a critical alarm offers no Acknowledge
+    assert (
+        'data-acknowledge-url="/api/v1/alarms/0/acknowledge"'
+        in login(Role.OPS).get(reverse("admin:index")).content.decode()
+    )
 
 
 # --- Jobs -------------------------------------------------------------------------------------------------
