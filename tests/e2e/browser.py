@@ -1,6 +1,7 @@
 """What every browser test shares: Debian's chromium (never Playwright's own download), its marks, and
 the steps of a person in the admin watching a real machine."""
 
+import contextlib
 import os
 import re
 import threading
@@ -62,6 +63,25 @@ def ops_user_with_a_machine_online(server, email: str, password: str, serial: st
     device_id, token = register_machine(server, merchant, serial, "Lobby A")
     heartbeat(server, device_id, token)
     return device_id, token
+
+
+@contextlib.contextmanager
+def ops_signed_in_with_a_machine_online(server, email: str, password: str, serial: str, path: str):
+    """A page of chromium signed in on `path` as a new merchant's Ops user whose machine has registered
+    and sent a heartbeat: yields (page, device_id, token)."""
+    from playwright.sync_api import sync_playwright
+
+    device_id, token = ops_user_with_a_machine_online(server, email, password, serial)
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page()
+            page.goto(f"{server.url}/admin/login/?next={path}")
+            log_in(page, email, password)
+            page.wait_for_url(re.compile(re.escape(path)))
+            yield page, device_id, token
+        finally:
+            browser.close()
 
 
 def register_machine(server, merchant, serial: str, alias: str) -> tuple[str, str]:
