@@ -24,6 +24,7 @@ from unfold.decorators import action, display
 from accounts.models import Capability
 from coffeeshop.admin_base import ScopedModelAdmin, ScopedRelatedFilter, ScopedTabularInline
 from coffeeshop.exceptions import DomainError
+from orders import selectors
 from orders.forms import MarkExceptionForm, RefundForm, ResolveExceptionForm
 from orders.models import (
     BUILT_IN_PAYMENT_METHODS,
@@ -228,7 +229,7 @@ class OrderAdmin(ScopedModelAdmin):
         "device",
         "location",
         "total_amount",
-        "payment_method",
+        "payment_method_label",
         "payment_status_label",
         "is_exception",
         "is_test",
@@ -270,7 +271,7 @@ class OrderAdmin(ScopedModelAdmin):
                 "fields": [
                     "total",
                     "currency",
-                    "payment_method",
+                    "payment_method_label",
                     "transaction_id",
                     "payment_status",
                     "refunded_total",
@@ -293,12 +294,13 @@ class OrderAdmin(ScopedModelAdmin):
             },
         ),
     ]
-    readonly_fields = ["refundable_amount"]
+    readonly_fields = ["refundable_amount", "payment_method_label"]
     inlines = [OrderItemInline, RefundInline]
     actions_detail = ["refund", "mark_as_exception", "resolve_the_exception"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("merchant", "location", "device")
+        orders = super().get_queryset(request).select_related("merchant", "location", "device")
+        return selectors.with_payment_method_names(orders)
 
     def has_refund_permission(self, request, obj=None):
         return self.has_capability(request, Capability.REFUND)
@@ -335,6 +337,10 @@ class OrderAdmin(ScopedModelAdmin):
                 order.refunded_total,
             )
         return f"{order.total} {order.currency}"
+
+    @display(description=_("payment method"), ordering="payment_method")
+    def payment_method_label(self, order):
+        return selectors.payment_method_name(order)
 
     @display(description=_("payment status"), ordering="payment_status", label=PAYMENT_STATUS_COLOURS)
     def payment_status_label(self, order):

@@ -501,3 +501,23 @@ def test_the_payment_method_filter_names_built_in_and_own_methods_only(
 
     assert "Meal card" in page and "WeChat Pay" in page
     assert "Rival Card" not in page
+
+
+def test_orders_show_payment_methods_by_name(login, merchant, other_merchant, sales):
+    """Built-in methods and the merchant's own by their names; one it never defined as the machine sent it."""
+    PaymentMethod.objects.create(merchant=merchant, code="meal_card", name="Meal card")
+    PaymentMethod.objects.create(merchant=other_merchant, code="meal_card", name="Rival Card")
+    own = OrderFactory(device=sales.lobby, machine_order_id="A-0003", payment_method="meal_card")
+    OrderFactory(device=sales.lobby, machine_order_id="A-0004", payment_method="mystery_pay")
+    client = login(Role.VIEWER)
+
+    listing = client.get(CHANGELIST, {"device__id__exact": sales.lobby.pk})
+    shown = {o.machine_order_id: o for o in listing.context["cl"].result_list}
+    admin = listing.context["cl"].model_admin
+
+    assert {k: admin.payment_method_label(o) for k, o in shown.items()} == {
+        "A-0001": "WeChat Pay",
+        "A-0003": "Meal card",
+        "A-0004": "mystery_pay",
+    }
+    assert "Meal card" in client.get(url(own)).content.decode()
