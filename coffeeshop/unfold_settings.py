@@ -9,6 +9,9 @@ UNFOLD = {
     "SITE_TITLE": _("coffeeshop"),
     "SITE_HEADER": _("coffeeshop back office"),
     "SITE_SYMBOL": "coffee",
+    "SITE_FAVICONS": [
+        {"rel": "icon", "type": "image/svg+xml", "href": lambda request: static("coffeeshop/favicon.svg")}
+    ],
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
     "SCRIPTS": [lambda request: static("coffeeshop/live.js")],

@@ -214,6 +214,21 @@ def test_the_device_list_marks_each_live_value_for_the_live_script(login, fleet,
     assert 'id="coffeeshop-live-labels"' in content and '"fault": "Fault"' in content
 
 
+def test_an_empty_fleet_says_how_machines_join(login, fleet, make_user):
+    from accounts.models import Merchant
+
+    newcomer = Merchant.objects.create(name="Empty Beans")
+    client = Client()
+    client.force_login(make_user(Role.ADMIN, merchants=[newcomer]))
+
+    empty = client.get(reverse("admin:devices_device_changelist")).content.decode()
+    filtered = login(Role.VIEWER).get(reverse("admin:devices_device_changelist"), {"q": "no-such-machine"})
+
+    assert "No machines yet" in empty and "/api/v1/devices/register" in empty
+    assert "Create a new item" not in empty
+    assert "No machines yet" not in filtered.content.decode()  # a search that finds nothing says so
+
+
 def test_the_device_list_costs_the_same_queries_for_many_machines(login, fleet, merchant):
     client = login(Role.OPS)
     url = reverse("admin:devices_device_changelist")
@@ -625,3 +640,13 @@ def test_a_viewer_cannot_import_materials(login, materials):
     assert preview.status_code == 403 and confirm.status_code == 403
     assert reverse("admin:inventory_material_import") not in changelist
     assert not Material.objects.filter(code="OAT-MILK").exists()
+
+
+def test_the_admin_has_a_favicon(login, fleet):
+    client = login(Role.VIEWER)
+
+    page = client.get(reverse("admin:index")).content.decode()
+    asked = client.get("/favicon.ico")
+
+    assert re.search(r'<link[^>]+rel="icon"[^>]+href="/static/coffeeshop/favicon\.svg"', page)
+    assert (asked.status_code, asked["Location"]) == (301, "/static/coffeeshop/favicon.svg")
