@@ -5,6 +5,16 @@ from django.urls import reverse_lazy
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
+
+def settings_item(title, icon: str, changelist: str) -> dict:
+    return {
+        "title": title,
+        "icon": icon,
+        "link": reverse_lazy(f"admin:{changelist}_changelist"),
+        "permission": "coffeeshop.admin_base.can_manage_settings",
+    }
+
+
 UNFOLD = {
     "SITE_TITLE": _("coffeeshop"),
     "SITE_HEADER": _("coffeeshop back office"),
@@ -20,7 +30,8 @@ UNFOLD = {
     "ENVIRONMENT": "devices.admin.fleet_counter",
     "SIDEBAR": {
         "show_search": True,
-        "show_all_applications": True,
+        # Everything an operator uses is above; the framework's pages are under Settings.
+        "show_all_applications": False,
         "navigation": [
             {
                 "title": _("Fleet"),
@@ -34,6 +45,21 @@ UNFOLD = {
                         "title": _("Locations"),
                         "icon": "location_on",
                         "link": reverse_lazy("admin:devices_location_changelist"),
+                    },
+                ],
+            },
+            {
+                "title": _("Inventory"),
+                "items": [
+                    {
+                        "title": _("Bins"),
+                        "icon": "propane_tank",
+                        "link": reverse_lazy("admin:inventory_bin_changelist"),
+                    },
+                    {
+                        "title": _("Refills"),
+                        "icon": "water_full",
+                        "link": reverse_lazy("admin:inventory_refill_changelist"),
                     },
                     {
                         "title": _("Materials"),
@@ -78,6 +104,16 @@ UNFOLD = {
                         "icon": "history_edu",
                         "link": reverse_lazy("admin:recipes_recipeversion_changelist"),
                     },
+                    {
+                        "title": _("Recipe packages"),
+                        "icon": "package_2",
+                        "link": reverse_lazy("admin:recipes_recipepackage_changelist"),
+                    },
+                    {
+                        "title": _("Rollouts"),
+                        "icon": "rocket_launch",
+                        "link": reverse_lazy("admin:recipes_rollout_changelist"),
+                    },
                 ],
             },
             {
@@ -87,9 +123,7 @@ UNFOLD = {
                         # Active alarms; the badge counts critical and warning ones, kept live by live.js.
                         "title": _("Alarms"),
                         "icon": "notifications_active",
-                        "link": format_lazy(
-                            "{}?is_active__exact=1", reverse_lazy("admin:operations_alarm_changelist")
-                        ),
+                        "link": reverse_lazy("admin:operations_alarm_changelist"),
                         "badge": "operations.admin.sidebar.alarm_badge",
                     },
                     {
@@ -142,14 +176,17 @@ UNFOLD = {
                 ],
             },
             {
+                # The framework's own pages, for platform staff: schedules as stored, sign-in lockouts.
                 "title": _("Settings"),
                 "items": [
-                    {
-                        "title": _("Periodic tasks"),
-                        "icon": "schedule",
-                        "link": reverse_lazy("admin:django_celery_beat_periodictask_changelist"),
-                        "permission": "coffeeshop.admin_base.can_manage_settings",
-                    },
+                    settings_item(_("Periodic tasks"), "schedule", "django_celery_beat_periodictask"),
+                    settings_item(_("Intervals"), "timer", "django_celery_beat_intervalschedule"),
+                    settings_item(_("Crontabs"), "calendar_month", "django_celery_beat_crontabschedule"),
+                    settings_item(_("Clocked schedules"), "alarm", "django_celery_beat_clockedschedule"),
+                    settings_item(_("Solar schedules"), "wb_twilight", "django_celery_beat_solarschedule"),
+                    settings_item(_("Sign-in lockouts"), "lock_person", "axes_accessattempt"),
+                    settings_item(_("Sign-in failures"), "person_alert", "axes_accessfailurelog"),
+                    settings_item(_("Sign-ins"), "login", "axes_accesslog"),
                 ],
             },
         ],

@@ -650,3 +650,15 @@ def test_the_admin_has_a_favicon(login, fleet):
 
     assert re.search(r'<link[^>]+rel="icon"[^>]+href="/static/coffeeshop/favicon\.svg"', page)
     assert (asked.status_code, asked["Location"]) == (301, "/static/coffeeshop/favicon.svg")
+
+
+@pytest.mark.parametrize(("platform", "sees_settings"), [(True, True), (False, False)])
+def test_the_sidebar_shows_what_operators_use_and_framework_pages_under_settings(
+    login, fleet, platform, sees_settings
+):
+    page = login(Role.ADMIN, platform=platform).get(reverse("admin:index")).content.decode()
+
+    for operators_page in ("devices/device", "inventory/bin", "recipes/rollout", 'operations/alarm/"'):
+        assert f"/admin/{operators_page}" in page
+    for framework_page in ("axes/accessattempt", "django_celery_beat/crontabschedule"):
+        assert (f"/admin/{framework_page}/" in page) is sees_settings
