@@ -79,7 +79,7 @@ class MerchantAdmin(ScopedModelAdmin):
         return self.has_capability(request, Capability.MANAGE_MERCHANTS)
 
     def get_fields(self, request, obj=None):
-        fields = ["name", "status", "contact_name", "contact_email", "contact_phone"]
+        fields = ["name", "status", "time_zone", "currency", "contact_name", "contact_email", "contact_phone"]
         if obj is not None:
             fields.append("created_at")
             if self.has_manage_permission(request):

@@ -1,6 +1,10 @@
 import secrets
+import zoneinfo
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -47,6 +51,26 @@ def new_provisioning_secret() -> str:
     return secrets.token_urlsafe(24)
 
 
+def default_time_zone() -> str:
+    return settings.MERCHANT_DEFAULT_TIME_ZONE
+
+
+def default_currency() -> str:
+    return settings.MERCHANT_DEFAULT_CURRENCY
+
+
+def validate_time_zone(name: str) -> None:
+    if name not in zoneinfo.available_timezones():
+        raise ValidationError(
+            _("%(name)s is not a time zone (an IANA name such as Asia/Shanghai)."), params={"name": name}
+        )
+
+
+currency_code_validator = RegexValidator(
+    r"^[A-Z]{3}$", _("A currency is its three-letter ISO 4217 code, such as CNY.")
+)
+
+
 class Merchant(models.Model):
     """A tenant: an operator company whose machines, orders and staff are walled off from the others."""
 
@@ -65,6 +89,20 @@ class Merchant(models.Model):
         unique=True,
         default=new_provisioning_secret,
         help_text=_("Machines present it to register with this merchant."),
+    )
+    time_zone = models.CharField(
+        _("time zone"),
+        max_length=64,
+        default=default_time_zone,
+        validators=[validate_time_zone],
+        help_text=_("Its days (today, each day of a trend) and every time its staff read are in this zone."),
+    )
+    currency = models.CharField(
+        _("currency"),
+        max_length=3,
+        default=default_currency,
+        validators=[currency_code_validator],
+        help_text=_("What its figures are summed in; sales in another currency are shown on their own."),
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
 

@@ -112,6 +112,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.time_zones.MerchantTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
@@ -262,6 +263,9 @@ LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
+# A new merchant's time zone and currency until its Admin sets them (the product's first market).
+MERCHANT_DEFAULT_TIME_ZONE = os.environ.get("MERCHANT_DEFAULT_TIME_ZONE", "Asia/Shanghai")
+MERCHANT_DEFAULT_CURRENCY = os.environ.get("MERCHANT_DEFAULT_CURRENCY", "CNY")
 USE_I18N = True
 USE_TZ = True
 

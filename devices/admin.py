@@ -128,10 +128,13 @@ def fleet_counter(request):
     counts = selectors.fleet_counts(request.user)
     template = str(_("%(online)s / %(total)s online"))
     text = format_html(
-        '<span data-live="fleet" data-url="{}" data-template="{}">{}</span>',
+        '<span data-live="fleet" data-url="{}" data-template="{}">{}</span>'
+        ' · <span class="cs-time-zone" title="{}">{}</span>',
         reverse("admin:devices_device_fleet_counts"),
         template,
         template % {"online": counts["online"], "total": counts["total"]},
+        _("Times on this page are in this time zone"),
+        timezone.get_current_timezone_name(),
     )
     return [text, "info"]
 

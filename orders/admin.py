@@ -5,29 +5,31 @@ Orders are what the machines reported: nobody edits them. Every change goes thro
 staff API uses (`orders.services`), so the admin and the API can never disagree on a rule.
 """
 
-from datetime import datetime, timedelta
-
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.contrib.admin.views.main import ALL_VAR, IS_FACETS_VAR, ORDER_VAR, PAGE_VAR, SEARCH_VAR
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
-from unfold.contrib.filters.admin import ChoicesDropdownFilter, DropdownFilter
+from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import action, display
 
 from accounts.models import Capability
 from coffeeshop.admin_base import ScopedModelAdmin, ScopedRelatedFilter, ScopedTabularInline
 from coffeeshop.exceptions import DomainError
 from orders import selectors
+from orders.admin_filters import (
+    DATE_FIELD,
+    PaymentMethodFilter,
+    ReceivedRangeFilter,
+    UnexportableFilter,
+    export_params,
+)
 from orders.forms import MarkExceptionForm, RefundForm, ResolveExceptionForm
 from orders.models import (
-    BUILT_IN_PAYMENT_METHODS,
     Order,
     OrderItem,
     PaymentMethod,
@@ -46,97 +48,6 @@ PAYMENT_STATUS_COLOURS = {
     PaymentStatus.REFUNDED: "primary",
     PaymentStatus.REFUND_FAILED: "danger",
 }
-
-# --- The changelist's filters as the export's OrderFilter parameters --------------------------------
-
-DATE_FIELD = "received_at"
-# The changelist's own parameters that do not choose rows (ordering, page, facets).
-NOT_A_FILTER = {ORDER_VAR, PAGE_VAR, ALL_VAR, IS_FACETS_VAR, "e"}
-FILTER_PARAMS = {
-    "merchant__id__exact": "merchant_id",
-    "location__id__exact": "location",
-    "device__id__exact": "device_id",
-    "payment_method": "payment_method",
-    "payment_status__exact": "payment_status",
-    "is_exception__exact": "exception",
-    "is_test__exact": "is_test",
-}
-BOOLEAN_PARAMS = {"exception", "is_test"}
-
-
-class UnexportableFilter(ValueError):
-    """The list is narrowed by something the export's filter cannot say (a search, an empty location)."""
-
-
-def _period(params) -> dict[str, str]:
-    """The date hierarchy's year/month/day as the export's from/to, in the admin's time zone (as Django
-    computes it for the list)."""
-    year, month, day = (params.get(f"{DATE_FIELD}__{part}") for part in ("year", "month", "day"))
-    if not year:
-        if month or day:
-            raise UnexportableFilter(f"{DATE_FIELD}__month")
-        return {}
-    try:
-        start = datetime(int(year), int(month or 1), int(day or 1))
-    except ValueError as error:
-        raise UnexportableFilter(DATE_FIELD) from error
-    if day:
-        end = start + timedelta(days=1)
-    elif month:
-        end = (start + timedelta(days=32)).replace(day=1)
-    else:
-        end = start.replace(year=start.year + 1)
-    zone = timezone.get_current_timezone()
-    return {
-        "from": timezone.make_aware(start, zone).isoformat(),
-        "to": timezone.make_aware(end, zone).isoformat(),
-    }
-
-
-def export_params(query) -> dict[str, str]:
-    """The OrderFilter parameters (the staff API's) that select the rows the changelist shows for `query`.
-
-    Raises UnexportableFilter when the list is narrowed by something OrderFilter cannot express: the
-    export would then hold other rows than the list, so it is refused rather than approximated.
-    """
-    date_params = {f"{DATE_FIELD}__{part}" for part in ("year", "month", "day")}
-    params = _period(query)
-    for name, value in query.items():
-        if name in NOT_A_FILTER or name in date_params:
-            continue
-        if len(query.getlist(name)) > 1:
-            raise UnexportableFilter(name)
-        if name == SEARCH_VAR:
-            if value.strip():
-                raise UnexportableFilter(name)
-            continue
-        target = FILTER_PARAMS.get(name)
-        if target is None:
-            raise UnexportableFilter(name)
-        if target in BOOLEAN_PARAMS:
-            value = {"1": "true", "0": "false"}.get(value, value)
-        params[target] = value
-    return params
-
-
-class PaymentMethodFilter(DropdownFilter):
-    """The built-in payment methods and those of the user's merchants, by their names."""
-
-    title = _("payment method")
-    parameter_name = "payment_method"
-
-    def lookups(self, request, model_admin):
-        methods = dict(BUILT_IN_PAYMENT_METHODS)
-        for code, name in PaymentMethod.objects.for_user(request.user).values_list("code", "name"):
-            methods.setdefault(code, name)
-        chosen = self.value()
-        if chosen and chosen not in methods:
-            methods[chosen] = chosen  # a filter without this choice would be silently dropped
-        return sorted(methods.items(), key=lambda item: str(item[1]))
-
-    def queryset(self, request, queryset):
-        return queryset.filter(payment_method=self.value()) if self.value() else queryset
-
 
 # --- Inlines ----------------------------------------------------------------------------------------
 
@@ -239,6 +150,7 @@ class OrderAdmin(ScopedModelAdmin):
         ("merchant", ScopedRelatedFilter),
         ("location", ScopedRelatedFilter),
         ("device", ScopedRelatedFilter),
+        (DATE_FIELD, ReceivedRangeFilter),
         PaymentMethodFilter,
         ("payment_status", ChoicesDropdownFilter),
         "is_exception",

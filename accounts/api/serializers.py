@@ -7,7 +7,17 @@ from accounts.tenancy import sees_all_merchants
 class MerchantSerializer(serializers.ModelSerializer):
     class Meta:
         model = Merchant
-        fields = ["id", "name", "contact_name", "contact_email", "contact_phone", "status", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "contact_name",
+            "contact_email",
+            "contact_phone",
+            "status",
+            "time_zone",
+            "currency",
+            "created_at",
+        ]
         read_only_fields = ["id", "created_at"]
 
     def get_fields(self):

@@ -3,6 +3,7 @@ handle exceptions through the same services as the API, and the CSV export holds
 filtered list shows."""
 
 import csv
+import zoneinfo
 from datetime import datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
@@ -348,7 +349,8 @@ def download_rows(client, job) -> list[list[str]]:
 
 @pytest.mark.parametrize("role", ROLES)
 def test_the_export_holds_exactly_the_filtered_list(login, sales, role):
-    today = timezone.now()
+    zone = zoneinfo.ZoneInfo(sales.lobby.merchant.time_zone)  # the month is the merchant's, as the page says
+    today = timezone.localtime(timezone.now(), zone)
     OrderFactory(device=sales.lobby, machine_order_id="A-OLD", received_at=today - timedelta(days=400))
     OrderFactory(device=sales.station, machine_order_id="A-0003")
     client = login(role)
@@ -363,8 +365,8 @@ def test_the_export_holds_exactly_the_filtered_list(login, sales, role):
     job = TaskJob.objects.get()
     assert response.status_code == 302
     assert response["Location"] == reverse("admin:operations_taskjob_change", args=[job.pk])
-    start = timezone.make_aware(datetime(today.year, today.month, 1))
-    end = timezone.make_aware(datetime(today.year + today.month // 12, today.month % 12 + 1, 1))
+    start = datetime(today.year, today.month, 1, tzinfo=zone)
+    end = datetime(today.year + today.month // 12, today.month % 12 + 1, 1, tzinfo=zone)
     assert job.params == {
         "payment_status": "paid",
         "location": str(sales.lobby.location_id),

@@ -7,16 +7,25 @@ from devices.models import Location
 from inventory.models import Material
 from operations.models import NotificationChannel, Severity
 
+# Two merchants in different time zones and currencies, so that "today" and every sum are theirs.
 MERCHANTS = {
-    "Demo Coffee Co": [
-        ("Shanghai Tower Lobby", "Shanghai", "31.233500", "121.505500"),
-        ("Hongqiao Station Hall B", "Shanghai", "31.194100", "121.320500"),
-        ("Jing'an Office Park", "Shanghai", "31.228900", "121.448100"),
-    ],
-    "Bean Machine Ltd": [
-        ("Beijing West Station", "Beijing", "39.894900", "116.321600"),
-        ("Zhongguancun Campus", "Beijing", "39.983300", "116.316700"),
-    ],
+    "Demo Coffee Co": {
+        "time_zone": "Asia/Shanghai",
+        "currency": "CNY",
+        "locations": [
+            ("Shanghai Tower Lobby", "Shanghai", "31.233500", "121.505500"),
+            ("Hongqiao Station Hall B", "Shanghai", "31.194100", "121.320500"),
+            ("Jing'an Office Park", "Shanghai", "31.228900", "121.448100"),
+        ],
+    },
+    "Bean Machine Ltd": {
+        "time_zone": "Europe/London",
+        "currency": "GBP",
+        "locations": [
+            ("King's Cross Concourse", "London", "51.531600", "-0.124400"),
+            ("Canary Wharf Atrium", "London", "51.505400", "-0.023500"),
+        ],
+    },
 }
 # Each merchant keeps its own catalogue; the demo merchants start with the same one.
 MATERIALS = [
@@ -41,12 +50,13 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args, **options):
         merchants = {}
-        for name, locations in MERCHANTS.items():
-            merchant, _ = Merchant.objects.get_or_create(
-                name=name, defaults={"contact_email": "ops@example.com"}
+        for name, demo in MERCHANTS.items():
+            where = {"time_zone": demo["time_zone"], "currency": demo["currency"]}
+            merchant, _ = Merchant.objects.update_or_create(
+                name=name, defaults=where, create_defaults={"contact_email": "ops@example.com", **where}
             )
             merchants[name] = merchant
-            for location_name, city, latitude, longitude in locations:
+            for location_name, city, latitude, longitude in demo["locations"]:
                 Location.objects.get_or_create(
                     merchant=merchant,
                     name=location_name,
