@@ -26,6 +26,7 @@ from accounts.models import Capability
 from coffeeshop.admin_base import ScopedModelAdmin, ScopedRelatedFilter, ScopedTabularInline, user_can
 from devices import selectors, services
 from devices.models import Device, DeviceBin, DeviceState, Location, StatusEvent
+from devices.rules import brewing_range_c, temperature_in_range
 
 HISTORY_ROWS = 20
 CHART_HOURS = 24
@@ -71,7 +72,17 @@ def temperature_text(value: float | None) -> str:
 
 
 def temperature_element(device: Device) -> str:
-    return live_element(device.pk, "temperature", temperature_text(device.temperature_c))
+    """The reading, marked (and kept marked by live.js) when it is outside the brewing range."""
+    low, high = brewing_range_c()
+    return live_element(
+        device.pk,
+        "temperature",
+        temperature_text(device.temperature_c),
+        in_range="true" if temperature_in_range(device.temperature_c) else "false",
+        range_min=low,
+        range_max=high,
+        out_of_range_title=_("Outside the brewing range (%(low)s–%(high)s °C)") % {"low": low, "high": high},
+    )
 
 
 def last_seen_element(device: Device) -> str:

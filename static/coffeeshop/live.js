@@ -115,9 +115,19 @@
     });
   }
 
+  function markRange(element, value) {
+    var low = Number(element.dataset.rangeMin);
+    var high = Number(element.dataset.rangeMax);
+    var inRange = value === null || value === undefined || isNaN(low) || (value >= low && value <= high);
+    element.dataset.inRange = inRange ? "true" : "false";
+    if (inRange) element.removeAttribute("title");
+    else element.title = element.dataset.outOfRangeTitle || "";
+  }
+
   function updateTemperature(deviceId, value) {
     elements(deviceId, "temperature").forEach(function (element) {
       setText(element, temperatureText(value));
+      markRange(element, value);
     });
   }
 

@@ -214,6 +214,19 @@ def test_the_device_list_marks_each_live_value_for_the_live_script(login, fleet,
     assert 'id="coffeeshop-live-labels"' in content and '"fault": "Fault"' in content
 
 
+def test_an_out_of_range_temperature_is_marked_in_the_list_and_on_the_machine_page(login, fleet, merchant):
+    hot = DeviceFactory(merchant=merchant, serial="CM2K-A00003", temperature_c=104.5)
+    client = login(Role.VIEWER)
+
+    listing = client.get(reverse("admin:devices_device_changelist")).content.decode()
+    page = client.get(change_url(hot)).content.decode()
+
+    for content in (listing, page):
+        assert re.search(rf'data-device-id="{hot.pk}" data-live="temperature" data-in-range="false"', content)
+    normal = fleet["a_device"]
+    assert re.search(rf'data-device-id="{normal.pk}" data-live="temperature" data-in-range="true"', listing)
+
+
 def test_an_empty_fleet_says_how_machines_join(login, fleet, make_user):
     from accounts.models import Merchant
 
