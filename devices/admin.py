@@ -356,6 +356,7 @@ class DeviceAdmin(ScopedModelAdmin):
         "status_changed_at",
     ]
     inlines = [DeviceBinInline]
+    story = []  # other apps' parts of the machine's page, see plug_into_device_admin
     actions_detail = ["rotate_token", "revoke_token"]
 
     def get_queryset(self, request):
@@ -381,6 +382,7 @@ class DeviceAdmin(ScopedModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
             context.update(self.status_context(obj))
+            context["story"] = [part for tell in self.story if (part := tell(obj, request)) is not None]
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def status_context(self, device: Device) -> dict:
@@ -486,12 +488,25 @@ class DeviceAdmin(ScopedModelAdmin):
 # --- The extension point: other apps add their actions to the machine's pages ---------------------
 
 
+def story_section(*, title, link: str, link_label, headers: list, rows: list, empty) -> dict:
+    """A part of a machine's story on its page: a table of its latest rows, linked to the whole list."""
+    return {
+        "title": title,
+        "link": link,
+        "link_label": link_label,
+        "table": {"headers": headers, "rows": rows},
+        "empty": empty,
+    }
+
+
 def plug_into_device_admin(extension: type) -> None:
     """Adds another app's actions and inlines to the machine's pages; devices imports none of those apps.
 
     `extension` is a plain class whose methods are the actions, named in its `device_actions` (the
-    list's actions) and `device_actions_detail` (the change page's), with `device_inlines` to add. They
-    join the registered DeviceAdmin, so every app's additions stay side by side.
+    list's actions) and `device_actions_detail` (the change page's), with `device_inlines` to add and
+    `device_story`: functions (device, request) -> a `story_section` (or None) that the machine's page
+    shows under its history (its last orders, commands, open alarms). They join the registered
+    DeviceAdmin, so every app's additions stay side by side.
     """
     device_admin = type(admin.site.get_model_admin(Device))
     list_actions = list(getattr(extension, "device_actions", []))
@@ -501,3 +516,4 @@ def plug_into_device_admin(extension: type) -> None:
     device_admin.actions = [*(device_admin.actions or []), *list_actions]
     device_admin.actions_detail = [*device_admin.actions_detail, *detail_actions]
     device_admin.inlines = [*device_admin.inlines, *getattr(extension, "device_inlines", [])]
+    device_admin.story = [*device_admin.story, *getattr(extension, "device_story", [])]

@@ -11,6 +11,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
@@ -20,6 +22,7 @@ from unfold.decorators import action, display
 from accounts.models import Capability
 from coffeeshop.admin_base import ScopedModelAdmin, ScopedRelatedFilter, ScopedTabularInline
 from coffeeshop.exceptions import DomainError
+from devices.admin import plug_into_device_admin, story_section
 from orders import selectors
 from orders.admin_filters import (
     DATE_FIELD,
@@ -389,3 +392,42 @@ class PaymentMethodAdmin(ScopedModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # Past orders name the code: renaming it would orphan them; a new code is a new method.
         return [*self.readonly_fields, "merchant", "code"] if obj else self.readonly_fields
+
+
+# --- The machine's page: its last orders (plugged into devices' admin, which must not import orders) ---
+
+STORY_ROWS = 10
+
+
+def last_orders(device, request) -> dict:
+    orders = selectors.with_payment_method_names(
+        Order.objects.for_user(request.user).filter(device=device).order_by("-received_at", "-pk")
+    )
+    return story_section(
+        title=_("Last orders"),
+        link=f"{reverse('admin:orders_order_changelist')}?device__id__exact={device.pk}",
+        link_label=_("All of this machine's orders"),
+        headers=[_("order"), _("received"), _("total"), _("payment method"), _("payment status")],
+        rows=[
+            [
+                format_html(
+                    '<a class="text-primary-600" href="{}">{}</a>',
+                    reverse("admin:orders_order_change", args=[order.pk]),
+                    order.machine_order_id,
+                ),
+                date_format(timezone.localtime(order.received_at), "DATETIME_FORMAT"),
+                f"{order.total} {order.currency}",
+                selectors.payment_method_name(order),
+                order.get_payment_status_display(),
+            ]
+            for order in orders[:STORY_ROWS]
+        ],
+        empty=_("This machine has sold nothing yet."),
+    )
+
+
+class DeviceOrdersStory:
+    device_story = [last_orders]
+
+
+plug_into_device_admin(DeviceOrdersStory)

@@ -114,6 +114,7 @@ class AlarmAdmin(ScopedModelAdmin):
         AlarmStateFilter,
         AcknowledgedFilter,
         ("merchant", ScopedRelatedFilter),
+        ("device", ScopedRelatedFilter),
     ]
     list_filter_submit = True
     ordering = ALARM_ORDERING

@@ -195,6 +195,38 @@ def test_the_device_page_shows_live_status_chart_and_history(login, fleet):
     assert 'id="coffeeshop-live-labels"' in content
 
 
+def test_the_device_page_tells_the_machines_story_each_part_linked_to_its_list(login, fleet):
+    from operations.models import Alarm, AlarmType, Severity
+    from operations.services import alarms, commands
+    from tests.factories import OrderFactory
+
+    device, rival = fleet["a_device"], fleet["b_device"]
+    for n in range(12):
+        OrderFactory(device=device, machine_order_id=f"A-{n:04d}", payment_method="alipay")
+    OrderFactory(device=rival, machine_order_id="B-SECRET")
+    commands.send_command(device, "clean", {"program": "rinse"}, user=fleet["a_colleague"])
+    hot, _ = alarms.open_or_bump_alarm(
+        device, AlarmType.TEMPERATURE_OUT_OF_RANGE, Severity.WARNING, message="Hot"
+    )
+    gone, _ = alarms.open_or_bump_alarm(device, AlarmType.OFFLINE, Severity.CRITICAL, message="Gone quiet")
+    alarms.clear_alarm_by_hand(gone, user=None, reason="Back")
+    alarms.open_or_bump_alarm(rival, AlarmType.OFFLINE, Severity.CRITICAL, message="Secret alarm")
+    client = login(Role.VIEWER)
+
+    content = client.get(change_url(device)).content.decode()
+
+    assert "Last orders" in content and "A-0011" in content and "A-0001" not in content  # the ten latest
+    assert "Alipay" in content and "B-SECRET" not in content
+    assert "Latest commands" in content and "Clean" in content
+    assert "Open alarms" in content and "Hot" in content and "Gone quiet" not in content
+    for changelist in ("orders/order", "operations/remotecommand", "operations/alarm"):
+        link = f"/admin/{changelist}/?device__id__exact={device.pk}"
+        assert link in content
+        assert client.get(link).status_code == 200
+    listed = client.get(f"/admin/operations/alarm/?device__id__exact={device.pk}").context["cl"].result_list
+    assert [a.pk for a in listed] == [hot.pk] and Alarm.objects.filter(device=rival).exists()
+
+
 def test_the_device_list_marks_each_live_value_for_the_live_script(login, fleet, merchant):
     offline = DeviceFactory(merchant=merchant, serial="CM2K-A00002", is_online=False, state="fault")
 
