@@ -7,6 +7,7 @@ zone they use.
 """
 
 import zoneinfo
+from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -43,3 +44,20 @@ class MerchantTimeZoneMiddleware:
             return self.get_response(request)
         finally:
             timezone.deactivate()
+
+
+def merchant_zone(merchant) -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(merchant.time_zone)
+
+
+def local_day_start(merchant, now: datetime) -> datetime:
+    """Midnight that began the merchant's current day ("today" is the merchant's, not the server's)."""
+    local = timezone.localtime(now, merchant_zone(merchant))
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def local_week_start(merchant, now: datetime) -> datetime:
+    """Monday's midnight of the merchant's current week."""
+    today = local_day_start(merchant, now)
+    monday = today.date() - timedelta(days=today.weekday())
+    return datetime.combine(monday, time(), tzinfo=today.tzinfo)

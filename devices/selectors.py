@@ -45,6 +45,33 @@ def device_summary(device: Device, now: datetime | None = None, hours: int = 24)
     return {"since": since, **stats}
 
 
+def uptime_pct(device: Device, since: datetime, now: datetime) -> float | None:
+    """The share of [since, now) the machine was online, from its recorded connectivity: each record's
+    state holds until the next one, and the last record before `since` says how the window began.
+    None when nothing was recorded for it by `now`."""
+    history = DeviceStatusHistory.objects.filter(device=device, recorded_at__lt=now)
+    before = history.filter(recorded_at__lt=since).order_by("-recorded_at").values_list("is_online").first()
+    records = list(
+        history.filter(recorded_at__gte=since).order_by("recorded_at").values_list("recorded_at", "is_online")
+    )
+    if before is None and not records:
+        return None
+    online_s, at, online = 0.0, since, before[0] if before else None
+    for recorded_at, is_online in records:
+        if online:
+            online_s += (recorded_at - at).total_seconds()
+        at, online = recorded_at, is_online
+    if online:
+        online_s += (now - at).total_seconds()
+    start = since if before else records[0][0]
+    window = (now - start).total_seconds()
+    return round(100 * online_s / window, 1) if window > 0 else None
+
+
+def low_bin_indexes(device: Device) -> list[int]:
+    return [b.index for b in device.bins.all() if b.is_low]
+
+
 def changed_device_payloads(user, since: datetime) -> tuple[list[dict], datetime]:
     """Live payloads of the user's machines that changed or reported since `since`, and the next `since`.
 

@@ -8,6 +8,7 @@ class OperationsConfig(AppConfig):
 
     def ready(self):
         from coffeeshop.redis import on_recovery
+        from operations import summary  # noqa: F401  (adds alarms and commands to a machine's summary)
         from operations.services.notifications import queue_unsent_notifications
         from operations.services.pending_flags import reflag_pending_commands
 

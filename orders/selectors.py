@@ -1,6 +1,16 @@
-from django.db.models import OuterRef, Prefetch, Subquery
+from decimal import Decimal
 
-from orders.models import BUILT_IN_PAYMENT_METHODS, Order, OrderItem, PaymentMethod, Refund
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, OuterRef, Prefetch, Subquery, Sum
+
+from orders.models import (
+    BUILT_IN_PAYMENT_METHODS,
+    MONEY,
+    Order,
+    OrderItem,
+    PaymentMethod,
+    PaymentStatus,
+    Refund,
+)
 
 
 def orders_for(user):
@@ -27,3 +37,25 @@ def payment_method_name(order) -> str:
     if built_in is not None:
         return str(built_in)
     return getattr(order, "defined_payment_method_name", None) or order.payment_method
+
+
+CENT = Decimal("0.01")
+# Orders that are sales: paid, and not refunded whole (a partial refund is taken off the amount).
+SOLD_STATUSES = (PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUND_FAILED)
+
+
+def sales_of(orders) -> list[dict]:
+    """Sales as the business counts them, one entry per currency (sums never mix currencies):
+    `{"currency", "orders", "amount"}` of the sold orders, net of refunds, test orders left out."""
+    net = ExpressionWrapper(F("total") - F("refunded_total"), output_field=DecimalField(**MONEY))
+    rows = (
+        orders.filter(is_test=False, payment_status__in=SOLD_STATUSES)
+        .order_by()
+        .values("currency")
+        .annotate(orders=Count("pk"), amount=Sum(net))
+        .order_by("currency")
+    )
+    return [
+        {"currency": r["currency"], "orders": r["orders"], "amount": str(Decimal(r["amount"]).quantize(CENT))}
+        for r in rows
+    ]

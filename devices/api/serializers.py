@@ -127,6 +127,23 @@ class StatusHistorySerializer(serializers.ModelSerializer):
         ]
 
 
+class SalesFigureSerializer(serializers.Serializer):
+    currency = serializers.CharField()
+    orders = serializers.IntegerField()
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2, coerce_to_string=True)
+
+
+class SalesPeriodSerializer(serializers.Serializer):
+    since = serializers.DateTimeField()
+    figures = SalesFigureSerializer(many=True, help_text=_("One per currency: paid orders, net of refunds."))
+
+
+class SalesPeriodsSerializer(serializers.Serializer):
+    time_zone = serializers.CharField(help_text=_("The merchant's: its days are these days."))
+    today = SalesPeriodSerializer()
+    this_week = SalesPeriodSerializer()
+
+
 class DeviceSummarySerializer(serializers.Serializer):
     device = DeviceDetailSerializer()
     since = serializers.DateTimeField()
@@ -135,6 +152,17 @@ class DeviceSummarySerializer(serializers.Serializer):
     max_temperature_c = serializers.FloatField(allow_null=True)
     offline_events = serializers.IntegerField()
     state_changes = serializers.IntegerField()
+    uptime_pct_24h = serializers.FloatField(
+        allow_null=True, help_text=_("Share of the last 24 hours online, from recorded connectivity.")
+    )
+    low_bins = serializers.ListField(child=serializers.IntegerField(), help_text=_("Indexes of low bins."))
+    last_heartbeat_at = serializers.DateTimeField(allow_null=True)
+    package_version = serializers.CharField(allow_blank=True)
+    sales = SalesPeriodsSerializer()
+    open_alarms = serializers.DictField(
+        child=serializers.IntegerField(), help_text=_("Active alarms by severity.")
+    )
+    pending_commands = serializers.IntegerField(help_text=_("Commands not yet finished."))
     recent_history = StatusHistorySerializer(many=True)
 
 

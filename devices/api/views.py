@@ -1,4 +1,7 @@
+from datetime import timedelta
+
 from django.db.models import Prefetch
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, viewsets
@@ -11,6 +14,7 @@ from devices import selectors, services
 from devices.api import serializers
 from devices.filters import DeviceFilter, LocationFilter, StatusHistoryFilter
 from devices.models import DeviceBin, StatusEvent
+from devices.summary import other_apps_parts
 
 
 class LocationViewSet(viewsets.ModelViewSet):
@@ -74,7 +78,15 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     @action(detail=True)
     def summary(self, request, pk=None):
         device = self.get_object()
-        summary = selectors.device_summary(device)
+        now = timezone.now()
+        summary = {
+            **selectors.device_summary(device, now),
+            "uptime_pct_24h": selectors.uptime_pct(device, now - timedelta(hours=24), now),
+            "low_bins": selectors.low_bin_indexes(device),
+            "last_heartbeat_at": device.last_seen_at,
+            "package_version": device.package_version,
+            **other_apps_parts(device, now),
+        }
         recent = selectors.status_history_for(device).order_by("-recorded_at")[:20]
         return Response(
             serializers.DeviceSummarySerializer({"device": device, "recent_history": recent, **summary}).data
