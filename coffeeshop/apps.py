@@ -6,4 +6,4 @@ class CoffeeshopConfig(AppConfig):
     verbose_name = "coffeeshop"
 
     def ready(self):
-        from coffeeshop import checks  # noqa: F401  (registers system checks)
+        from coffeeshop import checks, workers  # noqa: F401  (system checks; the workers' pulse)

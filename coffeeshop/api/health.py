@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from coffeeshop.api.errors import OUTAGE_RETRY_AFTER_S, error_body
 from coffeeshop.redis import redis_client
+from coffeeshop.workers import celery_health
 
 
 def _probe(check) -> dict:
@@ -34,6 +35,7 @@ def _database():
                 "database": serializers.DictField(),
                 "redis": serializers.DictField(),
                 "degraded": serializers.BooleanField(),
+                "celery": serializers.DictField(),
             },
         )
     }
@@ -44,6 +46,7 @@ def _database():
 @throttle_classes([])
 def health(request):
     """The database and (when configured) Redis, with their latency; 503 when the database is down.
+    `celery` says whether workers answer (finished a task lately) and when beat last ticked.
 
     A server without Redis still serves everything on PostgreSQL (coffeeshop.redis), so Redis being
     out is `"degraded": true` with a 200: a load balancer must not take every server out for it.
@@ -57,4 +60,4 @@ def health(request):
             status=503,
             headers={"Retry-After": str(OUTAGE_RETRY_AFTER_S)},
         )
-    return Response({**checks, "degraded": not checks["redis"]["ok"]})
+    return Response({**checks, "degraded": not checks["redis"]["ok"], "celery": celery_health()})
