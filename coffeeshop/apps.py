@@ -7,3 +7,6 @@ class CoffeeshopConfig(AppConfig):
 
     def ready(self):
         from coffeeshop import checks, workers  # noqa: F401  (system checks; the workers' pulse)
+        from coffeeshop.metrics import register_business_metrics
+
+        register_business_metrics()

@@ -7,16 +7,40 @@ connection's own (REMOTE_ADDR), never X-Forwarded-For, which any client can writ
 
 import hmac
 import ipaddress
+import os
 
+import prometheus_client
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django_prometheus.exports import ExportToDjangoView
+from django.http import HttpResponse
+from prometheus_client import multiprocess
+
+from coffeeshop.business_metrics import BusinessCollector
 
 
 def metrics(request):
     if not (has_metrics_token(request) or comes_from_allowed_address(request)):
         raise PermissionDenied("metrics need a token or an allowed address")
-    return ExportToDjangoView(request)
+    if multiprocess_dir():
+        # Several processes: their request metrics merged from the shared directory, and the business
+        # figures, which are read from the database and so need no merging.
+        registry = prometheus_client.CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        registry.register(BusinessCollector())
+    else:
+        registry = prometheus_client.REGISTRY
+    page = prometheus_client.generate_latest(registry)
+    return HttpResponse(page, content_type=prometheus_client.CONTENT_TYPE_LATEST)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+
+def register_business_metrics() -> None:
+    """In the process's own registry, once (the multiprocess registry gets it per scrape)."""
+    if not multiprocess_dir():
+        prometheus_client.REGISTRY.register(BusinessCollector())
 
 
 def has_metrics_token(request) -> bool:

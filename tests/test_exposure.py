@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 from accounts.models import Role
 
 TOKEN = "scraper-secret-0123456789"
+pytestmark = pytest.mark.django_db  # the metrics page reads the business figures from the database
 
 
 @pytest.fixture
