@@ -59,6 +59,10 @@ BREW_TEMPERATURE_RANGE_C = (
 )
 # One temperature/signal sample per online machine per this interval goes to the status history.
 STATUS_SAMPLE_INTERVAL_S = int(os.environ.get("STATUS_SAMPLE_INTERVAL_S", "300"))
+# Raw status history is kept this many days; hourly figures (DeviceStatusHour) are kept for good.
+STATUS_HISTORY_RAW_DAYS = int(os.environ.get("STATUS_HISTORY_RAW_DAYS", "30"))
+STATUS_FOLD_HOURS_PER_RUN = int(os.environ.get("STATUS_FOLD_HOURS_PER_RUN", "24"))
+STATUS_PRUNE_BATCH = int(os.environ.get("STATUS_PRUNE_BATCH", "5000"))  # raw records deleted per transaction
 # Without Redis there is no cross-process channel layer: staff sockets poll the database this often.
 LIVE_POLL_INTERVAL_S = float(os.environ.get("LIVE_POLL_INTERVAL_S", "3"))
 

@@ -278,7 +278,11 @@ class DeviceStatusHistory(models.Model):
         verbose_name = _("status record")
         verbose_name_plural = _("status history")
         ordering = ["-recorded_at"]
-        indexes = [models.Index(fields=["device", "-recorded_at"], name="history_device_recent")]
+        indexes = [
+            models.Index(fields=["device", "-recorded_at"], name="history_device_recent"),
+            # The hourly fold reads an hour of the whole fleet; the prune the oldest records.
+            models.Index(fields=["recorded_at"], name="history_recorded_at"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(state__in=DeviceState.values), name="history_state_valid"),
             models.CheckConstraint(condition=Q(event__in=StatusEvent.values), name="history_event_valid"),
@@ -286,3 +290,40 @@ class DeviceStatusHistory(models.Model):
 
     def __str__(self):
         return f"{self.device_id} {self.get_event_display()} {self.recorded_at:%Y-%m-%d %H:%M:%S}"
+
+
+class DeviceStatusHour(models.Model):
+    """One machine's hour, kept for good while raw history is pruned after STATUS_HISTORY_RAW_DAYS:
+    how long it was online (of how long its state was known), its temperature and its events
+    (devices.services.history_rollup)."""
+
+    device = models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="status_hours", verbose_name=_("device")
+    )
+    hour = models.DateTimeField(_("hour"), help_text=_("Its start, in UTC."))
+    online_s = models.FloatField(_("seconds online"))
+    known_s = models.FloatField(_("seconds with a known state"))
+    samples = models.PositiveIntegerField(_("records"))
+    avg_temperature_c = models.FloatField(_("average temperature (°C)"), null=True, blank=True)
+    min_temperature_c = models.FloatField(_("lowest temperature (°C)"), null=True, blank=True)
+    max_temperature_c = models.FloatField(_("highest temperature (°C)"), null=True, blank=True)
+    offline_events = models.PositiveIntegerField(_("went offline"), default=0)
+    state_changes = models.PositiveIntegerField(_("state changes"), default=0)
+
+    objects = DeviceStatusHistoryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("hour of status")
+        verbose_name_plural = _("hours of status")
+        ordering = ["device_id", "hour"]
+        indexes = [models.Index(fields=["hour"], name="status_hour_hour")]
+        constraints = [
+            models.UniqueConstraint(fields=["device", "hour"], name="status_hour_once_per_device"),
+            models.CheckConstraint(
+                condition=Q(online_s__gte=0) & Q(online_s__lte=models.F("known_s")) & Q(known_s__lte=3600),
+                name="status_hour_seconds_in_range",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.device_id} {self.hour:%Y-%m-%d %H:00}"
