@@ -228,3 +228,28 @@ class PickListSerializer(serializers.Serializer):
     locations = PickListLocationSerializer(many=True)
     machines = MachinePicksSerializer(many=True)
     totals = MaterialTotalSerializer(many=True)
+
+
+def _plain(obj, serializer_class, skip=()) -> dict:
+    return {name: getattr(obj, name) for name in serializer_class._declared_fields if name not in skip}
+
+
+def pick_list_data(picks) -> dict:
+    """What PickListSerializer describes, written out directly: DRF's fields took a third of the time of
+    a 500-machine list. Dates and times are left to the JSON encoder (ISO 8601, UTC as Z, as DRF's)."""
+    return {
+        "date": picks.visit_date,
+        "visit_at": picks.visit_at,
+        "min_share_pct": picks.min_share_pct,
+        "locations": [
+            {"id": loc.pk, "name": loc.name, "merchant_id": loc.merchant_id} for loc in picks.locations
+        ],
+        "machines": [
+            {
+                **_plain(machine, MachinePicksSerializer, skip=("bins",)),
+                "bins": [_plain(line, PickLineSerializer) for line in machine.lines],
+            }
+            for machine in picks.machines
+        ],
+        "totals": [_plain(total, MaterialTotalSerializer) for total in picks.totals],
+    }

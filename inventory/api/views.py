@@ -232,4 +232,4 @@ class PickListView(FileOrEnvelopeMixin, APIView):
             response = HttpResponse(pick_list_csv(picks), content_type=EXPORT_TYPES["csv"][0])
             response["Content-Disposition"] = f'attachment; filename="{csv_filename(picks)}"'
             return response
-        return Response(serializers.PickListSerializer(picks).data)
+        return Response(serializers.pick_list_data(picks))

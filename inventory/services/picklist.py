@@ -28,6 +28,8 @@ from inventory.services.forecast import expected_use
 
 # A hair under a whole pack is that pack: 0.1 + 0.2 packs must not become 2.
 _PACK_EPSILON = 1e-9
+BIN_FIELDS = [f.name for f in DeviceBin._meta.concrete_fields]
+DEVICE_FIELDS = ("id", "serial", "alias", "merchant", "location")
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,13 @@ def pick_list(
     bins = DeviceBin.objects.for_user(user).filter(device__location__in=[loc.pk for loc in locations])
     if merchant_id is not None:
         bins = bins.filter(device__merchant_id=merchant_id)
-    bins = list(bins.select_related("device").order_by("device__location_id", "device__serial", "index"))
+    # The bin whole (expected_use may read any of its fields), of its machine only what the list shows:
+    # a machine's other timestamps cost more to read than the rest of the list to work out.
+    bins = list(
+        bins.select_related("device")
+        .only(*BIN_FIELDS, *(f"device__{name}" for name in DEVICE_FIELDS))
+        .order_by("device__location_id", "device__serial", "index")
+    )
     catalogue = {
         (material.merchant_id, material.code): material
         for material in Material.objects.filter(

@@ -197,10 +197,11 @@ def test_the_api_answers_the_pick_list_in_the_envelope(staff_client, merchant, t
 
     assert reply.status_code == 200, reply.content
     data = reply.json()["data"]
-    assert data["date"] == visit[0].isoformat()
+    assert (data["date"], data["visit_at"]) == (visit[0].isoformat(), f"{visit[0].isoformat()}T08:00:00Z")
     assert [loc["name"] for loc in data["locations"]] == ["Lobby", "Station"]
     machine_a = data["machines"][0]
     assert (machine_a["serial"], machine_a["location_name"], len(machine_a["bins"])) == ("CM-A", "Lobby", 2)
+    assert machine_a["bins"][0]["reported_at"] == f"{(visit[0] - timedelta(days=1)).isoformat()}T08:00:00Z"
     assert machine_a["bins"][0] | {"bin_id": None, "reported_at": None} == {
         "bin_id": None,
         "reported_at": None,
