@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts.models import Role
 from coffeeshop.exceptions import Invalid
+from inventory.services import forecast
 from inventory.services.picklist import default_visit_date, pick_list
 from tests.factories import DeviceBinFactory, DeviceFactory, LocationFactory, MaterialFactory
 
@@ -32,7 +33,21 @@ def visit(settings):
 
 
 @pytest.fixture
-def trip(merchant, other_merchant, visit):
+def use_at_pace(monkeypatch):
+    """The pick list's arithmetic apart from the forecast's: each bin gives out its drain_per_day, day by
+    day, whatever the forecast becomes (it has tests of its own). Returns what the list asked it."""
+    asked = []
+
+    def expected_use(bin_, start, end):
+        asked.append((bin_.pk, start, end))
+        return (bin_.drain_per_day or 0) * max(0.0, (end - start) / timedelta(days=1))
+
+    monkeypatch.setattr("inventory.services.picklist.expected_use", expected_use)
+    return asked
+
+
+@pytest.fixture
+def trip(merchant, other_merchant, visit, use_at_pace):
     """Brew Co's Lobby (machine A, and C whose bins are full) and Station (machine B), every bin read
     exactly one day before the visit, so that its expected use is its pace; and another merchant's
     machine at its own location."""
@@ -95,11 +110,16 @@ def lines_of(picks):
     }
 
 
-def test_the_pick_list_fills_each_bin_to_the_top_in_whole_packs(make_user, merchant, trip, visit):
+def test_the_pick_list_fills_each_bin_to_the_top_in_whole_packs(
+    make_user, merchant, trip, visit, use_at_pace
+):
     user = make_user(Role.VIEWER, merchants=[merchant])
 
     picks = pick_list(user, location_ids=[trip["lobby"].pk, trip["station"].pk])
 
+    # The forecast is asked for each bin of the trip, from its reading to the visit.
+    assert len(use_at_pace) == 7
+    assert {(start, end) for _, start, end in use_at_pace} == {(visit[1] - timedelta(days=1), visit[1])}
     assert picks.visit_date == visit[0] and picks.visit_at == visit[1]
     # Grouped by machine, locations by name (Lobby before Station); C, whose bins are full, is left out.
     assert [(m.serial, m.name, m.location_name) for m in picks.machines] == [
@@ -355,7 +375,11 @@ def test_the_csv_lists_each_bin_then_the_vans_totals(staff_client, merchant, tri
     ]
 
 
-def test_the_pick_list_runs_the_same_number_of_queries_for_2_or_30_machines(staff_client, merchant, trip):
+def test_the_pick_list_runs_the_same_number_of_queries_for_2_or_30_machines(
+    staff_client, merchant, trip, monkeypatch
+):
+    # With the forecast's own expected_use: one that read a field left unloaded would cost a query a bin.
+    monkeypatch.setattr("inventory.services.picklist.expected_use", forecast.expected_use)
     viewer = staff_client(Role.VIEWER, merchants=[merchant])
     params = {"location": f"{trip['lobby'].pk},{trip['station'].pk}"}
 
