@@ -54,7 +54,7 @@ from bench.heartbeat import (  # noqa: E402
     start_gunicorn,
     versions,
 )
-from bench.inventory_bins import BINS_PER_MACHINE, CITIES, MATERIALS  # noqa: E402
+from bench.inventory_bins import BINS_PER_MACHINE, CITIES, MATERIALS, QUERY_COUNTS  # noqa: E402
 from bench.inventory_import import ratio  # noqa: E402
 from bench.orders import step  # noqa: E402
 from bench.runner import cpu_meter, guarded, run_files, verdict  # noqa: E402
@@ -147,26 +147,6 @@ print("BENCH_JSON " + json.dumps({{
 }}))
 """
 
-QUERY_COUNTS = """
-import json
-from django.test import Client
-from bench.staff import counting_queries
-
-api = Client(HTTP_HOST={host!r}, headers={{"X-Forwarded-Proto": "https", "Authorization": "Token {token}"}})
-counts = {{}}
-for name, path in {cases!r}:
-    api.get(path)  # the first of a kind loads what a warm worker holds
-    tries = []
-    for _ in range(3):
-        with counting_queries() as counter:
-            reply = api.get(path)
-        assert reply.status_code == 200, (name, reply.status_code, reply.content[:300])
-        tries.append((counter["seconds"], counter["queries"], counter["slowest"]))
-    seconds, queries, (slowest_s, slowest_sql) = sorted(tries)[1]
-    counts[name] = [queries, round(seconds * 1000, 1), round(slowest_s * 1000, 1), slowest_sql]
-print("BENCH_JSON " + json.dumps(counts))
-"""
-
 
 def seed_picklist(env, *, machines: int, locations: int, password: str) -> dict:
     step(
@@ -241,7 +221,10 @@ def measure_picklist(*, port, server_pid, env, seed: dict, args) -> dict:
     finally:
         api.close()
     step("counting the queries of each request (Django shell)")
-    queries = shell_json(env, QUERY_COUNTS.format(host=HOST, token=seed["token"], cases=cases(seed)))
+    api_cases = [(name, "api", path) for name, path in cases(seed)]
+    queries = shell_json(
+        env, QUERY_COUNTS.format(host=HOST, token=seed["token"], email=PICK_EMAIL, cases=api_cases)
+    )
     for result in results:
         counted = queries.get(result["name"], (None, None, None, ""))
         result["queries"], result["queries_ms"], result["slowest_query_ms"], result["slowest_query"] = counted
