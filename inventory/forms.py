@@ -10,7 +10,7 @@ from unfold.widgets import (
     UnfoldBooleanSwitchWidget,
 )
 
-from accounts.tenancy import sees_all_merchants
+from accounts.tenancy import merchant_ids_for
 from devices.models import Location
 from inventory.models import Bin
 from operations.forms import ServiceDialogForm
@@ -96,8 +96,6 @@ class PickListForm(forms.Form):
         self.fields["locations"].queryset = (
             Location.objects.for_user(user).select_related("merchant").order_by("name", "pk")
         )
-        self.fields["locations"].label_from_instance = (
-            (lambda location: f"{location.name} · {location.merchant.name}")
-            if sees_all_merchants(user)
-            else str
-        )
+        merchants = merchant_ids_for(user)
+        if merchants is None or len(merchants) > 1:  # two merchants may each have a "Lobby"
+            self.fields["locations"].label_from_instance = lambda loc: f"{loc.name} · {loc.merchant.name}"

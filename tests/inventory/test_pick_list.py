@@ -432,3 +432,20 @@ def test_the_admin_page_refuses_another_merchants_location(admin_as, trip):
     assert page.status_code == 200
     assert "THEIR-1" not in page.content.decode()
     assert f"{trip['theirs_at'].pk} is not one of the available choices" in page.content.decode()
+
+
+def test_the_admin_page_says_a_past_date_is_in_the_past_and_lists_nothing(admin_as, trip, visit):
+    page = admin_as(Role.OPS).get(
+        PAGE, {"locations": [trip["lobby"].pk], "date": (visit[0] - timedelta(days=3)).isoformat()}
+    )
+
+    assert page.status_code == 200
+    assert "The visit date is in the past." in page.content.decode()
+    assert "CM-A" not in page.content.decode()
+
+
+def test_platform_staff_tell_two_merchants_locations_apart_in_the_admin(admin_as, trip):
+    page = admin_as(Role.ADMIN, is_platform_staff=True).get(PAGE)
+
+    assert "Lobby · Brew Co" in page.content.decode()
+    assert "Their mall · Other Beans" in page.content.decode()
