@@ -156,7 +156,9 @@ def _line(bin_: DeviceBin, material: Material | None, visit_at: datetime, min_sh
     to_fill = float(math.floor(max(0.0, bin_.capacity - expected)))
     if to_fill <= 0 or to_fill < min_share * bin_.capacity:
         return None
-    pack_size = float(material.pack_size) if material is not None and material.pack_size else None
+    # A pack holds the material's unit; a bin that reports in another (ml of a powder) is not rounded.
+    packed = material is not None and material.pack_size and material.unit == bin_.unit
+    pack_size = float(material.pack_size) if packed else None
     return PickLine(
         **Filling.in_packs(to_fill, pack_size),
         bin_id=bin_.pk,

@@ -449,3 +449,16 @@ def test_platform_staff_tell_two_merchants_locations_apart_in_the_admin(admin_as
 
     assert "Lobby · Brew Co" in page.content.decode()
     assert "Their mall · Other Beans" in page.content.decode()
+
+
+def test_a_bin_reporting_in_another_unit_than_its_packs_is_not_rounded(make_user, merchant, trip):
+    trip["b"].bins.filter(index=1).update(unit="ml")  # beans come in 1,000 g bags
+
+    picks = pick_list(make_user(Role.VIEWER, merchants=[merchant]), location_ids=[trip["station"].pk])
+
+    assert lines_of(picks)[("CM-B", 1)] == (500, 500, None, 500, 0)
+    assert (picks.totals[0].material_code, picks.totals[0].unit, picks.totals[0].packs) == (
+        "BEAN-ARABICA",
+        "ml",
+        None,
+    )
