@@ -165,6 +165,7 @@ def latency_ms(send, *, requests: int, max_s: float, warmup: int = 3) -> dict:
         "requests": len(timings),
         "p50_ms": round(statistics.median(timings), 2),
         "p95_ms": round(statistics.quantiles(timings, n=20)[-1], 2) if len(timings) > 1 else timings[0],
+        "p99_ms": round(statistics.quantiles(timings, n=100)[-1], 2) if len(timings) > 1 else timings[0],
         "mean_ms": round(statistics.fmean(timings), 2),
         "max_ms": round(max(timings), 2),
     }

@@ -439,6 +439,10 @@ ORDER_BACKLOG_LIMIT = 500
 # --- Stock and recipes ---------------------------------------------------------------------
 # Bins the forecast job (inventory.forecast_bins) takes per transaction.
 BIN_FORECAST_CHUNK = int(os.environ.get("BIN_FORECAST_CHUNK", "1000"))
+# The pick list (inventory.services.picklist): when on the visit day the filler arrives (local time), and
+# the least a bin must take, as a share of its capacity, to be worth a line.
+PICK_LIST_VISIT_TIME = os.environ.get("PICK_LIST_VISIT_TIME", "08:00")
+PICK_LIST_MIN_SHARE_PCT = float(os.environ.get("PICK_LIST_MIN_SHARE_PCT", "10"))
 # An offered package a machine has not installed after this long counts as a failed install.
 PACKAGE_INSTALL_TIMEOUT_S = int(os.environ.get("PACKAGE_INSTALL_TIMEOUT_S", "3600"))
 # Recipes a package build reads between two progress reports (each one also the job's heartbeat).

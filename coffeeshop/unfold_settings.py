@@ -66,6 +66,11 @@ UNFOLD = {
                         "icon": "inventory_2",
                         "link": reverse_lazy("admin:inventory_material_changelist"),
                     },
+                    {
+                        "title": _("Pick list"),
+                        "icon": "local_shipping",
+                        "link": reverse_lazy("admin:inventory_bin_picklist"),
+                    },
                 ],
             },
             {

@@ -2,6 +2,10 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportExportModelAdmin
 from import_export.formats.base_formats import CSV, XLSX
@@ -13,12 +17,14 @@ from unfold.widgets import UnfoldAdminSelectWidget
 from accounts.models import Capability
 from accounts.selectors import merchants_for
 from coffeeshop.admin_base import MerchantOwnedAdmin, ScopedModelAdmin, ScopedRelatedFilter
+from coffeeshop.exceptions import Invalid
 from devices.admin import bin_level_element
 from inventory import services
-from inventory.forms import RefillForm, ThresholdForm
+from inventory.forms import PickListForm, RefillForm, ThresholdForm
 from inventory.models import BIN_URGENCY, EDITABLE_FIELDS, Bin, Material, Refill
 from inventory.resources import MaterialResource
 from inventory.services.forecast import days_to_empty
+from inventory.services.picklist import csv_filename, default_visit_date, pick_list, pick_list_csv
 
 
 class MaterialImportForm(ImportForm):
@@ -161,6 +167,16 @@ THRESHOLD_DIALOG = {
     "form_submit_text": _("Save threshold"),
 }
 STATE_LABELS = {"empty": _("Empty"), "low": _("Low"), "ok": _("OK")}
+PICK_LINE_HEADERS = [
+    _("bin"),
+    _("material"),
+    _("remaining now"),
+    _("expected at the visit"),
+    _("to fill"),
+    _("packs"),
+    _("left in the last pack"),
+]
+PICK_TOTAL_HEADERS = [_("material"), _("bins"), _("to fill"), _("to load"), _("left over")]
 
 
 class BinStateFilter(DropdownFilter):
@@ -251,6 +267,48 @@ class BinAdmin(ScopedModelAdmin):
 
     def has_stock_permission(self, request, obj=None):
         return self.has_capability(request, Capability.MANAGE_MATERIALS)
+
+    def get_urls(self):
+        page = path(
+            "pick-list/", self.admin_site.admin_view(self.pick_list_view), name="inventory_bin_picklist"
+        )
+        return [page, *super().get_urls()]
+
+    def pick_list_view(self, request):
+        """Inventory → Pick list: choose locations and a day, read the trip by machine and its totals,
+        download it as CSV (`download=csv`). Everyone who may read the bins may read it."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        asked = "locations" in request.GET
+        form = PickListForm(
+            request.GET if asked else None, user=request.user, initial={"date": default_visit_date()}
+        )
+        picks = None
+        if asked and form.is_valid():
+            try:
+                picks = pick_list(
+                    request.user,
+                    location_ids=[location.pk for location in form.cleaned_data["locations"]],
+                    visit_date=form.cleaned_data["date"],
+                )
+            except Invalid as error:
+                for name, problems in error.details.get("fields", {}).items():
+                    form.add_error(name if name in form.fields else None, problems)
+        if picks is not None and request.GET.get("download") == "csv":
+            response = HttpResponse(pick_list_csv(picks), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = f'attachment; filename="{csv_filename(picks)}"'
+            return response
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Pick list"),
+            "form": form,
+            "picks": picks,
+            "csv_query": f"{request.GET.urlencode()}&download=csv",
+            "line_headers": PICK_LINE_HEADERS,
+            "total_headers": PICK_TOTAL_HEADERS,
+        }
+        return TemplateResponse(request, "admin/inventory/pick_list.html", context)
 
     @display(description=_("bin"), header=True)
     def bin_of_device(self, bin_):

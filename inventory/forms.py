@@ -3,8 +3,15 @@ decided by `inventory.services.bins`."""
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
-from unfold.widgets import UnfoldAdminDecimalFieldWidget, UnfoldBooleanSwitchWidget
+from unfold.widgets import (
+    UnfoldAdminDecimalFieldWidget,
+    UnfoldAdminSelectMultipleWidget,
+    UnfoldAdminTextInputWidget,
+    UnfoldBooleanSwitchWidget,
+)
 
+from accounts.tenancy import merchant_ids_for
+from devices.models import Location
 from inventory.models import Bin
 from operations.forms import ServiceDialogForm
 
@@ -68,3 +75,27 @@ class ThresholdForm(BinDialogForm):
     def chosen_threshold(self) -> float | None:
         """None gives the bin back to its material's default."""
         return None if self.cleaned_data["follow_material"] else self.cleaned_data["low_threshold_pct"]
+
+
+class PickListForm(forms.Form):
+    """The pick list page's question: which locations, which day. Offered only the user's locations."""
+
+    locations = forms.ModelMultipleChoiceField(
+        queryset=Location.objects.none(),
+        label=_("Locations"),
+        widget=UnfoldAdminSelectMultipleWidget(attrs={"size": 8}),
+    )
+    date = forms.DateField(
+        label=_("Visit date"),
+        input_formats=["%Y-%m-%d"],
+        widget=UnfoldAdminTextInputWidget(attrs={"type": "date"}),
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["locations"].queryset = (
+            Location.objects.for_user(user).select_related("merchant").order_by("name", "pk")
+        )
+        merchants = merchant_ids_for(user)
+        if merchants is None or len(merchants) > 1:  # two merchants may each have a "Lobby"
+            self.fields["locations"].label_from_instance = lambda loc: f"{loc.name} · {loc.merchant.name}"

@@ -31,7 +31,16 @@ class MaterialUnit(models.TextChoices):
 
 DEFAULT_LOW_THRESHOLD_PCT = 15
 # What staff may edit, by hand, through the API and by import; the code never changes once created.
-EDITABLE_FIELDS = ("name", "kind", "unit", "density", "low_threshold_pct", "cost_per_unit", "supplier")
+EDITABLE_FIELDS = (
+    "name",
+    "kind",
+    "unit",
+    "density",
+    "low_threshold_pct",
+    "cost_per_unit",
+    "supplier",
+    "pack_size",
+)
 
 
 class MaterialQuerySet(TenantQuerySet):
@@ -74,6 +83,18 @@ class Material(models.Model):
         validators=[MinValueValidator(Decimal("0"))],
     )
     supplier = models.CharField(_("supplier"), max_length=120, blank=True)
+    pack_size = models.DecimalField(
+        _("pack size"),
+        max_digits=10,
+        decimal_places=3,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.001"))],
+        help_text=_(
+            "How much one pack holds, in the material's unit (1000 for a 1 kg bag of beans). "
+            "The pick list brings whole packs; blank: no rounding."
+        ),
+    )
     is_enabled = models.BooleanField(
         _("enabled"), default=True, help_text=_("Machines may report only enabled materials.")
     )
@@ -96,6 +117,10 @@ class Material(models.Model):
             ),
             models.CheckConstraint(
                 condition=models.Q(unit__in=MaterialUnit.values), name="material_unit_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(pack_size__gt=0) | models.Q(pack_size__isnull=True),
+                name="material_pack_size_positive",
             ),
         ]
 

@@ -90,6 +90,7 @@ class MaterialResource(resources.ModelResource):
         attribute="cost_per_unit", column_name="cost_per_unit", widget=NumberWidget()
     )
     supplier = fields.Field(attribute="supplier", column_name="supplier", widget=TrimmedWidget())
+    pack_size = fields.Field(attribute="pack_size", column_name="pack_size", widget=NumberWidget())
     enabled = fields.Field(attribute="is_enabled", column_name="enabled", widget=EnabledWidget())
     merchant = fields.Field(attribute="merchant__name", column_name="merchant", readonly=True)
 

@@ -1,9 +1,10 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from inventory.api.views import BinViewSet, MaterialViewSet, RefillViewSet
+from inventory.api.views import BinViewSet, MaterialViewSet, PickListView, RefillViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("materials", MaterialViewSet, basename="material")
 router.register("bins", BinViewSet, basename="bin")
 router.register("refills", RefillViewSet, basename="refill")
-urlpatterns = router.urls
+urlpatterns = [path("pick-list", PickListView.as_view(), name="pick-list"), *router.urls]

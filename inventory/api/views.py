@@ -7,15 +7,17 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts.models import Capability
-from coffeeshop.api.envelope import EnvelopeJSONRenderer
+from coffeeshop.api.envelope import EnvelopeBrowsableAPIRenderer, EnvelopeJSONRenderer
 from coffeeshop.api.errors import PayloadTooLarge
 from inventory import selectors, services
 from inventory.api import serializers
 from inventory.filters import BinFilter, MaterialFilter, RefillFilter
 from inventory.models import Refill
 from inventory.resources import MaterialResource
+from inventory.services.picklist import csv_filename, pick_list, pick_list_csv
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 EXPORT_TYPES = {
@@ -39,8 +41,25 @@ class XLSXRenderer(FileRenderer):
     media_type, format = EXPORT_TYPES["xlsx"][0], "xlsx"
 
 
+class FileOrEnvelopeMixin:
+    """A view that answers a file (`?format=csv`) answers its errors in the JSON envelope, not a file."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        renderer = getattr(request, "accepted_renderer", None)
+        if isinstance(response, Response) and (renderer is None or isinstance(renderer, FileRenderer)):
+            request.accepted_renderer, request.accepted_media_type = (
+                EnvelopeJSONRenderer(),
+                "application/json",
+            )
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
 class MaterialViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+    FileOrEnvelopeMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
 ):
     """Each merchant's catalogue. No delete: bins name the codes; a material is disabled instead."""
 
@@ -53,16 +72,6 @@ class MaterialViewSet(
 
     def get_queryset(self):
         return selectors.materials_for(self.request.user).order_by("merchant_id", "code")
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        # An export that fails answers the JSON envelope, not a file.
-        renderer = getattr(request, "accepted_renderer", None)
-        if isinstance(response, Response) and (renderer is None or isinstance(renderer, FileRenderer)):
-            request.accepted_renderer, request.accepted_media_type = (
-                EnvelopeJSONRenderer(),
-                "application/json",
-            )
-        return super().finalize_response(request, response, *args, **kwargs)
 
     def _written(self, request, partial=False):
         changes = serializers.MaterialWriteSerializer(
@@ -184,3 +193,43 @@ class RefillViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         return (
             Refill.objects.for_user(self.request.user).select_related("user").order_by("-refilled_at", "-pk")
         )
+
+
+PICK_LIST_PARAMETERS = {"location", "date", "merchant_id", "format"}
+
+
+class PickListView(FileOrEnvelopeMixin, APIView):
+    """What to bring to the machines of one location or several on a visit date (default tomorrow):
+    each machine's bins to fill, and the trip's totals per material. `format=csv` for the file."""
+
+    renderer_classes = [EnvelopeJSONRenderer, EnvelopeBrowsableAPIRenderer, CSVRenderer]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("location", int, many=True, required=True, description="location id(s)"),
+            OpenApiParameter("date", OpenApiTypes.DATE, description="the visit date (default tomorrow)"),
+            OpenApiParameter("merchant_id", int),
+            OpenApiParameter("format", str, enum=["json", "csv"]),
+        ],
+        responses={200: serializers.PickListSerializer, (200, "text/csv"): OpenApiTypes.BINARY},
+    )
+    def get(self, request):
+        unknown = sorted(set(request.query_params) - PICK_LIST_PARAMETERS)
+        if unknown:
+            message = _("Unknown parameter. Known: %(known)s.") % {
+                "known": ", ".join(sorted(PICK_LIST_PARAMETERS))
+            }
+            raise ValidationError({name: [message] for name in unknown})
+        query = serializers.PickListQuerySerializer.from_query(request.query_params)
+        query.is_valid(raise_exception=True)
+        picks = pick_list(
+            request.user,
+            location_ids=query.validated_data["location"],
+            visit_date=query.validated_data.get("date"),
+            merchant_id=query.validated_data.get("merchant_id"),
+        )
+        if isinstance(request.accepted_renderer, CSVRenderer):
+            response = HttpResponse(pick_list_csv(picks), content_type=EXPORT_TYPES["csv"][0])
+            response["Content-Disposition"] = f'attachment; filename="{csv_filename(picks)}"'
+            return response
+        return Response(serializers.pick_list_data(picks))

@@ -104,3 +104,11 @@ def forecast_bins(chunk: int | None = None) -> dict:
             Refill.objects.bulk_create(seen)
         done, refills, after = done + len(bins), refills + len(seen), bins[-1].pk
     return {"forecast": done, "refills_seen": refills}
+
+
+def expected_use(bin_: DeviceBin, start: datetime, end: datetime) -> float:
+    """What the bin is expected to give out between `start` and `end`, in its unit; 0 without a pace or
+    for an empty span. Reads only the bin (no query), so a pick list of any size costs nothing more."""
+    if not bin_.drain_per_day or end <= start:
+        return 0.0
+    return bin_.drain_per_day * ((end - start) / timedelta(days=1))

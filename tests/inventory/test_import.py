@@ -31,7 +31,14 @@ ONE_BAD = (
 
 @pytest.fixture
 def catalogue(merchant, other_merchant):
-    MaterialFactory(merchant=merchant, code="BEAN-ARABICA", name="Arabica", kind="bean", low_threshold_pct=15)
+    MaterialFactory(
+        merchant=merchant,
+        code="BEAN-ARABICA",
+        name="Arabica",
+        kind="bean",
+        low_threshold_pct=15,
+        pack_size=1000,
+    )
     MaterialFactory(merchant=merchant, code="WATER", name="Water", kind="water", unit="ml", density="1.000")
     return MaterialFactory(
         merchant=other_merchant, code="OAT-MILK", name="Rival oat milk", kind="milk", unit="ml"
@@ -73,8 +80,29 @@ def test_the_import_writes_the_rows_with_their_chinese_names(staff_client, merch
         "云南咖啡",
     )
     assert materials["BEAN-ARABICA"].low_threshold_pct == 20
+    assert materials["BEAN-ARABICA"].pack_size == 1000  # a file without the column leaves pack sizes alone
     oat = materials["OAT-MILK"]
     assert (oat.kind, oat.unit, str(oat.density), oat.is_enabled) == ("milk", "ml", "1.030", True)
+    assert oat.pack_size is None
+
+
+def test_a_pack_size_column_sets_clears_and_checks_pack_sizes(
+    staff_client, merchant, catalogue, expect_api_error
+):
+    ops = staff_client(Role.OPS, [merchant])
+    sheet = "code,name,kind,unit,pack_size\nBEAN-ARABICA,Arabica,bean,g,\nCUP-12OZ,Cup,cup,pcs,50\n"
+
+    reply = upload(ops, sheet.encode())
+
+    assert [row["status"] for row in reply.json()["data"]] == ["updated", "new"], reply.content
+    assert (mine(merchant)["BEAN-ARABICA"].pack_size, mine(merchant)["CUP-12OZ"].pack_size) == (None, 50)
+    bad = "code,pack_size\nCUP-12OZ,0\nBEAN-ARABICA,a bag\n"
+    error = expect_api_error(upload(ops, bad.encode()), 400, "VALIDATION_ERROR")
+    assert [(row["row"], list(row["errors"])) for row in error["details"]["rows"]] == [
+        (1, ["pack_size"]),
+        (2, ["pack_size"]),
+    ]
+    assert mine(merchant)["CUP-12OZ"].pack_size == 50
 
 
 def test_a_file_with_one_bad_row_imports_nothing_and_names_each_row_and_column(

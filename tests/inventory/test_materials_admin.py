@@ -75,13 +75,14 @@ def test_ops_add_a_material_for_their_merchant_through_the_service(admin_as, mer
             "unit": "ml",
             "low_threshold_pct": 20,
             "supplier": "",
+            "pack_size": "1000",
             "is_enabled": "on",
         },
     )
 
     assert response.status_code == 302, response.content[:2000]
     oat = Material.objects.get(merchant=merchant, code="OAT-MILK")
-    assert (oat.name, oat.low_threshold_pct) == ("燕麦奶", 20)
+    assert (oat.name, oat.low_threshold_pct, oat.pack_size) == ("燕麦奶", 20, 1000)
     assert OperationLog.objects.filter(action="material.created", target_id=str(oat.pk)).exists()
 
 

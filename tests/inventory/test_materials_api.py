@@ -10,7 +10,14 @@ from tests.factories import MaterialFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 
-OAT_MILK = {"code": "OAT-MILK", "name": "燕麦奶 Oat milk", "kind": "milk", "unit": "ml", "density": "1.030"}
+OAT_MILK = {
+    "code": "OAT-MILK",
+    "name": "燕麦奶 Oat milk",
+    "kind": "milk",
+    "unit": "ml",
+    "density": "1.030",
+    "pack_size": "1000",
+}
 
 
 def data(reply, status=200):
@@ -122,6 +129,7 @@ def test_ops_create_a_material_for_their_merchant_without_naming_it(staff_client
 
     assert created["merchant_id"] == merchant.pk and created["name"] == "燕麦奶 Oat milk"
     assert created["density"] == "1.030" and created["enabled"] is True and created["low_threshold_pct"] == 15
+    assert created["pack_size"] == "1000.000"
     assert Material.objects.get(merchant=merchant, code="OAT-MILK").unit == "ml"
 
 
@@ -181,6 +189,8 @@ def test_a_code_the_merchant_has_already_is_a_409_and_another_merchant_may_have_
         ({"density": "0"}, "density"),
         ({"density": "abc"}, "density"),
         ({"cost_per_unit": "-0.01"}, "cost_per_unit"),
+        ({"pack_size": "0"}, "pack_size"),
+        ({"pack_size": "abc"}, "pack_size"),
         ({"code": ""}, "code"),
         ({"name": "x" * 121}, "name"),
         ({"merchant_id": 2**70}, "merchant_id"),
@@ -200,10 +210,15 @@ def test_ops_update_a_material_but_never_its_code(staff_client, merchant, catalo
 
     updated = data(
         ops.patch(
-            f"/api/v1/materials/{water.pk}", {"low_threshold_pct": 25, "supplier": "城市水务"}, format="json"
+            f"/api/v1/materials/{water.pk}",
+            {"low_threshold_pct": 25, "supplier": "城市水务", "pack_size": "18900"},
+            format="json",
         )
     )
     assert (updated["low_threshold_pct"], updated["supplier"], updated["code"]) == (25, "城市水务", "WATER")
+    assert updated["pack_size"] == "18900.000"
+    cleared = data(ops.patch(f"/api/v1/materials/{water.pk}", {"pack_size": None}, format="json"))
+    assert cleared["pack_size"] is None
 
     error = expect_api_error(
         ops.patch(f"/api/v1/materials/{water.pk}", {"code": "H2O"}, format="json"), 400, "VALIDATION_ERROR"
@@ -258,7 +273,9 @@ def test_the_filtered_list_exports_as_csv_that_reads_back(staff_client, merchant
 
     assert reply.status_code == 200 and reply["Content-Type"].startswith("text/csv")
     lines = reply.content.decode().splitlines()
-    assert lines[0] == "code,name,kind,unit,density,low_threshold_pct,cost_per_unit,supplier,enabled,merchant"
+    assert lines[0] == (
+        "code,name,kind,unit,density,low_threshold_pct,cost_per_unit,supplier,pack_size,enabled,merchant"
+    )
     assert len(lines) == 2 and lines[1].startswith("BEAN-ARABICA,Arabica,bean,g,")
     assert "RIVAL" not in reply.content.decode()
 

@@ -28,14 +28,15 @@ MERCHANTS = {
     },
 }
 # Each merchant keeps its own catalogue; the demo merchants start with the same one.
+# (code, name, unit, kind, pack size: what the pick list rounds to; water is poured, not packed)
 MATERIALS = [
-    ("BEAN-ARABICA", "Arabica beans", "g", "bean"),
-    ("BEAN-ROBUSTA", "Robusta beans", "g", "bean"),
-    ("MILK-POWDER", "Milk powder", "g", "milk"),
-    ("SUGAR", "Sugar", "g", "powder"),
-    ("CHOCOLATE", "Chocolate powder", "g", "powder"),
-    ("WATER", "Water", "ml", "water"),
-    ("CUP-12OZ", "Paper cup 12 oz", "pcs", "cup"),
+    ("BEAN-ARABICA", "Arabica beans", "g", "bean", 1000),
+    ("BEAN-ROBUSTA", "Robusta beans", "g", "bean", 1000),
+    ("MILK-POWDER", "Milk powder", "g", "milk", 1000),
+    ("SUGAR", "Sugar", "g", "powder", 1000),
+    ("CHOCOLATE", "Chocolate powder", "g", "powder", 500),
+    ("WATER", "Water", "ml", "water", None),
+    ("CUP-12OZ", "Paper cup 12 oz", "pcs", "cup", 50),
 ]
 ADMIN = ("admin@example.com", "Admin123!", "Admin User")
 DEMO_STAFF = [
@@ -62,9 +63,11 @@ class Command(BaseCommand):
                     name=location_name,
                     defaults={"city": city, "latitude": latitude, "longitude": longitude},
                 )
-            for code, material_name, unit, kind in MATERIALS:
+            for code, material_name, unit, kind, pack_size in MATERIALS:
                 Material.objects.get_or_create(
-                    merchant=merchant, code=code, defaults={"name": material_name, "unit": unit, "kind": kind}
+                    merchant=merchant,
+                    code=code,
+                    defaults={"name": material_name, "unit": unit, "kind": kind, "pack_size": pack_size},
                 )
         email, password, name = ADMIN
         create_or_update_user(
