@@ -95,6 +95,7 @@ from accounts.models import Merchant, Role, User
 from accounts.services import grant_merchant_access
 from devices.models import Device, DeviceBin, Location
 from inventory.models import Material
+import zoneinfo
 from inventory.services.picklist import default_visit_date, visit_time
 
 materials, packs, cities = {materials!r}, {packs!r}, {cities!r}
@@ -114,7 +115,8 @@ devices = Device.objects.bulk_create([
            serial=f"PICK-{{i:06d}}", model="CM-2000", firmware="1.4.2", alias=f"Pick {{i}}" if i % 3 else "",
            state="idle", is_online=True, last_seen_at=now, status_changed_at=now)
     for i in range(in_set + elsewhere)], batch_size=2000)
-visit_at = datetime.combine(default_visit_date(now), visit_time(), tzinfo=timezone.get_default_timezone())
+zone = zoneinfo.ZoneInfo(merchant.time_zone)
+visit_at = datetime.combine(default_visit_date(now, zone), visit_time(), tzinfo=zone)
 min_share = settings.PICK_LIST_MIN_SHARE_PCT / 100
 bins, machines, lines, to_fill = [], set(), 0, Counter()
 for m, device in enumerate(devices):

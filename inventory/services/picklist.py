@@ -12,6 +12,7 @@ the packs the trip's total needs, not one opened pack per bin. A bin that would 
 import csv
 import io
 import math
+import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -124,9 +125,17 @@ def visit_time() -> time:
     return time.fromisoformat(settings.PICK_LIST_VISIT_TIME)
 
 
-def default_visit_date(now: datetime | None = None) -> date:
-    """Tomorrow, in the server's time zone (merchants keep none of their own)."""
-    return timezone.localdate(now or timezone.now()) + timedelta(days=1)
+def default_visit_date(now: datetime | None = None, zone=None) -> date:
+    """Tomorrow, in `zone` (the visited merchant's time zone; the server's without one)."""
+    return timezone.localdate(now or timezone.now(), zone) + timedelta(days=1)
+
+
+def _zone_of(locations: list[Location]):
+    """The visit's date and hour are the visited merchant's; one list does not mix time zones."""
+    zones = {location.merchant.time_zone for location in locations}
+    if len(zones) > 1:
+        raise _invalid("location", _("Choose locations in one time zone: their visit dates differ."))
+    return zoneinfo.ZoneInfo(zones.pop())
 
 
 def _visit_locations(user, location_ids: Iterable[int], merchant_id: int | None) -> list[Location]:
@@ -136,7 +145,7 @@ def _visit_locations(user, location_ids: Iterable[int], merchant_id: int | None)
         raise _invalid("location", _("Choose at least one location."))
     if merchant_id is not None and not can_access_merchant(user, merchant_id):
         raise _invalid("merchant_id", _("unknown merchant"))
-    locations = Location.objects.for_user(user).filter(pk__in=wanted)
+    locations = Location.objects.for_user(user).filter(pk__in=wanted).select_related("merchant")
     if merchant_id is not None:
         locations = locations.filter(merchant_id=merchant_id)
     found = list(locations.order_by("name", "pk"))
@@ -208,11 +217,12 @@ def pick_list(
     PICK_LIST_VISIT_TIME, of the machines `user` may see there. Three queries, however many machines.
     Raises Invalid naming `location`, `date` or `merchant_id`."""
     now = now or timezone.now()
-    visit_date = visit_date or default_visit_date(now)
-    if visit_date < timezone.localdate(now):
-        raise _invalid("date", _("The visit date is in the past."))
     locations = _visit_locations(user, location_ids, merchant_id)
-    visit_at = datetime.combine(visit_date, visit_time(), tzinfo=timezone.get_default_timezone())
+    zone = _zone_of(locations)
+    visit_date = visit_date or default_visit_date(now, zone)
+    if visit_date < timezone.localdate(now, zone):
+        raise _invalid("date", _("The visit date is in the past."))
+    visit_at = datetime.combine(visit_date, visit_time(), tzinfo=zone)
     bins = DeviceBin.objects.for_user(user).filter(device__location__in=[loc.pk for loc in locations])
     if merchant_id is not None:
         bins = bins.filter(device__merchant_id=merchant_id)

@@ -2,10 +2,9 @@
 locations chosen, the bins to fill under each machine and the van's totals, and the CSV downloaded."""
 
 import re
+import zoneinfo
 from datetime import datetime, timedelta
 from pathlib import Path
-
-from django.utils import timezone
 
 from accounts.models import Role
 from inventory.services.picklist import default_visit_date, visit_time
@@ -32,7 +31,8 @@ def test_an_operator_reads_tomorrows_pick_list_and_downloads_it(live_asgi_server
     MaterialFactory(
         merchant=merchant, code="BEAN-ARABICA", name="阿拉比卡咖啡豆", kind="bean", pack_size=1000
     )
-    visit_at = datetime.combine(default_visit_date(), visit_time(), tzinfo=timezone.get_default_timezone())
+    zone = zoneinfo.ZoneInfo(merchant.time_zone)  # the visit is tomorrow 08:00 where the machines are
+    visit_at = datetime.combine(default_visit_date(zone=zone), visit_time(), tzinfo=zone)
     for name, serial, remaining in (("Lobby", "PICK-A", 900), ("Station", "PICK-B", 700)):
         device = DeviceFactory(
             merchant=merchant, location=LocationFactory(merchant=merchant, name=name), serial=serial

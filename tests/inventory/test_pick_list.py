@@ -3,12 +3,12 @@ through the service, the API (JSON and CSV) and the admin page."""
 
 import csv
 import io
-from datetime import datetime, timedelta
+import zoneinfo
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from accounts.models import Role
 from coffeeshop.exceptions import Invalid
@@ -22,14 +22,13 @@ PAGE = "/admin/inventory/bin/pick-list/"
 
 
 @pytest.fixture
-def visit(settings):
-    """Tomorrow at 08:00: the default visit, with its date and time."""
+def visit(settings, merchant):
+    """Tomorrow at 08:00 in the merchant's time zone: the default visit, with its date and time."""
     settings.PICK_LIST_VISIT_TIME = "08:00"
     settings.PICK_LIST_MIN_SHARE_PCT = 10
-    day = default_visit_date()
-    return day, datetime.combine(
-        day, datetime.min.time().replace(hour=8), tzinfo=timezone.get_default_timezone()
-    )
+    zone = zoneinfo.ZoneInfo(merchant.time_zone)
+    day = default_visit_date(zone=zone)
+    return day, datetime.combine(day, datetime.min.time().replace(hour=8), tzinfo=zone)
 
 
 @pytest.fixture
@@ -217,11 +216,13 @@ def test_the_api_answers_the_pick_list_in_the_envelope(staff_client, merchant, t
 
     assert reply.status_code == 200, reply.content
     data = reply.json()["data"]
-    assert (data["date"], data["visit_at"]) == (visit[0].isoformat(), f"{visit[0].isoformat()}T08:00:00Z")
+    # 08:00 where the machines are, with the merchant's offset.
+    assert (data["date"], data["visit_at"]) == (visit[0].isoformat(), visit[1].isoformat())
     assert [loc["name"] for loc in data["locations"]] == ["Lobby", "Station"]
     machine_a = data["machines"][0]
     assert (machine_a["serial"], machine_a["location_name"], len(machine_a["bins"])) == ("CM-A", "Lobby", 2)
-    assert machine_a["bins"][0]["reported_at"] == f"{(visit[0] - timedelta(days=1)).isoformat()}T08:00:00Z"
+    read_at = (visit[1] - timedelta(days=1)).astimezone(UTC)  # stored times are answered in UTC
+    assert machine_a["bins"][0]["reported_at"] == read_at.isoformat().replace("+00:00", "Z")
     assert machine_a["bins"][0] | {"bin_id": None, "reported_at": None} == {
         "bin_id": None,
         "reported_at": None,
@@ -462,3 +463,18 @@ def test_a_bin_reporting_in_another_unit_than_its_packs_is_not_rounded(make_user
         "ml",
         None,
     )
+
+
+def test_the_visit_is_tomorrow_morning_in_the_visited_merchants_time_zone(staff_client, merchant, settings):
+    from inventory.services.picklist import pick_list
+
+    settings.PICK_LIST_VISIT_TIME = "08:00"
+    merchant.time_zone = "Europe/London"
+    merchant.save()
+    lobby = LocationFactory(merchant=merchant, name="Lobby")
+    viewer = staff_client(Role.VIEWER, [merchant]).user
+    late_evening = datetime(2026, 12, 7, 23, 30, tzinfo=zoneinfo.ZoneInfo("Europe/London"))
+
+    picks = pick_list(viewer, location_ids=[lobby.pk], now=late_evening)
+
+    assert picks.visit_at == datetime(2026, 12, 8, 8, 0, tzinfo=zoneinfo.ZoneInfo("Europe/London"))
