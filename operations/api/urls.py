@@ -2,6 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from operations.api import views
+from operations.api.dashboard import DashboardSummaryView
 
 router = SimpleRouter(trailing_slash=False)
 router.register("jobs", views.TaskJobViewSet, basename="job")
@@ -9,6 +10,7 @@ router.register("commands/batches", views.CommandBatchViewSet, basename="command
 router.register("commands", views.CommandViewSet, basename="command")
 router.register("alarms", views.AlarmViewSet, basename="alarm")
 urlpatterns = [
+    path("dashboard/summary", DashboardSummaryView.as_view(), name="dashboard-summary"),
     path("devices/<int:device_id>/commands", views.DeviceCommandsView.as_view(), name="device-commands"),
     *router.urls,
 ]
