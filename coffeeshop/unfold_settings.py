@@ -23,6 +23,8 @@ UNFOLD = {
         {"rel": "icon", "type": "image/svg+xml", "href": lambda request: static("coffeeshop/favicon.svg")}
     ],
     "SHOW_HISTORY": True,
+    # The home page is the dashboard (operations/admin/dashboard.py, templates/admin/index.html).
+    "DASHBOARD_CALLBACK": "operations.admin.dashboard.dashboard_callback",
     "SHOW_VIEW_ON_SITE": False,
     "SCRIPTS": [lambda request: static("coffeeshop/live.js")],
     "STYLES": [lambda request: static("coffeeshop/admin.css")],

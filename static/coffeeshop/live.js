@@ -477,6 +477,67 @@
     if (data.batch_id) scheduleBatchRefresh(data.batch_id);
   };
 
+  // --- The dashboard (the admin's home page): its figures again from the API as the fleet moves -----
+
+  var DASHBOARD_EVENTS = {
+    "orders.created": true,
+    "device.status": true,
+    "device.bins": true,
+    "alarm.opened": true,
+    "alarm.cleared": true,
+    "alarm.acknowledged": true,
+    "rollout.updated": true,
+  };
+  var dashboardTimer = null;
+
+  function figureOf(data, path) {
+    return path.split(".").reduce(function (value, key) {
+      return value === null || value === undefined ? value : value[key];
+    }, data);
+  }
+
+  function renderSalesList(element, figures, withTicket) {
+    element.textContent = "";
+    (figures.length ? figures : [{ amount: "0", currency: "", orders: 0 }]).forEach(function (figure) {
+      var line = document.createElement("p");
+      var amount = document.createElement("span");
+      amount.className = "text-3xl font-semibold";
+      amount.textContent = figure.amount;
+      line.appendChild(amount);
+      line.appendChild(document.createTextNode(" " + figure.currency + " · " + figure.orders));
+      if (withTicket && figure.average_ticket) line.appendChild(document.createTextNode(" · " + figure.average_ticket));
+      element.appendChild(line);
+    });
+    flash(element);
+  }
+
+  function refreshDashboard() {
+    document.querySelectorAll('[data-live="dashboard"][data-url]').forEach(function (element) {
+      getJson(element.dataset.url)
+        .then(function (reply) {
+          var data = reply && reply.data;
+          if (!data) return;
+          element.querySelectorAll("[data-figure]").forEach(function (figure) {
+            var value = figureOf(data, figure.dataset.figure);
+            if (value !== undefined && value !== null) setText(figure, String(value));
+          });
+          element.querySelectorAll("[data-figure-list]").forEach(function (list) {
+            var name = list.dataset.figureList;
+            if (Array.isArray(data[name])) renderSalesList(list, data[name], name === "sales");
+          });
+        })
+        .catch(function () {});
+    });
+  }
+
+  function scheduleDashboardRefresh() {
+    if (dashboardTimer !== null || !document.querySelector('[data-live="dashboard"]')) return;
+    dashboardTimer = setTimeout(function () {
+      dashboardTimer = null;
+      refreshDashboard();
+    }, 1500);
+  }
+
   function connect() {
     var scheme = window.location.protocol === "https:" ? "wss" : "ws";
     var socket = new WebSocket(scheme + "://" + window.location.host + "/ws/live/");
@@ -493,6 +554,7 @@
       }
       var handle = handlers[message.type];
       if (handle && message.data) handle(message.data);
+      if (DASHBOARD_EVENTS[message.type]) scheduleDashboardRefresh();
     });
     socket.addEventListener("close", function () {
       document.documentElement.dataset.liveSocket = "disconnected";

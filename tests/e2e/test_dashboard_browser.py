@@ -1,0 +1,39 @@
+"""The dashboard, open in a browser, shows a sale the moment a machine reports it, without a reload."""
+
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+
+from tests.e2e.browser import BROWSER_TEST, ops_signed_in_with_a_machine_online
+
+pytestmark = BROWSER_TEST
+
+
+def test_a_sale_arrives_on_the_open_dashboard(live_asgi_server):
+    from playwright.sync_api import expect
+
+    with ops_signed_in_with_a_machine_online(
+        live_asgi_server, "ops@dash.example.com", "Sup3r-Secret!", "DASH-0001", "/admin/"
+    ) as (page, device_id, token):
+        today = page.locator('[data-figure-list="sales_today"]')
+        expect(today).to_contain_text("0")
+        page.wait_for_timeout(500)  # the live socket connects
+
+        order = {
+            "order_id": f"DASH-{uuid.uuid4().hex[:8]}",
+            "created_at": datetime.now(UTC).isoformat(),  # sold now: today wherever the merchant is
+            "currency": "CNY",
+            "total": "36.00",
+            "payment": {"method": "wechat", "status": "paid", "transaction_id": "wx-dash-1"},
+            "items": [{"product_id": "latte", "name": "Latte", "qty": 2, "unit_price": "18.00"}],
+        }
+        reply = httpx.post(
+            f"{live_asgi_server.url}/api/v1/devices/{device_id}/orders/create",
+            json=order,
+            headers={"Authorization": f"Device {token}"},
+            timeout=10,
+        )
+        assert reply.status_code == 201, reply.text
+
+        expect(today).to_contain_text("36.00", timeout=10_000)
