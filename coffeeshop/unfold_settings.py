@@ -155,6 +155,12 @@ UNFOLD = {
                         "permission": "operations.admin.sidebar.can_manage_notifications",
                     },
                     {
+                        "title": _("Scheduled reports"),
+                        "icon": "forward_to_inbox",
+                        "link": reverse_lazy("admin:operations_reportsubscription_changelist"),
+                        "permission": "operations.admin.sidebar.can_manage_notifications",
+                    },
+                    {
                         "title": _("Background jobs"),
                         "icon": "hourglass_top",
                         "link": reverse_lazy("admin:operations_taskjob_changelist"),

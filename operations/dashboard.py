@@ -7,6 +7,7 @@ accounts/time_zones.py); the online-rate history comes from the hours of recorde
 (devices.DeviceStatusHour), and a day with no record has no point rather than a copy of today.
 """
 
+import zoneinfo
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -48,6 +49,10 @@ class Scope:
     def end(self) -> datetime:
         return datetime.combine(self.last_day + timedelta(days=1), time(), tzinfo=self.zone)
 
+    def mine(self, manager):
+        """The reader's rows; a scope without a reader (a merchant's own report) sees its merchant's."""
+        return manager.for_user(self.user) if self.user is not None else manager.all()
+
     def narrow(self, queryset, *, device_path: str):
         """`queryset` (already the user's) narrowed to the merchant and location chosen."""
         if self.merchant_id is not None:
@@ -82,12 +87,17 @@ def scope_for(user, *, first_day=None, last_day=None, merchant_id=None, location
     return Scope(user, merchant_id, location_id, first_day, last_day, zone)
 
 
+def merchant_scope(merchant, first_day: date, last_day: date) -> Scope:
+    """The scope of a merchant's own report: its machines only, its days."""
+    return Scope(None, merchant.pk, None, first_day, last_day, zoneinfo.ZoneInfo(merchant.time_zone))
+
+
 def _money(amount) -> str:
     return str(Decimal(amount or 0).quantize(CENT))
 
 
 def _sold(scope: Scope):
-    orders = scope.narrow(Order.objects.for_user(scope.user), device_path="")
+    orders = scope.narrow(scope.mine(Order.objects), device_path="")
     return orders.filter(is_test=False, payment_status__in=SOLD_STATUSES)
 
 
@@ -96,7 +106,7 @@ def _in_range(orders, scope: Scope):
 
 
 def machine_counts(scope: Scope) -> dict:
-    machines = scope.narrow(Device.objects.for_user(scope.user), device_path="")
+    machines = scope.narrow(scope.mine(Device.objects), device_path="")
     counts = machines.aggregate(
         total=Count("pk"),
         online=Count("pk", filter=Q(is_online=True)),
@@ -149,7 +159,7 @@ def sales_per_hour(scope: Scope) -> list[dict]:
 
 def online_rate_per_day(scope: Scope) -> list[dict]:
     """Per local day, the share of known machine-time that was online, from the folded hours."""
-    hours = scope.narrow(DeviceStatusHour.objects.for_user(scope.user), device_path="device__").filter(
+    hours = scope.narrow(scope.mine(DeviceStatusHour.objects), device_path="device__").filter(
         hour__gte=scope.start, hour__lt=scope.end
     )
     rows = (
@@ -191,7 +201,7 @@ def top_and_silent_machines(scope: Scope) -> dict:
         .annotate(orders=Count("pk"), amount=Sum(_net()))
         .order_by("-orders", "device_id")[:TOP]
     )
-    machines = scope.narrow(Device.objects.for_user(scope.user), device_path="")
+    machines = scope.narrow(scope.mine(Device.objects), device_path="")
     silent = machines.exclude(pk__in=sold.values("device_id")).order_by("-is_online", "serial")
     return {
         "top": [
@@ -217,7 +227,7 @@ def top_and_silent_machines(scope: Scope) -> dict:
 
 
 def open_alarms(scope: Scope) -> dict:
-    alarms = scope.narrow(Alarm.objects.for_user(scope.user), device_path="device__").filter(is_active=True)
+    alarms = scope.narrow(scope.mine(Alarm.objects), device_path="device__").filter(is_active=True)
     return alarms.aggregate(
         **{severity: Count("pk", filter=Q(severity=severity)) for severity in Severity.values},
         unacknowledged=Count("pk", filter=Q(acknowledged_at__isnull=True)),
@@ -225,7 +235,7 @@ def open_alarms(scope: Scope) -> dict:
 
 
 def bin_counts(scope: Scope) -> dict:
-    bins = scope.narrow(DeviceBin.objects.for_user(scope.user), device_path="device__")
+    bins = scope.narrow(scope.mine(DeviceBin.objects), device_path="device__")
     return bins.aggregate(
         low=Count("pk", filter=Q(level_pct__lte=F("low_threshold_pct"), remaining__gt=0)),
         empty=Count("pk", filter=Q(remaining__lte=0)),
@@ -235,7 +245,7 @@ def bin_counts(scope: Scope) -> dict:
 def running_rollouts(scope: Scope) -> int:
     from recipes.models import Rollout
 
-    rollouts = Rollout.objects.for_user(scope.user).filter(status__in=Rollout.ACTIVE)
+    rollouts = scope.mine(Rollout.objects).filter(status__in=Rollout.ACTIVE)
     if scope.merchant_id is not None:
         rollouts = rollouts.filter(merchant_id=scope.merchant_id)
     return rollouts.count()
@@ -245,7 +255,7 @@ def dashboard_summary(scope: Scope, now: datetime | None = None) -> dict:
     now = now or timezone.now()
     today = timezone.localdate(now, scope.zone)
     today_start = datetime.combine(today, time(), tzinfo=scope.zone)
-    commands = scope.narrow(RemoteCommand.objects.for_user(scope.user), device_path="device__")
+    commands = scope.narrow(scope.mine(RemoteCommand.objects), device_path="device__")
     sold = _sold(scope)
     return {
         "time_zone": str(scope.zone),

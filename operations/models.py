@@ -1,4 +1,5 @@
 import uuid
+from datetime import time
 
 from django.conf import settings
 from django.db import models
@@ -460,3 +461,57 @@ class MaintenanceWindow(models.Model):
 
     def __str__(self):
         return f"{self.device_id}: {self.starts_at:%Y-%m-%d %H:%M} – {self.ends_at:%Y-%m-%d %H:%M}"
+
+
+class ReportSubscription(models.Model):
+    """A merchant's summary e-mailed every day or week (operations.services.reports). Each subscription
+    is its own django-celery-beat entry (a crontab in the merchant's time zone), kept in step on save."""
+
+    class Frequency(models.TextChoices):
+        DAILY = "daily", _("Every day, for the day before")
+        WEEKLY = "weekly", _("Every week, for the week before")
+
+    class Weekday(models.IntegerChoices):
+        MONDAY = 1, _("Monday")
+        TUESDAY = 2, _("Tuesday")
+        WEDNESDAY = 3, _("Wednesday")
+        THURSDAY = 4, _("Thursday")
+        FRIDAY = 5, _("Friday")
+        SATURDAY = 6, _("Saturday")
+        SUNDAY = 0, _("Sunday")
+
+    merchant = models.ForeignKey(
+        "accounts.Merchant",
+        on_delete=models.CASCADE,
+        related_name="report_subscriptions",
+        verbose_name=_("merchant"),
+    )
+    email = models.EmailField(_("e-mail"))
+    frequency = models.CharField(
+        _("frequency"), max_length=8, choices=Frequency.choices, default=Frequency.DAILY
+    )
+    send_at = models.TimeField(_("sent at"), default=time(8, 0), help_text=_("In the merchant's time zone."))
+    weekday = models.PositiveSmallIntegerField(
+        _("weekday"), choices=Weekday.choices, default=Weekday.MONDAY, help_text=_("For weekly summaries.")
+    )
+    language = models.CharField(_("language"), max_length=8, choices=settings.LANGUAGES, default="en")
+    is_active = models.BooleanField(_("active"), default=True)
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="report_subscription",
+        verbose_name=_("schedule"),
+    )
+    last_sent_at = models.DateTimeField(_("last sent"), null=True, blank=True)
+
+    objects = AlarmQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("report subscription")
+        verbose_name_plural = _("report subscriptions")
+        ordering = ["merchant__name", "email"]
+
+    def __str__(self):
+        return f"{self.email} · {self.get_frequency_display()}"

@@ -47,3 +47,11 @@ def mark_silent_devices_offline() -> int:
 def reclaim_stale_jobs() -> dict:
     """Background jobs whose worker died go back to the workers (or fail visibly after a few starts)."""
     return {name: len(ids) for name, ids in jobs.reclaim_stale_jobs().items()}
+
+
+@shared_task(name="operations.send_report", acks_late=True)
+def send_report(subscription_id: int) -> bool:
+    """A subscription's summary e-mail (its own beat entry sends it; operations.services.reports)."""
+    from operations.services.reports import send_report as send
+
+    return send(subscription_id)

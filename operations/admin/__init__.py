@@ -6,6 +6,6 @@ a page is open carry `data-live` attributes; static/coffeeshop/live.js updates t
 socket (job.progress, command.updated, batch.updated, alarm.*).
 """
 
-from operations.admin import alarms, commands, device_commands, device_story, jobs, sidebar
+from operations.admin import alarms, commands, device_commands, device_story, jobs, reports, sidebar
 
-__all__ = ["alarms", "commands", "device_commands", "device_story", "jobs", "sidebar"]
+__all__ = ["alarms", "commands", "device_commands", "device_story", "jobs", "reports", "sidebar"]
