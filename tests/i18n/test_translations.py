@@ -2,6 +2,7 @@
 translation edited in a .po and not compiled, fails here and says what to run (README, "Translations")."""
 
 import gettext
+import importlib
 import os
 import re
 import shutil
@@ -103,18 +104,20 @@ def test_each_committed_mo_is_its_po_compiled(directory, tmp_path):
 
 
 @needs_gettext
-def test_every_string_of_the_admin_theme_has_a_chinese_translation(tmp_path):
-    """django-unfold ships no Chinese: locale/vendor fills in what no other catalogue translates. An upgrade
-    of unfold that adds strings fails here until they are added there."""
-    import unfold
-
-    theme = tmp_path / "unfold"
+@pytest.mark.parametrize("package", ["unfold", "axes"])
+def test_every_string_of_a_package_without_chinese_has_a_translation(package, tmp_path):
+    """django-unfold (the admin theme) and django-axes (sign-in lockouts) ship no Chinese: locale/vendor
+    fills in what no other catalogue translates. An upgrade that adds strings fails here until they are
+    added there."""
+    source = tmp_path / package
     shutil.copytree(
-        Path(unfold.__file__).parent, theme, ignore=shutil.ignore_patterns("__pycache__", "static")
+        Path(importlib.import_module(package).__file__).parent,
+        source,
+        ignore=shutil.ignore_patterns("__pycache__", "static", "locale"),
     )
-    (theme / "locale").mkdir()
-    makemessages(theme)
-    extracted = (theme / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po").read_text()
+    (source / "locale").mkdir()
+    makemessages(source)
+    extracted = (source / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po").read_text()
 
     trans_real._translations.clear()  # a fresh merge of every catalogue on LOCALE_PATHS and of the apps
     with translation.override("zh-hans"):
