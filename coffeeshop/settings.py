@@ -268,7 +268,9 @@ AXES_ENABLED = env_bool("AXES_ENABLED", default=True)
 # --- Internationalisation ---------------------------------------------------------------------
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
-LOCALE_PATHS = [BASE_DIR / "locale"]
+# Our catalogue first (`make messages` writes it), then translations of the packages that ship none
+# for Chinese (django-unfold), kept by hand; the packages' own catalogues (Django, DRF…) come after.
+LOCALE_PATHS = [BASE_DIR / "locale", BASE_DIR / "locale" / "vendor"]
 TIME_ZONE = "UTC"
 # A new merchant's time zone and currency until its Admin sets them (the product's first market).
 MERCHANT_DEFAULT_TIME_ZONE = os.environ.get("MERCHANT_DEFAULT_TIME_ZONE", "Asia/Shanghai")

@@ -26,6 +26,8 @@ UNFOLD = {
     # The home page is the dashboard (operations/admin/dashboard.py, templates/admin/index.html).
     "DASHBOARD_CALLBACK": "operations.admin.dashboard.dashboard_callback",
     "SHOW_VIEW_ON_SITE": False,
+    # The user menu offers settings.LANGUAGES; the choice posts to Django's set_language (i18n/).
+    "SHOW_LANGUAGES": True,
     "SCRIPTS": [lambda request: static("coffeeshop/live.js")],
     "STYLES": [lambda request: static("coffeeshop/admin.css")],
     # The header's live fleet counter ("3 / 5 online"), kept current by live.js.

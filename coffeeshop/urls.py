@@ -45,6 +45,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("metrics", metrics, name="prometheus-django-metrics"),
+    # Django's set_language view: the admin's language switch (unfold's SHOW_LANGUAGES) posts to it.
+    path("i18n/", include("django.conf.urls.i18n")),
     path("", include("coffeeshop.pages")),
 ]
 

@@ -7,7 +7,12 @@ from unfold.widgets import UnfoldAdminIntegerFieldWidget, UnfoldAdminSelectWidge
 
 from recipes.models import RecipePackage
 
-SIZE_KINDS = [("count", _("machines")), ("percent", _("% of the machines"))]
+SIZE_KINDS = [
+    ("count", _("machines")),
+    # A percent sign, not a placeholder: without this xgettext flags the string python-format.
+    # xgettext:no-python-format
+    ("percent", _("% of the machines")),
+]
 
 
 class StartRolloutForm(forms.Form):
