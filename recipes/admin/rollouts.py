@@ -18,6 +18,7 @@ from devices.admin import plug_into_device_admin
 from recipes.models import Rollout, RolloutMachine
 from recipes.rollout_forms import StartRolloutForm
 from recipes.services import rollouts
+from recipes.services.rollout_health import health_of
 
 
 def rollout_url(rollout: Rollout) -> str:
@@ -49,6 +50,7 @@ class RolloutAdmin(ScopedModelAdmin):
         "status",
         "halted_reason",
         "progress",
+        "health",
         "previous_package",
         "rollback_of",
         "success_threshold_pct",
@@ -92,6 +94,12 @@ class RolloutAdmin(ScopedModelAdmin):
         return render_to_string(
             "admin/recipes/rollout/progress.html",
             {"rollout": rollout, "stages": self._stages(rollout)},
+        )
+
+    @display(description=_("health per package"))
+    def health(self, rollout):
+        return render_to_string(
+            "admin/recipes/rollout/health.html", {"rollout": rollout, "versions": health_of(rollout)}
         )
 
     @staticmethod
