@@ -15,8 +15,6 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
-CELERY_QUEUE = "celery"
-
 
 def _gauge(name, documentation, labels, rows):
     family = GaugeMetricFamily(name, documentation, labels=labels)
@@ -27,11 +25,12 @@ def _gauge(name, documentation, labels, rows):
 
 def celery_queue_length() -> int | None:
     """Tasks waiting in the broker's default queue (None when the broker cannot be read)."""
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
     from coffeeshop.redis import get_redis
 
     if settings.REDIS_URL:
         client = get_redis()
-        return None if client is None else int(client.llen(CELERY_QUEUE))
+        return None if client is None else int(client.llen(queue))
     folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in")
     return len(os.listdir(folder)) if folder and Path(folder).is_dir() else None
 
@@ -133,7 +132,7 @@ class BusinessCollector:
         )
         length = celery_queue_length()
         if length is not None:
-            waiting = [((CELERY_QUEUE,), length)]
+            waiting = [((settings.CELERY_TASK_DEFAULT_QUEUE,), length)]
             yield _gauge("coffeeshop_celery_queue_length", "Tasks waiting for a worker.", ["queue"], waiting)
 
     @staticmethod

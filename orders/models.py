@@ -2,7 +2,8 @@
 
 Merchant and location are copied onto each order when it arrives: sales reports group and filter by
 them over millions of rows, and a sale belongs to where the machine stood when it sold, not to where
-it stands after being moved.
+it stands after being moved. The machine's recipe package is copied too (its last reported one), so
+sales and failures can be read per package version while a rollout runs.
 """
 
 from decimal import Decimal
@@ -101,6 +102,10 @@ class Order(models.Model):
     device_created_at = models.DateTimeField(_("machine time"))
     received_at = models.DateTimeField(_("received"), default=timezone.now)
     is_test = models.BooleanField(_("test order"), default=False)
+    package_version = models.CharField(
+        _("recipe package"), max_length=32, blank=True,
+        help_text=_("What the machine ran when the order was received (its last reported package)."),
+    )  # fmt: skip
     content_hash = models.CharField(max_length=64, editable=False)
 
     is_exception = models.BooleanField(_("exception"), default=False)

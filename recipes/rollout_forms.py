@@ -16,6 +16,8 @@ SIZE_KINDS = [
 
 
 class StartRolloutForm(forms.Form):
+    # What tells the action's second post (the form sent) from its first (machines just selected).
+    _form_submitted = forms.BooleanField(required=True, initial=True, widget=forms.HiddenInput)
     package = forms.ModelChoiceField(queryset=RecipePackage.objects.none(), widget=UnfoldAdminSelectWidget)
     canary = forms.IntegerField(
         label=_("Canary"), min_value=1, initial=1, widget=UnfoldAdminIntegerFieldWidget

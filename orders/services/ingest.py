@@ -90,7 +90,9 @@ def ingest_orders(
 ) -> list[IngestResult]:
     """Record a machine's orders; one result per order, in order. Safe to call again with the same orders."""
     now = now or timezone.now()
-    device = Device.objects.only("pk", "merchant_id", "location_id", "serial", "alias").get(pk=device_id)
+    device = Device.objects.only(
+        "pk", "merchant_id", "location_id", "serial", "alias", "package_version"
+    ).get(pk=device_id)
     results: dict[int, IngestResult] = {}
     existing = {
         o.machine_order_id: o
@@ -186,6 +188,7 @@ def _insert(device: Device, orders: list[OrderInput], now: datetime) -> list[Ord
                 device_created_at=o.created_at,
                 received_at=now,
                 is_test=o.is_test,
+                package_version=device.package_version,
                 content_hash=o.content_hash(),
             )
             for o in orders

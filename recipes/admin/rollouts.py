@@ -9,6 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from unfold.decorators import action, display
+from unfold.views import ChangeList
 
 from accounts.models import Capability
 from coffeeshop.admin_base import ScopedModelAdmin, ScopedRelatedFilter
@@ -17,10 +18,21 @@ from devices.admin import plug_into_device_admin
 from recipes.models import Rollout, RolloutMachine
 from recipes.rollout_forms import StartRolloutForm
 from recipes.services import rollouts
+from recipes.services.rollout_health import health_of
 
 
 def rollout_url(rollout: Rollout) -> str:
     return reverse("admin:recipes_rollout_change", args=[rollout.pk])
+
+
+class RolloutChangeList(ChangeList):
+    """A page of rollouts reads every row's stage progress in one query, not one per row."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        progress = rollouts.progress_of([r.pk for r in self.result_list])
+        for rollout in self.result_list:
+            rollout.progress_stages = progress[rollout.pk]
 
 
 @admin.register(Rollout)
@@ -38,6 +50,7 @@ class RolloutAdmin(ScopedModelAdmin):
         "status",
         "halted_reason",
         "progress",
+        "health",
         "previous_package",
         "rollback_of",
         "success_threshold_pct",
@@ -54,6 +67,9 @@ class RolloutAdmin(ScopedModelAdmin):
 
     def has_operate_permission(self, request, obj=None):
         return self.has_capability(request, Capability.OPERATE_DEVICES)
+
+    def get_changelist(self, request, **kwargs):
+        return RolloutChangeList
 
     def get_actions_detail(self, request, object_id):
         """Offer what fits the rollout's state; the services still decide when an action is posted."""
@@ -77,8 +93,19 @@ class RolloutAdmin(ScopedModelAdmin):
     def progress(self, rollout):
         return render_to_string(
             "admin/recipes/rollout/progress.html",
-            {"rollout": rollout, "stages": rollouts.progress_of([rollout.pk])[rollout.pk]},
+            {"rollout": rollout, "stages": self._stages(rollout)},
         )
+
+    @display(description=_("health per package"))
+    def health(self, rollout):
+        return render_to_string(
+            "admin/recipes/rollout/health.html", {"rollout": rollout, "versions": health_of(rollout)}
+        )
+
+    @staticmethod
+    def _stages(rollout) -> list[dict]:
+        stages = getattr(rollout, "progress_stages", None)
+        return stages if stages is not None else rollouts.progress_of([rollout.pk])[rollout.pk]
 
     @display(description=_("machines"))
     def machines(self, rollout):

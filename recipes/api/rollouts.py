@@ -2,7 +2,7 @@
 
 import django_filters
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -13,6 +13,7 @@ from operations.api.serializers import ROW_ID, BatchTargetSerializer
 from operations.services import batch_targets
 from recipes.models import RecipePackage, Rollout, RolloutMachine
 from recipes.services import rollouts
+from recipes.services.rollout_health import health_of
 
 
 class StageSizeSerializer(serializers.Serializer):
@@ -84,6 +85,30 @@ class RolloutSerializer(serializers.ModelSerializer):
         return progress[rollout.pk]
 
 
+class PackageHealthSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    machines = serializers.IntegerField()
+    orders = serializers.IntegerField()
+    sales = serializers.DictField(
+        child=serializers.CharField(), help_text=_("By currency, paid at the machine.")
+    )
+    failed_brews = serializers.IntegerField()
+    failed_brew_rate_pct = serializers.FloatField(allow_null=True)
+
+
+class RolloutDetailSerializer(RolloutSerializer):
+    health = serializers.SerializerMethodField()
+
+    class Meta(RolloutSerializer.Meta):
+        fields = [*RolloutSerializer.Meta.fields, "health"]
+        read_only_fields = fields
+
+    @extend_schema_field(PackageHealthSerializer(many=True))
+    def get_health(self, rollout) -> list[dict]:
+        """Per package version over the rollout's window, this rollout's package first (README: Rollouts)."""
+        return health_of(rollout)
+
+
 class RolloutMachineSerializer(serializers.ModelSerializer):
     device_serial = serializers.CharField(source="device.serial", read_only=True)
     stage = serializers.IntegerField(source="stage.index", read_only=True)
@@ -116,7 +141,7 @@ class RolloutFilter(django_filters.FilterSet):
 
 class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Packages rolled out in stages. The list shows each rollout's stages with their machines by
-    status (one query per rollout on a page: at most the page size)."""
+    status (one query for the page); a rollout's detail adds its health per package version."""
 
     serializer_class = RolloutSerializer
     filterset_class = RolloutFilter
@@ -125,6 +150,10 @@ class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     def get_queryset(self):
         return Rollout.objects.for_user(self.request.user).select_related("package", "created_by")
+
+    def get_serializer_class(self):
+        """A rollout's own page carries its health per package version (a few queries); the list does not."""
+        return RolloutDetailSerializer if self.action == "retrieve" else super().get_serializer_class()
 
     def get_serializer(self, *args, **kwargs):
         """A page of rollouts reads every stage's progress in one query."""

@@ -438,25 +438,58 @@
     });
   }
 
-  function refreshRollout(rolloutId) {
-    document.querySelectorAll('[data-live="rollout"][data-rollout-id="' + String(rolloutId) + '"][data-url]').forEach(function (element) {
-      getJson(element.dataset.url)
-        .then(function (reply) {
-          var rollout = reply && reply.data; // the API's envelope
-          if (!rollout) return;
-          (rollout.stages || []).forEach(function (stage) {
-            var row = element.querySelector('.cs-rollout-stage[data-stage="' + stage.index + '"]');
-            if (!row) return;
-            row.querySelectorAll(".cs-rollout-count").forEach(function (cell) {
-              var name = cell.dataset.status;
-              var value = name === "stage_status" ? stage.status : stage[name];
-              var number = cell.querySelector("b");
-              if (number && value !== undefined) setText(number, String(value));
-            });
-          });
-        })
-        .catch(function () {});
+  function refreshRolloutStages(element, rollout) {
+    (rollout.stages || []).forEach(function (stage) {
+      var row = element.querySelector('.cs-rollout-stage[data-stage="' + stage.index + '"]');
+      if (!row) return;
+      row.querySelectorAll(".cs-rollout-count").forEach(function (cell) {
+        var name = cell.dataset.status;
+        var value = name === "stage_status" ? stage.status : stage[name];
+        var number = cell.querySelector("b");
+        if (number && value !== undefined) setText(number, String(value));
+      });
     });
+  }
+
+  // A rollout's health per package version: rows are redrawn (a version may appear), cells flash on change.
+  function refreshRolloutHealth(element, rollout) {
+    var body = element.querySelector(".cs-rollout-health-rows");
+    if (!body || !rollout.health) return;
+    rollout.health.forEach(function (health, position) {
+      var row = body.querySelector('.cs-rollout-health-row[data-version="' + CSS.escape(health.version) + '"]');
+      if (!row) {
+        row = document.createElement("tr");
+        row.className = "cs-rollout-health-row";
+        row.dataset.version = health.version;
+        for (var i = 0; i < 6; i += 1) row.appendChild(document.createElement("td"));
+        body.appendChild(row);
+      }
+      var sales = Object.keys(health.sales).map(function (currency) {
+        return currency + " " + health.sales[currency];
+      });
+      var name = (health.version || body.dataset.none) + (position === 0 ? " (" + body.dataset.this + ")" : "");
+      var rate = health.failed_brew_rate_pct === null ? "\u2014" : String(health.failed_brew_rate_pct) + " %";
+      [name, health.machines, health.orders, sales.join(", ") || "\u2014", health.failed_brews, rate].forEach(
+        function (value, column) {
+          setText(row.children[column], String(value));
+        }
+      );
+    });
+  }
+
+  function refreshRollout(rolloutId) {
+    var elements = document.querySelectorAll('[data-live="rollout"][data-rollout-id="' + String(rolloutId) + '"][data-url]');
+    if (!elements.length) return;
+    getJson(elements[0].dataset.url) // the stages and the health come from the same detail
+      .then(function (reply) {
+        var rollout = reply && reply.data; // the API's envelope
+        if (!rollout) return;
+        elements.forEach(function (element) {
+          if (element.classList.contains("cs-rollout-health")) refreshRolloutHealth(element, rollout);
+          else refreshRolloutStages(element, rollout);
+        });
+      })
+      .catch(function () {});
   }
 
   handlers["rollout.updated"] = function (data) {

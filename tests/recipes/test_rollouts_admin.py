@@ -1,7 +1,9 @@
 """Rollouts in the admin: started from the machine list's selection, shown stage by stage, acted on."""
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.models import Role
@@ -117,3 +119,24 @@ def test_another_merchants_rollout_is_not_found(login, merchant, other_merchant)
 def _machines(merchant, count):
     ids = [DeviceFactory(merchant=merchant).pk for _ in range(count)]
     return merchant.devices.filter(pk__in=ids)
+
+
+def test_the_rollout_list_reads_progress_in_a_constant_number_of_queries(login, merchant):
+    client = login(Role.OPS)
+    url = reverse("admin:recipes_rollout_changelist")
+
+    def started(count):
+        for _ in range(count):
+            built = package(merchant, f"2026.12.{20 + Rollout.objects.count()}")
+            rollouts.start_rollout(package=built, devices=_machines(merchant, 2), canary={"count": 1})
+
+    started(1)
+    client.get(url)  # the first page of a session caches what later ones reuse
+    with CaptureQueriesContext(connection) as one:
+        assert client.get(url).status_code == 200
+    started(4)
+    with CaptureQueriesContext(connection) as five:
+        page = client.get(url).content.decode()
+
+    assert page.count('class="cs-rollout-progress"') == 5
+    assert len(five) == len(one), [q["sql"] for q in five.captured_queries]
