@@ -66,16 +66,16 @@ def ops_user_with_a_machine_online(server, email: str, password: str, serial: st
 
 
 @contextlib.contextmanager
-def ops_signed_in_with_a_machine_online(server, email: str, password: str, serial: str, path: str):
-    """A page of chromium signed in on `path` as a new merchant's Ops user whose machine has registered
-    and sent a heartbeat: yields (page, device_id, token)."""
+def ops_signed_in_with_a_machine_online(server, email, password, serial, path: str, locale=None):
+    """A page of chromium (in `locale`'s language, if given) signed in on `path` as a new merchant's
+    Ops user whose machine has registered and sent a heartbeat: yields (page, device_id, token)."""
     from playwright.sync_api import sync_playwright
 
     device_id, token = ops_user_with_a_machine_online(server, email, password, serial)
     with sync_playwright() as p:
         browser = launch_chromium(p)
         try:
-            page = browser.new_page()
+            page = browser.new_page(locale=locale) if locale else browser.new_page()
             page.goto(f"{server.url}/admin/login/?next={path}")
             log_in(page, email, password)
             page.wait_for_url(re.compile(re.escape(path)))
@@ -151,7 +151,8 @@ def assert_machine_goes_offline_and_comes_back_live(page, server, device_id: str
 
 def log_in(page, email: str, password: str) -> None:
     """Fill in and send the admin's login form, open on `page`, and wait for the page it leads to."""
-    page.get_by_label(re.compile("e-?mail", re.I)).fill(email)
-    page.get_by_label(re.compile("password", re.I)).fill(password)
+    # By the fields' names, not their labels: the page may be in Chinese.
+    page.locator('input[name="username"]').fill(email)
+    page.locator('input[name="password"]').fill(password)
     with page.expect_navigation():
-        page.get_by_role("button", name=re.compile("log in|sign in", re.I)).click()
+        page.locator('form [type="submit"]').first.click()

@@ -1,21 +1,25 @@
-"""The dashboard, open in a browser, shows a sale the moment a machine reports it, without a reload."""
+"""The dashboard, open in a browser in English or in Chinese, shows a sale the moment a machine reports
+it, without a reload."""
 
 import uuid
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 
 from tests.e2e.browser import BROWSER_TEST, ops_signed_in_with_a_machine_online
 
 pytestmark = BROWSER_TEST
 
 
-def test_a_sale_arrives_on_the_open_dashboard(live_asgi_server):
+@pytest.mark.parametrize(("locale", "heading"), [("en-GB", "Sales today"), ("zh-CN", "今日销售")])
+def test_a_sale_arrives_on_the_open_dashboard(live_asgi_server, locale, heading):
     from playwright.sync_api import expect
 
     with ops_signed_in_with_a_machine_online(
-        live_asgi_server, "ops@dash.example.com", "Sup3r-Secret!", "DASH-0001", "/admin/"
+        live_asgi_server, f"ops@{locale}.example.com", "Sup3r-Secret!", f"DASH-{locale}", "/admin/", locale
     ) as (page, device_id, token):
+        expect(page.get_by_text(heading, exact=True)).to_be_visible()
         today = page.locator('[data-figure-list="sales_today"]')
         expect(today).to_contain_text("0")
         page.wait_for_timeout(500)  # the live socket connects
