@@ -19,7 +19,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Min, Q, Sum
 from django.db.models.functions import ExtractHour
 from django.utils import timezone
@@ -65,6 +65,19 @@ def judge_variance(bin_: DeviceBin, expected: float | None, drop: float | None) 
     bin_.is_variance_flagged = abs(bin_.variance_pct) > settings.CONSUMPTION_VARIANCE_PCT
 
 
+def _write(bins: list[DeviceBin], names: list[str]) -> None:
+    """One UPDATE a bin, sent as one batch: Django's bulk_update builds a CASE per field and row, which
+    took nine tenths of the job's time for a thousand bins."""
+    fields = [DeviceBin._meta.get_field(name) for name in names]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    sql = f"UPDATE {quote(DeviceBin._meta.db_table)} SET {assignments} WHERE {quote('id')} = %s"
+    rows = [[field.get_db_prep_save(getattr(bin_, field.attname), connection) for field in fields] + [bin_.pk]
+            for bin_ in bins]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
 def _profile_chunk(bins: list[DeviceBin], now: datetime) -> None:
     since = now - WINDOW
     ids = [bin_.pk for bin_ in bins]
@@ -79,7 +92,7 @@ def _profile_chunk(bins: list[DeviceBin], now: datetime) -> None:
     for bin_ in bins:
         window = variance_window(bin_, refills[bin_.pk], since)
         bin_.variance_since, drops[bin_.pk] = window if window else (None, None)
-    DeviceBin.objects.bulk_update(bins, ["variance_since"])
+    _write(bins, ["variance_since"])
     by_hour, expected, first = defaultdict(lambda: [0.0] * 24), defaultdict(float), {}
     for row in (
         Consumption.objects.filter(bin_id__in=ids, occurred_at__gte=since, occurred_at__lte=now)
@@ -122,7 +135,7 @@ def profile_bins(now: datetime | None = None, chunk: int | None = None) -> dict:
             if not bins:
                 break
             _profile_chunk(bins, now)
-            DeviceBin.objects.bulk_update(bins, PROFILE_FIELDS)
+            _write(bins, PROFILE_FIELDS)
         done, after = done + len(bins), bins[-1].pk
         flagged += sum(bin_.is_variance_flagged for bin_ in bins)
     return {"profiled": done, "variance_flagged": flagged}
