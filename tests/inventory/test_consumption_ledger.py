@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from accounts.models import Role
 from inventory.models import Consumption, Unmatched
 from inventory.services import book_consumption
 from inventory.tasks import book_consumption as book_consumption_task
@@ -176,3 +177,19 @@ def test_another_merchants_recipe_of_the_same_product_books_nothing(shop, other_
     book_consumption()
 
     assert list(Consumption.objects.values_list("unmatched", flat=True)) == [Unmatched.NO_RECIPE]
+
+
+def test_the_admin_lists_the_ledger_of_the_users_merchants_and_filters_what_was_not_booked(
+    shop, admin_as, other_merchant
+):
+    sale(shop["device"], ("latte", 1, "1"), ("tea", 1, "1"))
+    theirs = DeviceFactory(merchant=other_merchant, serial="THEIRS-1")
+    sale(theirs, ("tea", 1, "1"))
+    book_consumption()
+    client = admin_as(Role.VIEWER)
+
+    everything = client.get("/admin/inventory/consumption/").content.decode()
+    not_booked = client.get("/admin/inventory/consumption/?unmatched__exact=no_recipe").content.decode()
+
+    assert "18 g" in everything and "220 ml" in everything and "THEIRS-1" not in everything
+    assert "No recipe for the product" in not_booked and "18 g" not in not_booked
