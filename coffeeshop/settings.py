@@ -451,6 +451,17 @@ BIN_FORECAST_CHUNK = int(os.environ.get("BIN_FORECAST_CHUNK", "1000"))
 # the least a bin must take, as a share of its capacity, to be worth a line.
 PICK_LIST_VISIT_TIME = os.environ.get("PICK_LIST_VISIT_TIME", "08:00")
 PICK_LIST_MIN_SHARE_PCT = float(os.environ.get("PICK_LIST_MIN_SHARE_PCT", "10"))
+# The consumption job (inventory.book_consumption): orders booked per transaction, how long an order
+# is left to settle (its request may still be committing) before the cursor passes it, bins profiled
+# per transaction and how often each bin's 7-day profile is recomputed.
+CONSUMPTION_ORDER_CHUNK = int(os.environ.get("CONSUMPTION_ORDER_CHUNK", "500"))
+CONSUMPTION_SETTLE_S = int(os.environ.get("CONSUMPTION_SETTLE_S", "30"))
+CONSUMPTION_PROFILE_CHUNK = int(os.environ.get("CONSUMPTION_PROFILE_CHUNK", "1000"))
+CONSUMPTION_PROFILE_EVERY_S = int(os.environ.get("CONSUMPTION_PROFILE_EVERY_S", "600"))
+# A bin is flagged when the level's drop differs from the ledger by more than this share of the ledger,
+# once the ledger expects at least CONSUMPTION_VARIANCE_MIN_SHARE of the bin's capacity.
+CONSUMPTION_VARIANCE_PCT = float(os.environ.get("CONSUMPTION_VARIANCE_PCT", "15"))
+CONSUMPTION_VARIANCE_MIN_SHARE = float(os.environ.get("CONSUMPTION_VARIANCE_MIN_SHARE", "0.2"))
 # An offered package a machine has not installed after this long counts as a failed install.
 PACKAGE_INSTALL_TIMEOUT_S = int(os.environ.get("PACKAGE_INSTALL_TIMEOUT_S", "3600"))
 # Recipes a package build reads between two progress reports (each one also the job's heartbeat).

@@ -207,6 +207,21 @@ class DeviceBin(models.Model):
     forecast_remaining = models.FloatField(_("remaining at the forecast"), null=True, blank=True)
     drain_per_day = models.FloatField(_("drain per day"), null=True, blank=True)
     empty_at = models.DateTimeField(_("expected empty"), null=True, blank=True)
+    # From the consumption ledger (inventory.services.consumption), recomputed by its periodic job: the
+    # average use per hour of the day (UTC) over the last 7 days, and the ledger against the level.
+    use_by_hour = models.JSONField(_("use by hour of day"), null=True, blank=True)
+    use_profiled_at = models.DateTimeField(_("consumption profiled"), null=True, blank=True)
+    variance_since = models.DateTimeField(_("variance measured since"), null=True, blank=True)
+    expected_use = models.FloatField(_("expected use (recipes × sales)"), null=True, blank=True)
+    reported_drop = models.FloatField(_("reported drop"), null=True, blank=True)
+    variance_pct = models.FloatField(_("variance (%)"), null=True, blank=True)
+    is_variance_flagged = models.BooleanField(
+        _("variance flagged"),
+        default=False,
+        help_text=_(
+            "The level dropped more or less than the sales explain: leak, grinder drift or unrecorded sales."
+        ),
+    )
 
     objects = DeviceBinQuerySet.as_manager()
 

@@ -21,7 +21,7 @@ from coffeeshop.exceptions import Invalid
 from devices.admin import bin_level_element
 from inventory import services
 from inventory.forms import PickListForm, RefillForm, ThresholdForm
-from inventory.models import BIN_URGENCY, EDITABLE_FIELDS, Bin, Material, Refill
+from inventory.models import BIN_URGENCY, EDITABLE_FIELDS, Bin, Consumption, Material, Refill
 from inventory.resources import MaterialResource
 from inventory.services.forecast import days_to_empty
 from inventory.services.picklist import csv_filename, default_visit_date, pick_list, pick_list_csv
@@ -223,6 +223,7 @@ class BinAdmin(ScopedModelAdmin):
         "level",
         "state_label",
         "days_left",
+        "variance",
         "low_threshold_pct",
         "last_refilled_at",
         "reported_at",
@@ -232,6 +233,7 @@ class BinAdmin(ScopedModelAdmin):
         ("device__location", ScopedRelatedFilter),
         BinMaterialFilter,
         BinStateFilter,
+        "is_variance_flagged",
     ]
     list_filter_submit = True
     search_fields = ["=device__serial", "device__alias", "material_code"]
@@ -253,6 +255,11 @@ class BinAdmin(ScopedModelAdmin):
         "threshold_follows_material",
         "days_left",
         "drain_per_day",
+        "use_by_hour",
+        "variance",
+        "variance_since",
+        "expected_use",
+        "reported_drop",
         "last_refilled_at",
         "reported_at",
     ]
@@ -333,6 +340,15 @@ class BinAdmin(ScopedModelAdmin):
         days = days_to_empty(bin_)
         return "–" if days is None else days
 
+    @display(description=_("variance"), ordering="variance_pct", label={"flagged": "danger", "ok": "success"})
+    def variance(self, bin_):
+        if bin_.variance_pct is None:
+            return "–"
+        if bin_.is_variance_flagged:
+            flagged = _("%(pct)+g%%: leak, grinder drift or unrecorded sales")
+            return "flagged", flagged % {"pct": bin_.variance_pct}
+        return "ok", f"{bin_.variance_pct:+g}%"
+
     @admin.action(description=_("Fill the selected bins to the top"), permissions=["stock"])
     def fill_to_the_top(self, request, queryset):
         filled = 0
@@ -388,3 +404,37 @@ class RefillAdmin(ScopedModelAdmin):
     @display(description=_("amount"))
     def amount_put_in(self, refill):
         return "–" if refill.amount is None else f"{refill.amount:g} {refill.unit}"
+
+
+@admin.register(Consumption)
+class ConsumptionAdmin(ScopedModelAdmin):
+    """The consumption ledger: what each sold item took from each bin. Items it could not book against a
+    bin (no recipe, unknown version, no bin of the material, a unit that does not convert) are rows
+    without a bin, filtered by why."""
+
+    write_capability = None
+    add_capability = None
+    delete_capability = None
+    list_display = [
+        "occurred_at", "device", "bin_index", "material_code", "amount_taken", "order", "unmatched"
+    ]  # fmt: skip
+    list_select_related = ["device", "bin", "order_item__order"]
+    list_filter = [("device__merchant", ScopedRelatedFilter), "unmatched", "material_code"]
+    list_filter_submit = True
+    search_fields = ["=device__serial", "=order_item__order__machine_order_id", "material_code"]
+    ordering = ["-occurred_at", "-pk"]
+    show_full_result_count = False
+    readonly_fields = [f.name for f in Consumption._meta.fields]
+
+    @display(description=_("bin"))
+    def bin_index(self, row):
+        return row.bin.index if row.bin else "–"
+
+    @display(description=_("amount"))
+    def amount_taken(self, row):
+        return f"{row.amount:g} {row.unit}" if row.unit else "–"
+
+    @display(description=_("order"))
+    def order(self, row):
+        item = row.order_item
+        return f"{item.order.machine_order_id} · {item.product_id} v{item.recipe_version}"

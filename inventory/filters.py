@@ -25,10 +25,11 @@ class BinFilter(django_filters.FilterSet):
     device_id = IdFilter(field_name="device_id")
     material = django_filters.CharFilter(field_name="material_code")
     state = django_filters.ChoiceFilter(choices=[(state, state) for state in BIN_STATES], field_name="state")
+    variance_flagged = django_filters.BooleanFilter(field_name="is_variance_flagged")
 
     class Meta:
         model = Bin
-        fields = ["merchant_id", "location_id", "device_id", "material", "state"]
+        fields = ["merchant_id", "location_id", "device_id", "material", "state", "variance_flagged"]
 
 
 class RefillFilter(django_filters.FilterSet):

@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Merchant
 from accounts.tenancy import TenantQuerySet
 from devices.models import Device, DeviceBin, DeviceBinQuerySet
+from orders.models import OrderItem
 
 
 class MaterialKind(models.TextChoices):
@@ -238,3 +239,79 @@ class Refill(models.Model):
         if self.remaining_before is None:
             return None
         return max(0.0, self.remaining_after - self.remaining_before)
+
+
+class Unmatched(models.TextChoices):
+    """Why a sold item's consumption could not be put against a bin: counted, never silently lost."""
+
+    NO_RECIPE = "no_recipe", _("No recipe for the product")
+    UNKNOWN_VERSION = "unknown_version", _("Recipe version not published")
+    NO_BIN = "no_bin", _("The machine has no bin of the material")
+    UNIT_MISMATCH = "unit_mismatch", _("The recipe's unit does not convert to the bin's")
+
+
+class ConsumptionQuerySet(TenantQuerySet):
+    merchant_path = "device__merchant"
+
+
+class Consumption(models.Model):
+    """What one sold item took from one bin, by its recipe version: the consumption ledger. One row per
+    item and material, so each sale is booked exactly once however often the job runs. An item that
+    cannot be booked against a bin is a row too, with no bin and the reason (`unmatched`)."""
+
+    bin = models.ForeignKey(
+        DeviceBin,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="consumption",
+        verbose_name=_("bin"),
+    )
+    device = models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="consumption", verbose_name=_("device")
+    )
+    order_item = models.ForeignKey(
+        OrderItem, on_delete=models.CASCADE, related_name="consumption", verbose_name=_("order item")
+    )
+    material_code = models.CharField(_("material"), max_length=64, blank=True)
+    amount = models.FloatField(_("amount"), default=0.0)
+    unit = models.CharField(_("unit"), max_length=16, blank=True)
+    occurred_at = models.DateTimeField(_("sold"))
+    unmatched = models.CharField(
+        _("not booked because"), max_length=16, choices=Unmatched.choices, blank=True
+    )
+
+    objects = ConsumptionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("consumption")
+        verbose_name_plural = _("consumption")
+        ordering = ["-occurred_at", "-pk"]
+        indexes = [
+            models.Index(fields=["bin", "occurred_at"], name="consumption_bin_occurred"),
+            models.Index(fields=["device", "-occurred_at"], name="consumption_device_occurred"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order_item", "material_code"], name="consumption_once_per_item_material"
+            ),
+            models.CheckConstraint(condition=models.Q(amount__gte=0), name="consumption_amount_not_negative"),
+        ]
+
+    def __str__(self):
+        return f"{self.material_code or '–'} {self.amount:g} {self.unit} @ {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class LedgerCursor(models.Model):
+    """How far a job that reads orders in arrival order has got: the last order it booked."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    received_at = models.DateTimeField(null=True, blank=True)
+    order_id = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("ledger cursor")
+        verbose_name_plural = _("ledger cursors")
+
+    def __str__(self):
+        return self.name

@@ -32,6 +32,10 @@ class Misbehaviour(enum.StrEnum):
     # downloads and checks recipe packages, then fails to install them, keeping its old package: a
     # rollout counts it failed (halting at its failure threshold), upgrade_failed by command
     FAIL_INSTALLS = "fail_installs"
+    # every draw from its bins takes LEAK_SHARE more than the cup needs (a leak, a grinder dosing
+    # high): the back office's variance flags its bins once it books the sales by recipe. Only on
+    # request (`--misbehave leak`), never in the demo mix: it would flag bins nobody broke.
+    LEAK = "leak"
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,10 @@ DEFAULT_EPISODE_TIMINGS: dict[Misbehaviour, EpisodeTiming] = {
 }
 # What `simulate-fleet` (and `python -m simulator`) does without --misbehave: one machine in twenty
 # (at least one) per kind, so a demo fleet shows every alarm type.
-DEMO_MISBEHAVIOUR: dict[Misbehaviour, float] = dict.fromkeys(Misbehaviour, 0.05)
+DEMO_MISBEHAVIOUR: dict[Misbehaviour, float] = {
+    kind: 0.05 for kind in Misbehaviour if kind is not Misbehaviour.LEAK
+}
+LEAK_SHARE = 0.3
 DEFAULT_MISBEHAVE_FRACTION = 0.1
 
 # How long the machine takes to carry out a command, in seconds (times `command_time_scale`).

@@ -84,6 +84,7 @@ class BinSerializer(serializers.ModelSerializer):
     material = serializers.CharField(source="material_code", read_only=True)
     state = serializers.CharField(read_only=True)
     days_to_empty = serializers.SerializerMethodField()
+    variance_flagged = serializers.BooleanField(source="is_variance_flagged", read_only=True)
 
     class Meta:
         model = Bin
@@ -108,6 +109,12 @@ class BinSerializer(serializers.ModelSerializer):
             "days_to_empty",
             "empty_at",
             "drain_per_day",
+            "use_by_hour",
+            "expected_use",
+            "reported_drop",
+            "variance_pct",
+            "variance_flagged",
+            "variance_since",
             "last_refilled_at",
             "reported_at",
         ]

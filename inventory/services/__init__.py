@@ -15,14 +15,19 @@ from inventory.services.catalogue import (
     set_enabled,
     update_material,
 )
-from inventory.services.forecast import forecast_bins
+from inventory.services.consumption import book_consumption
+from inventory.services.forecast import expected_use, forecast_bins
+from inventory.services.usage import profile_bins
 
 __all__ = [
+    "book_consumption",
     "create_material",
+    "expected_use",
     "follow_material_threshold",
     "forecast_bins",
     "import_materials",
     "levels_before_refill",
+    "profile_bins",
     "read_sheet",
     "record_machine_refills",
     "refill_bin",

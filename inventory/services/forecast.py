@@ -3,13 +3,16 @@
 Machines report levels, not consumption. A periodic job (`forecast_bins`, every minute) looks at each
 bin reported since it last looked: a level that rose by a tenth of the bin or more was refilled (a
 refill the machine did not flag is booked as `inferred`); otherwise the drop since the last refill,
-over the time it took, is the bin's pace, and the level over that pace says when it will be empty.
+over the time it took, is the bin's pace (`drain_per_day`). Where the consumption ledger knows the
+bin's use by hour of the day (`use_by_hour`, see inventory.services.usage), the expected use walks that
+curve forward from the last reported level instead, so a bin that sells only in the mornings empties on
+a morning; without one the level's pace is a straight line.
 The job keeps nothing in memory and only moves forward (each bin remembers the reading it was last
 forecast from), so a run cut short by a killed worker is finished by the next one, and two runs at
 once take different bins.
 """
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -33,10 +36,52 @@ FORECAST_FIELDS = [
 ]
 
 
+HOUR, DAY = timedelta(hours=1), timedelta(days=1)
+
+
+def expected_use(bin_: DeviceBin, start: datetime, end: datetime) -> float:
+    """What the bin is expected to give out between `start` and `end`, in its unit: its use by hour of
+    the day over the last week where the ledger has one, else its level's pace. Pure: no query."""
+    if end <= start:
+        return 0.0
+    curve = bin_.use_by_hour
+    if not curve:
+        return (bin_.drain_per_day or 0.0) * ((end - start) / DAY)
+    whole_days = int((end - start) / DAY)  # a whole day takes every hour of the curve once
+    total, at = whole_days * sum(curve), start + whole_days * DAY
+    while at < end:
+        hour_ends = at.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + HOUR
+        until = min(hour_ends, end)
+        total += curve[at.astimezone(UTC).hour] * ((until - at) / HOUR)
+        at = until
+    return total
+
+
+def _empty_along_curve(remaining: float, start: datetime, curve: list[float]) -> datetime | None:
+    daily = sum(curve)
+    if daily <= 0:
+        return None
+    whole_days = int(remaining // daily)
+    if whole_days > HORIZON_DAYS:
+        return None
+    at, left = start + whole_days * DAY, remaining - whole_days * daily
+    for _hour in range(49):  # less than a day's use is left: it runs out within the next 25 hours
+        hour_ends = at.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + HOUR
+        rate = curve[at.astimezone(UTC).hour]
+        use = rate * ((hour_ends - at) / HOUR)
+        if rate > 0 and use >= left:
+            return at + HOUR * (left / rate)
+        left, at = left - use, hour_ends
+    return at
+
+
 def empty_at(bin_: DeviceBin) -> datetime | None:
-    """When the bin will be empty at its pace (now for an empty bin; None without a pace)."""
+    """When the bin will be empty (now for an empty bin; None without a pace): along its use by hour
+    of the day where it has one, else at its level's pace."""
     if bin_.remaining <= 0:
         return bin_.reported_at
+    if bin_.use_by_hour and sum(bin_.use_by_hour) > 0:
+        return _empty_along_curve(bin_.remaining, bin_.reported_at, bin_.use_by_hour)
     if not bin_.drain_per_day:
         return None
     days = bin_.remaining / bin_.drain_per_day
@@ -104,11 +149,3 @@ def forecast_bins(chunk: int | None = None) -> dict:
             Refill.objects.bulk_create(seen)
         done, refills, after = done + len(bins), refills + len(seen), bins[-1].pk
     return {"forecast": done, "refills_seen": refills}
-
-
-def expected_use(bin_: DeviceBin, start: datetime, end: datetime) -> float:
-    """What the bin is expected to give out between `start` and `end`, in its unit; 0 without a pace or
-    for an empty span. Reads only the bin (no query), so a pick list of any size costs nothing more."""
-    if not bin_.drain_per_day or end <= start:
-        return 0.0
-    return bin_.drain_per_day * ((end - start) / timedelta(days=1))

@@ -52,6 +52,7 @@ from simulator.sales import (
 from simulator.vocabulary import (
     DEFAULT_EPISODE_TIMINGS,
     EPISODIC_MISBEHAVIOURS,
+    LEAK_SHARE,
     CommandChannel,
     CommandOutcome,
     EpisodeTiming,
@@ -110,6 +111,7 @@ class Body:
         # Refills: the staff's rounds, when the next one comes (drawn at the first step), how many came,
         # and the refills nobody reported (for the life loop to tell the run log about).
         self.refill_rounds = RefillRounds()
+        self.unsold_drain: bool | None = None  # None: as `drains_unsold` decides
         self._ticks_to_round: float | None = None
         self.refill_rounds_made = 0
         self.forgotten_refills: list[int] = []
@@ -186,9 +188,9 @@ class Body:
         self.temperature.step(self.rng)
         self.rssi_dbm = min(-35, max(-90, self.rssi_dbm + self.rng.randint(-2, 2)))
         self.state = self.rng.choices(("idle", "brewing", "cleaning"), weights=(82, 15, 3))[0]
-        if self.state == "brewing" or self.rng.random() < 0.25:
+        if self.drains_unsold and (self.state == "brewing" or self.rng.random() < 0.25):
             self._make_drink()
-        if self.state == "cleaning":
+        if self.drains_unsold and self.state == "cleaning":
             self._draw(WATER_MATERIAL, RINSE_WATER_ML)
         return self._staff_refills() + self._run_dry()
 
@@ -227,7 +229,19 @@ class Body:
                 continue
             level.draw(amount * self.rng.uniform(0.9, 1.1))
 
+    @property
+    def drains_unsold(self) -> bool:
+        """Do the bins drain besides the sales (a third of a drink a tick, and rinses)? `unsold_drain`
+        says so, or by default: on the factory menu, whose sales the back office cannot book by recipe,
+        it speeds the demo's bins up; with an installed package the back office books every cup by its
+        recipe, and a drain no sale explains would flag every bin's variance."""
+        if self.unsold_drain is not None:
+            return self.unsold_drain
+        return self.package is None
+
     def _draw(self, material: str, amount: float) -> None:
+        if Misbehaviour.LEAK in self.misbehaviours:
+            amount *= 1.0 + LEAK_SHARE
         for level in self.bins:
             if level.spec.material == material:
                 level.draw(amount)

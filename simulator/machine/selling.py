@@ -53,7 +53,8 @@ class Selling:
         order = self.make_order()
         session.order_numbers.note_used(self.serial, self.next_order_number)
         session.stats.orders_sold += 1
-        self.brew(order)
+        if order.body["payment"]["status"] != "failed":  # no cup for a payment that failed
+            self.brew(order)
         self.outbox.append(order)
         if not self.is_reachable:
             self._note_waiting(session)

@@ -11,7 +11,7 @@ AFTER = [("inventory", "0004_material_merchant_required")]
 @pytest.mark.django_db(transaction=True)
 def test_each_merchant_gets_every_global_material_with_its_kind():
     executor = MigrationExecutor(connection)
-    executor.migrate([("inventory", "0001_initial")])
+    executor.migrate(BEFORE)  # accounts too: its later migrations add columns the old state cannot fill
     old = executor.loader.project_state(BEFORE).apps
     brew = old.get_model("accounts", "Merchant").objects.create(name="Brew Co")
     rival = old.get_model("accounts", "Merchant").objects.create(name="Other Beans")

@@ -20,7 +20,10 @@ from simulator import (
     EventKind,
     FleetConfigurationError,
     FleetEvent,
+    InstalledPackage,
     OrderNumbers,
+    Product,
+    RefillRounds,
     SimulatedMachine,
     backlog_chunks,
     sales_rate_per_hour,
@@ -389,3 +392,52 @@ async def test_offline_spells_stop_sales_reaching_the_server_until_the_machine_i
     assert not unsent & {(serial_of[device_id], order_id) for device_id, order_id in server.orders}
     assert stats.orders_conflict == stats.orders_rejected == 0
     assert any(event.kind == EventKind.SOLD and "offline" in event.detail for event in events)
+
+
+# --- What the back office's consumption ledger sees -------------------------------------------------------
+
+
+def latte_package() -> InstalledPackage:
+    latte = Product("latte", "Latte", Decimal("18.00"), 1, "1", {"BEAN-ARABICA": 18.0, "WATER": 220.0}, False)
+    return InstalledPackage("17", "2026.11.4", "0" * 64, (latte,))
+
+
+def levels(machine) -> dict[str, float]:
+    return {level.spec.material: level.remaining for level in machine.bins}
+
+
+def test_a_machine_running_a_package_drains_its_bins_only_by_what_it_sells():
+    machine = make_machine()
+    machine.refill_rounds = RefillRounds(every_ticks=10**9)
+    before = levels(machine)
+    for _ in range(200):
+        machine.step()
+    assert levels(machine) != before, "on the factory menu the demo's bins drain fast besides the sales"
+
+    machine.package = latte_package()
+    before = levels(machine)
+    for _ in range(200):
+        machine.step()
+    assert levels(machine) == before, "nothing the back office cannot book from the recipes"
+
+    machine.brew(machine.make_order())
+    after = levels(machine)
+    assert 0.95 * 18 <= before["BEAN-ARABICA"] - after["BEAN-ARABICA"] <= 1.05 * 18 * 2  # one or two cups
+
+
+def test_a_leaking_machine_loses_a_third_more_than_its_cups_take_():
+    leaking, sound = make_machine(seed=3), make_machine(seed=3)
+    for machine in (leaking, sound):
+        machine.package = latte_package()
+        machine.rng = random.Random(5)
+    leaking.misbehave(["leak"])
+    order = sound.make_order()
+
+    before = levels(sound)["BEAN-ARABICA"], levels(leaking)["BEAN-ARABICA"]
+    sound.rng, leaking.rng = random.Random(9), random.Random(9)
+    sound.brew(order)
+    leaking.brew(order)
+
+    taken_sound = before[0] - levels(sound)["BEAN-ARABICA"]
+    taken_leaking = before[1] - levels(leaking)["BEAN-ARABICA"]
+    assert taken_leaking == pytest.approx(1.3 * taken_sound)
