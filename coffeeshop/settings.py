@@ -355,6 +355,7 @@ SPECTACULAR_SETTINGS = {
         "PaymentStatusEnum": "orders.models.PaymentStatus",
         "MaterialKindEnum": "inventory.models.MaterialKind",
         "PackageStatusEnum": "recipes.models.RecipePackage.Status",
+        "RolloutStatusEnum": "recipes.models.Rollout.Status",
     },
 }
 
