@@ -29,13 +29,18 @@ ONE_BAD = (
 ).encode()
 
 
-@pytest.fixture
-def catalogue(merchant, other_merchant):
+def seed_catalogue(merchant, other_merchant):
+    """Brew Co's arabica and water, and Other Beans' OAT-MILK (returned): a code Brew Co's files name."""
     MaterialFactory(merchant=merchant, code="BEAN-ARABICA", name="Arabica", kind="bean", low_threshold_pct=15)
     MaterialFactory(merchant=merchant, code="WATER", name="Water", kind="water", unit="ml", density="1.000")
     return MaterialFactory(
         merchant=other_merchant, code="OAT-MILK", name="Rival oat milk", kind="milk", unit="ml"
     )
+
+
+@pytest.fixture
+def catalogue(merchant, other_merchant):
+    return seed_catalogue(merchant, other_merchant)
 
 
 def upload(client, content, name="materials.csv", **fields):
