@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Merchant
 from accounts.tenancy import can_access_merchant
+from audit.context import acting_for, who_is_acting
 from coffeeshop.exceptions import Conflict, DomainError, Forbidden
 from inventory.services.catalogue import import_materials, read_sheet
 from operations.models import TaskJob
@@ -70,6 +71,7 @@ def start_material_import(
         "file_name": file_name[:200],
         "rows": rows,
         "dry_run": dry_run,
+        "source": who_is_acting()["source"],  # the import's audit rows say it came through the admin or API
     }
     return create_job(kind=TaskJob.Kind.MATERIAL_IMPORT, user=user, params=params, enqueue=enqueue)
 
@@ -96,6 +98,7 @@ def confirm_material_import(preview: TaskJob, *, user, enqueue) -> TaskJob:
         user=user,
         params={
             **{key: params[key] for key in ("merchant", "merchant_name", "file", "file_name", "rows")},
+            "source": who_is_acting()["source"],
             "dry_run": False,
             "preview": preview.pk,
         },
@@ -122,7 +125,10 @@ def run_material_import(job_id: int, *, beat: bool = True) -> TaskJob | None:
         merchant = Merchant.objects.get(pk=job.params["merchant"])
         with default_storage.open(job.params["file"], "rb") as stored:
             dataset = read_sheet(stored.read())
-        with _progress(job, len(dataset), enabled=beat) as on_row:
+        with (
+            _progress(job, len(dataset), enabled=beat) as on_row,
+            acting_for(job.created_by, job.params["source"]),
+        ):
             if job.params["dry_run"]:
                 report = _preview(merchant, dataset, on_row)
                 _keep_report(job, _with_values(report, dataset), imported=False)
