@@ -6,12 +6,25 @@ staff user in the admin or the API, a machine through its token, or the system o
 the Django request, so a token-authenticated caller is known here too.
 """
 
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 from audit.models import OperationLog
 
 Source = OperationLog.Source
 _request: ContextVar = ContextVar("audit_request", default=None)
+_job_actor: ContextVar = ContextVar("audit_job_actor", default=None)
+
+
+@contextmanager
+def acting_for(user, source: str):
+    """A background job doing what `user` asked through `source` (the admin, the API): its rows name
+    them, as the request that started it would have."""
+    token = _job_actor.set({"source": source, "actor": user})
+    try:
+        yield
+    finally:
+        _job_actor.reset(token)
 
 
 class AuditContextMiddleware:
@@ -30,7 +43,7 @@ def who_is_acting() -> dict:
     """The audit row's `source`, `actor` or `device_id`, and `ip_address`, for the current context."""
     request = _request.get()
     if request is None:
-        return {"source": Source.SYSTEM, "actor": None}
+        return dict(_job_actor.get() or {"source": Source.SYSTEM, "actor": None})
     user = getattr(request, "user", None)
     identity = getattr(user, "identity", None)
     ip = request.META.get("REMOTE_ADDR") or None

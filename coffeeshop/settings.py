@@ -468,6 +468,12 @@ PACKAGE_INSTALL_TIMEOUT_S = int(os.environ.get("PACKAGE_INSTALL_TIMEOUT_S", "360
 # Recipes a package build reads between two progress reports (each one also the job's heartbeat).
 # Package files go to the default storage (STORAGES["default"], MEDIA_ROOT unless configured).
 PACKAGE_BUILD_CHUNK = int(os.environ.get("PACKAGE_BUILD_CHUNK", "50"))
+# A material sheet of more rows than this is imported by a background job (the admin always shows its
+# preview on the job's page; the API answers 202 with the job). Uploaded sheets and their reports go to
+# the default storage, under material-imports/.
+MATERIAL_IMPORT_SYNC_MAX_ROWS = int(os.environ.get("MATERIAL_IMPORT_SYNC_MAX_ROWS", "1000"))
+# How often a running import job reports its progress (also its sign of life), in seconds.
+MATERIAL_IMPORT_BEAT_S = float(os.environ.get("MATERIAL_IMPORT_BEAT_S", "2"))
 
 # --- Alarms --------------------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -20,6 +20,7 @@ from coffeeshop.admin_base import MerchantOwnedAdmin, ScopedModelAdmin, ScopedRe
 from coffeeshop.exceptions import Invalid
 from devices.admin import bin_level_element
 from inventory import services
+from inventory.admin_import import MaterialImportJobsMixin
 from inventory.forms import PickListForm, RefillForm, ThresholdForm
 from inventory.models import BIN_URGENCY, EDITABLE_FIELDS, Bin, Consumption, Material, Refill
 from inventory.resources import MaterialResource
@@ -45,25 +46,8 @@ class MaterialImportForm(ImportForm):
         return self.cleaned_data.get("merchant") or self.only_merchant
 
 
-class MaterialConfirmImportForm(forms.Form):
-    import_file_name = forms.CharField(widget=forms.HiddenInput())
-    original_file_name = forms.CharField(widget=forms.HiddenInput())
-    format = forms.CharField(widget=forms.HiddenInput())
-    resource = forms.CharField(widget=forms.HiddenInput(), required=False)
-    merchant = forms.ModelChoiceField(queryset=None, widget=forms.HiddenInput())
-
-    def __init__(self, *args, user=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["merchant"].queryset = merchants_for(user)
-
-    def clean_import_file_name(self):
-        from os.path import basename
-
-        return basename(self.cleaned_data["import_file_name"])
-
-
 @admin.register(Material)
-class MaterialAdmin(MerchantOwnedAdmin, ImportExportModelAdmin):
+class MaterialAdmin(MaterialImportJobsMixin, MerchantOwnedAdmin, ImportExportModelAdmin):
     """Each merchant's catalogue: machines name its codes in their bin reports. Never deleted, disabled."""
 
     write_capability = Capability.MANAGE_MATERIALS
@@ -72,7 +56,6 @@ class MaterialAdmin(MerchantOwnedAdmin, ImportExportModelAdmin):
     import_formats = [CSV, XLSX]
     export_formats = [CSV, XLSX]
     import_form_class = MaterialImportForm
-    confirm_form_class = MaterialConfirmImportForm
     export_form_class = ExportForm
     list_display = ["code", "name", "kind", "unit", "low_threshold_pct", "supplier", "is_enabled"]
     list_select_related = ["merchant"]
@@ -116,24 +99,6 @@ class MaterialAdmin(MerchantOwnedAdmin, ImportExportModelAdmin):
     def get_import_form_kwargs(self, request):
         return {**super().get_import_form_kwargs(request), "user": request.user}
 
-    def get_confirm_form_kwargs(self, request, import_form=None):
-        return {**super().get_confirm_form_kwargs(request, import_form), "user": request.user}
-
-    def get_confirm_form_initial(self, request, import_form):
-        initial = super().get_confirm_form_initial(request, import_form)
-        if import_form is not None:
-            initial["merchant"] = import_form.cleaned_data["merchant"].pk
-        return initial
-
-    def get_import_resource_kwargs(self, request, **kwargs):
-        form = kwargs.get("form")
-        merchant = (
-            form.cleaned_data.get("merchant")
-            if form is not None and form.is_bound and form.is_valid()
-            else None
-        )
-        return {"merchant": merchant}
-
     def get_export_resource_kwargs(self, request, **kwargs):
         return {}
 
@@ -142,12 +107,6 @@ class MaterialAdmin(MerchantOwnedAdmin, ImportExportModelAdmin):
 
     def has_export_permission(self, request):
         return self.has_view_permission(request)
-
-    def _create_log_entry(self, user_pk, rows, import_type, action_flag):
-        # import-export writes the history of a multi-row import in one bulk insert, which sends no
-        # post_save: row by row, every imported material reaches the audit trail.
-        for row in rows:
-            super()._create_log_entry(user_pk, [row], import_type, action_flag)
 
 
 # --- The fleet's bins ---------------------------------------------------------------------------------

@@ -105,9 +105,10 @@ class MaterialResource(resources.ModelResource):
         # The file's materials in one query, not one per row.
         instance_loader_class = CachedInstanceLoader
 
-    def __init__(self, merchant=None, **kwargs):
+    def __init__(self, merchant=None, on_row=None, **kwargs):
         super().__init__(**kwargs)
         self.merchant = merchant
+        self.on_row = on_row  # called after each row: a background import counts its progress
         self._row_of_code: dict[str, int] = {}
 
     def get_queryset(self):
@@ -153,6 +154,12 @@ class MaterialResource(resources.ModelResource):
             errors = error.update_error_dict(errors)
         if errors:
             raise ValidationError(errors)
+
+    def import_row(self, row, instance_loader, **kwargs):
+        row_result = super().import_row(row, instance_loader, **kwargs)
+        if self.on_row is not None:  # outside import-export's catch-all: a raise here stops the import
+            self.on_row()
+        return row_result
 
     def after_init_instance(self, instance, new, row, **kwargs):
         if new:

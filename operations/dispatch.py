@@ -23,6 +23,7 @@ JOB_TASKS = {
     "orders_export": "orders.export_orders",
     "command_batch": "operations.dispatch_command_batch",
     "package_build": "recipes.build_package",
+    "material_import": "inventory.run_material_import",
 }
 
 

@@ -37,12 +37,14 @@ TASK_JOB_RUN_FIELDS = [
 
 
 class TaskJob(models.Model):
-    """A long job (an export, a batch dispatch, a package build) with its progress, shown live."""
+    """A long job (an export, a batch dispatch, a package build, a material import) with its progress,
+    shown live."""
 
     class Kind(models.TextChoices):
         ORDERS_EXPORT = "orders_export", _("Orders export")
         COMMAND_BATCH = "command_batch", _("Command batch")
         PACKAGE_BUILD = "package_build", _("Recipe package build")
+        MATERIAL_IMPORT = "material_import", _("Material import")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")

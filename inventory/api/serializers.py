@@ -5,6 +5,7 @@ from accounts.models import Merchant
 from accounts.tenancy import can_access_merchant
 from inventory.models import EDITABLE_FIELDS, Bin, Material, Refill
 from inventory.services.forecast import days_to_empty
+from operations.api.serializers import TaskJobSerializer
 
 ID = {"min_value": 1, "max_value": 2**63 - 1}
 
@@ -59,6 +60,9 @@ class MaterialWriteSerializer(serializers.ModelSerializer):
 class MaterialImportSerializer(serializers.Serializer):
     file = serializers.FileField()
     dry_run = serializers.BooleanField(default=False)
+    background = serializers.BooleanField(
+        default=False, help_text=_("Import as a background job (202) whatever the file's size.")
+    )
     merchant_id = serializers.IntegerField(required=False, **ID)
 
     def validate_merchant_id(self, value):
@@ -69,6 +73,27 @@ class ImportedRowSerializer(serializers.Serializer):
     row = serializers.IntegerField()
     status = serializers.ChoiceField(choices=["new", "updated", "unchanged", "error"])
     errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class ImportJobRowSerializer(ImportedRowSerializer):
+    values = serializers.DictField(child=serializers.CharField(), help_text=_("The row's cells as read."))
+
+
+class MaterialImportJobSerializer(serializers.Serializer):
+    """A background import (its TaskJob) as `/api/v1/materials/import-jobs/{id}` shows it."""
+
+    id = serializers.IntegerField()
+    job = TaskJobSerializer()
+    job_url = serializers.CharField()
+    merchant_id = serializers.IntegerField()
+    file_name = serializers.CharField()
+    rows = serializers.IntegerField()
+    dry_run = serializers.BooleanField()
+    counts = serializers.DictField(child=serializers.IntegerField(), allow_null=True)
+    rows_url = serializers.CharField(allow_null=True)
+    confirm_url = serializers.CharField(allow_null=True)
+    preview_id = serializers.IntegerField(allow_null=True)
+    confirm_job_id = serializers.IntegerField(allow_null=True)
 
 
 class BinSerializer(serializers.ModelSerializer):

@@ -14,10 +14,13 @@ from coffeeshop.api.envelope import EnvelopeBrowsableAPIRenderer, EnvelopeJSONRe
 from coffeeshop.api.errors import PayloadTooLarge
 from inventory import selectors, services
 from inventory.api import serializers
+from inventory.api.import_jobs import import_job_reply
 from inventory.filters import BinFilter, MaterialFilter, RefillFilter
 from inventory.models import Refill
 from inventory.resources import MaterialResource
+from inventory.services.import_jobs import import_is_large, start_material_import
 from inventory.services.picklist import csv_filename, pick_list, pick_list_csv
+from inventory.tasks import run_material_import
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 EXPORT_TYPES = {
@@ -114,20 +117,38 @@ class MaterialViewSet(
 
     @extend_schema(
         request={"multipart/form-data": serializers.MaterialImportSerializer},
-        responses=serializers.ImportedRowSerializer(many=True),
+        responses={
+            200: serializers.ImportedRowSerializer(many=True),
+            202: serializers.MaterialImportJobSerializer,
+        },
     )
     @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser])
     def import_sheet(self, request):
         """A CSV or XLSX, all or nothing; `dry_run=true` previews it. Any row in error is a 400 whose
-        details list the rows in error (`rows`) and every row (`all_rows`)."""
+        details list the rows in error (`rows`) and every row (`all_rows`). A sheet of more than
+        MATERIAL_IMPORT_SYNC_MAX_ROWS rows, or `background=true`, is a background job instead: 202 with
+        the job, whose rows and confirmation are under `/api/v1/materials/import-jobs/{id}`."""
         form = serializers.MaterialImportSerializer(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
         upload = form.validated_data["file"]
         if upload.size > MAX_IMPORT_BYTES:
             raise PayloadTooLarge()
         merchant = selectors.merchant_to_write_for(request.user, form.validated_data.get("merchant_id"))
-        dataset = services.read_sheet(upload.read())
-        return Response(services.import_materials(merchant, dataset, dry_run=form.validated_data["dry_run"]))
+        content = upload.read()
+        dataset = services.read_sheet(content)
+        dry_run = form.validated_data["dry_run"]
+        if form.validated_data["background"] or import_is_large(len(dataset)):
+            job = start_material_import(
+                merchant=merchant,
+                user=request.user,
+                content=content,
+                file_name=upload.name,
+                dry_run=dry_run,
+                dataset=dataset,
+                enqueue=run_material_import.delay,
+            )
+            return Response(import_job_reply(job), status=status.HTTP_202_ACCEPTED)
+        return Response(services.import_materials(merchant, dataset, dry_run=dry_run))
 
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=list(EXPORT_TYPES), required=True)],

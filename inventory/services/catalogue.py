@@ -112,13 +112,16 @@ def read_sheet(content: bytes) -> tablib.Dataset:
     return dataset
 
 
-def import_materials(merchant: Merchant, dataset: tablib.Dataset, *, dry_run: bool) -> list[dict]:
+def import_materials(
+    merchant: Merchant, dataset: tablib.Dataset, *, dry_run: bool, on_row=None
+) -> list[dict]:
     """Import a sheet into `merchant`'s catalogue, all or nothing: the rows as `row_report` gives them.
     Any invalid row raises Invalid with every row in its details, and nothing is written; so does a
-    dry run never write."""
+    dry run never write. `on_row()` is called after each row (it may raise to stop the import, which
+    then writes nothing)."""
     with transaction.atomic():
         thresholds_before = dict(merchant.materials.values_list("code", "low_threshold_pct"))
-        result = MaterialResource(merchant=merchant).import_data(
+        result = MaterialResource(merchant=merchant, on_row=on_row).import_data(
             dataset,
             dry_run=dry_run,
             use_transactions=True,

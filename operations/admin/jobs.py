@@ -15,14 +15,16 @@ from operations.models import TASK_JOB_RUN_FIELDS, TaskJob
 from operations.services import cancel_job, job_payload
 
 
-def job_element(job: TaskJob, status_url: str | None = None) -> str:
+def job_element(job: TaskJob, status_url: str | None = None, *, reload_when_finished: bool = False) -> str:
     """The job's status, a progress bar and, once it succeeded, its download link (kept live).
 
-    live.js polls `status_url` (the job's own status page by default) when no socket event comes."""
+    live.js polls `status_url` (the job's own status page by default) when no socket event comes, and
+    reloads the page once the job has finished if `reload_when_finished` (a page that shows its result)."""
     download = admin_url(TaskJob, "download", job.pk)
+    reloads = reload_when_finished and not job.is_finished
     return format_html(
         '<span class="cs-job" data-live="job" data-job-id="{}" data-status="{}" data-status-url="{}" '
-        'data-download-url="{}" data-labels="{}">'
+        'data-download-url="{}" data-labels="{}"{}>'
         '<span class="cs-job-status">{}</span>'
         '<span class="cs-progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" '
         'aria-valuenow="{}">'
@@ -35,6 +37,7 @@ def job_element(job: TaskJob, status_url: str | None = None) -> str:
         status_url or admin_url(TaskJob, "status", job.pk),
         download,
         labels_of(TaskJob.Status),
+        mark_safe(' data-reload-when-finished="true"') if reloads else "",
         job.get_status_display(),
         job.progress,
         job.progress,

@@ -362,6 +362,10 @@
     if (status) setText(status, labels[job.status] || job.status);
     var link = element.querySelector(".cs-job-download");
     if (link) link.hidden = !(job.status === "succeeded" && job.download_url);
+    if (FINISHED_JOB[job.status] && element.dataset.reloadWhenFinished === "true") {
+      element.dataset.reloadWhenFinished = "false";
+      window.location.reload();  // the page shows what the job made (a material import's preview)
+    }
   }
 
   function updateJob(job) {

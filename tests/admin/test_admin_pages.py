@@ -650,14 +650,14 @@ CSV_FILE = b"code,name,kind,unit,enabled\nOAT-MILK,Oat milk,milk,ml,1\nSUGAR,Can
 
 
 def import_csv(client):
+    """The upload, its preview page and the confirmation (followed to the list)."""
     upload = SimpleUploadedFile("materials.csv", CSV_FILE, content_type="text/csv")
-    preview = client.post(reverse("admin:inventory_material_import"), {"format": "0", "import_file": upload})
-    if preview.status_code != 200:
-        return preview, None
-    confirm = preview.context["confirm_form"]
-    return preview, client.post(
-        reverse("admin:inventory_material_process_import"), confirm.initial, follow=True
-    )
+    uploaded = client.post(reverse("admin:inventory_material_import"), {"format": "0", "import_file": upload})
+    if uploaded.status_code != 302:
+        return uploaded, None
+    preview = client.get(uploaded["Location"])
+    confirm = reverse("admin:inventory_material_confirm_import_job", args=[preview.context["job"].pk])
+    return preview, client.post(confirm, follow=True)
 
 
 @pytest.mark.parametrize("role", [Role.OPS, Role.ADMIN])
@@ -676,10 +676,7 @@ def test_a_viewer_cannot_import_materials(login, materials):
     client = login(Role.VIEWER)
 
     preview, _ = import_csv(client)
-    confirm = client.post(
-        reverse("admin:inventory_material_process_import"),
-        {"import_file_name": "x", "original_file_name": "materials.csv", "format": "0"},
-    )
+    confirm = client.post(reverse("admin:inventory_material_confirm_import_job", args=[1]))
     changelist = client.get(reverse("admin:inventory_material_changelist")).content.decode()
 
     assert preview.status_code == 403 and confirm.status_code == 403

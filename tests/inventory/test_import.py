@@ -12,9 +12,10 @@ from django.urls import reverse
 
 from accounts.models import Role
 from inventory.models import Material
+from operations.models import TaskJob
 from tests.factories import MaterialFactory
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords", "media_root")]
 
 HEADER = "code,name,kind,unit,density,low_threshold_pct,cost_per_unit,supplier,enabled"
 # A manager's file as Excel saves it (BOM, CRLF), Chinese names: a changed row, an unchanged one, a new one.
@@ -29,8 +30,8 @@ ONE_BAD = (
 ).encode()
 
 
-@pytest.fixture
-def catalogue(merchant, other_merchant):
+def seed_catalogue(merchant, other_merchant):
+    """Brew Co's arabica and water, and Other Beans' OAT-MILK (returned): a code Brew Co's files name."""
     MaterialFactory(
         merchant=merchant,
         code="BEAN-ARABICA",
@@ -43,6 +44,11 @@ def catalogue(merchant, other_merchant):
     return MaterialFactory(
         merchant=other_merchant, code="OAT-MILK", name="Rival oat milk", kind="milk", unit="ml"
     )
+
+
+@pytest.fixture
+def catalogue(merchant, other_merchant):
+    return seed_catalogue(merchant, other_merchant)
 
 
 def upload(client, content, name="materials.csv", **fields):
@@ -218,20 +224,27 @@ def test_an_export_imports_back_unchanged(staff_client, merchant, catalogue):
 
 
 # --- Through the admin --------------------------------------------------------------------------
+# A sheet of up to MATERIAL_IMPORT_SYNC_MAX_ROWS rows is previewed and imported within the request, by
+# the job code a worker runs for a larger one (tests/inventory/test_import_admin_jobs.py).
 
 
 def admin_preview(client, content, name="materials.csv", file_format="0", **fields):
+    """The upload; for a sheet, the redirect to its preview page."""
     upload = SimpleUploadedFile(name, content)
     return client.post(
         reverse("admin:inventory_material_import"), {"format": file_format, "import_file": upload, **fields}
     )
 
 
-def admin_confirm(client, preview):
+def preview_page(client, content, **options):
+    uploaded = admin_preview(client, content, **options)
+    assert uploaded.status_code == 302, uploaded.content[-2000:]
+    return client.get(uploaded["Location"])
+
+
+def admin_confirm(client, page):
     return client.post(
-        reverse("admin:inventory_material_process_import"),
-        preview.context["confirm_form"].initial,
-        follow=True,
+        reverse("admin:inventory_material_confirm_import_job", args=[page.context["job"].pk]), follow=True
     )
 
 
@@ -240,17 +253,21 @@ def test_the_admin_previews_new_updated_and_unchanged_rows_and_writes_on_confirm
 ):
     client = admin_as(Role.OPS)
 
-    preview = admin_preview(client, GOOD)
+    page = preview_page(client, GOOD)
 
-    assert preview.status_code == 200
-    html = preview.content.decode()
-    assert "阿拉比卡咖啡豆" in html and "燕麦奶" in html
-    assert [row.import_type for row in preview.context["result"].rows] == ["update", "skip", "new"]
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "阿拉比卡咖啡豆" in html and "燕麦奶" in html and "Confirm import" in html
+    assert [row["status"] for row in page.context["rows"]] == ["updated", "unchanged", "new"]
+    assert page.context["counts"] == {"new": 1, "updated": 1, "unchanged": 1, "error": 0}
     assert "OAT-MILK" not in mine(merchant), "nothing is written before the confirmation"
 
-    done = admin_confirm(client, preview)
+    done = admin_confirm(client, page)
 
-    assert done.status_code == 200
+    assert done.status_code == 200 and done.redirect_chain[-1][0] == reverse(
+        "admin:inventory_material_changelist"
+    )
+    assert "Import finished: 1 new, 1 updated, 1 unchanged." in done.content.decode()
     assert (
         mine(merchant)["OAT-MILK"].name == "燕麦奶" and mine(merchant)["BEAN-ARABICA"].low_threshold_pct == 20
     )
@@ -259,19 +276,20 @@ def test_the_admin_previews_new_updated_and_unchanged_rows_and_writes_on_confirm
 
 
 def test_the_admin_shows_each_error_with_its_row_and_column_and_offers_no_confirmation(admin_as, merchant):
-    preview = admin_preview(admin_as(Role.OPS), ONE_BAD)
+    client = admin_as(Role.OPS)
 
-    assert preview.status_code == 200
-    assert "confirm_form" not in preview.context
-    (invalid,) = preview.context["result"].invalid_rows
-    assert invalid.number == 2 and set(invalid.field_specific_errors) == {
-        "kind",
-        "low_threshold_pct",
-        "cost_per_unit",
-    }
-    html = preview.content.decode()
-    assert re.search(r"Row\s+2|Line number:\s*2|>\s*2\s*<", html), "the page names the row"
-    assert "not a valid choice" in html
+    page = preview_page(client, ONE_BAD)
+
+    assert page.status_code == 200 and page.context["can_confirm"] is False
+    errors = page.context["errors"]
+    assert {e["row"] for e in errors} == {2}
+    assert {e["column"] for e in errors} == {"kind", "low_threshold_pct", "cost_per_unit"}
+    assert {e["value"] for e in errors} == {"tea", "150", "abc"}
+    html = page.content.decode()
+    assert re.search(r"Row\s+2\b", html), "the page names the row"
+    assert "not a valid choice" in html and "Confirm import" not in html
+    forced = admin_confirm(client, page)
+    assert "fix them" in forced.content.decode()
     assert not mine(merchant)
 
 
@@ -283,18 +301,25 @@ def test_the_admin_imports_an_xlsx_file(admin_as, merchant):
     book.save(content)
     client = admin_as(Role.OPS)
 
-    preview = admin_preview(client, content.getvalue(), name="materials.xlsx", file_format="1")
-    admin_confirm(client, preview)
+    page = preview_page(client, content.getvalue(), name="materials.xlsx", file_format="1")
+    admin_confirm(client, page)
 
     assert mine(merchant)["CUP-12OZ"].name == "纸杯"
+
+
+def test_a_file_that_is_no_sheet_is_refused_on_the_form(admin_as, merchant):
+    refused = admin_preview(admin_as(Role.OPS), b"name,kind\nSugar,powder\n")
+
+    assert refused.status_code == 200 and refused.context["form"].errors["import_file"]
+    assert not TaskJob.objects.exists()
 
 
 def test_platform_staff_choose_the_merchant_in_the_admin_import(admin_as, merchant, other_merchant):
     client = admin_as(Role.ADMIN, is_platform_staff=True)
 
     assert admin_preview(client, GOOD).context["form"].errors["merchant"]
-    preview = admin_preview(client, GOOD, merchant=other_merchant.pk)
-    admin_confirm(client, preview)
+    page = preview_page(client, GOOD, merchant=other_merchant.pk)
+    admin_confirm(client, page)
 
     assert set(mine(other_merchant)) == {"BEAN-ARABICA", "WATER", "OAT-MILK"} and not mine(merchant)
 
@@ -303,15 +328,18 @@ def test_a_merchant_user_cannot_aim_the_admin_import_at_another_merchant(
     admin_as, merchant, other_merchant, catalogue
 ):
     client = admin_as(Role.OPS)
+    rivals = admin_as(Role.OPS, merchants=[other_merchant])
+    their_page = preview_page(rivals, GOOD)
 
-    preview = admin_preview(client, GOOD, merchant=other_merchant.pk)
+    aimed = admin_preview(client, GOOD, merchant=other_merchant.pk)
     forged = client.post(
-        reverse("admin:inventory_material_process_import"),
-        {**admin_preview(client, GOOD).context["confirm_form"].initial, "merchant": other_merchant.pk},
+        reverse("admin:inventory_material_confirm_import_job", args=[their_page.context["job"].pk])
     )
+    peeked = client.get(reverse("admin:inventory_material_import_job", args=[their_page.context["job"].pk]))
+    old_confirmation = client.post(reverse("admin:inventory_material_process_import"), {"merchant": 1})
 
-    assert "confirm_form" not in preview.context and preview.context["form"].errors["merchant"]
-    assert forged.status_code != 302
+    assert aimed.status_code == 200 and aimed.context["form"].errors["merchant"]
+    assert (forged.status_code, peeked.status_code, old_confirmation.status_code) == (404, 404, 404)
     assert not Material.objects.filter(merchant=other_merchant).exclude(pk=catalogue.pk).exists()
 
 

@@ -533,17 +533,16 @@ def test_several_objects_deleted_at_once_in_the_admin_each_leave_a_row(merchant,
 def test_every_material_of_a_csv_import_leaves_a_row(materials, admin_site):
     client = admin_site(Role.OPS)
     csv = b"code,name,kind,unit,enabled\nOAT-MILK,Oat milk,milk,ml,1\nSOY-MILK,Soy milk,milk,ml,1\n"
-    preview = client.post(
+    uploaded = client.post(
         reverse("admin:inventory_material_import"),
         {"format": "0", "import_file": SimpleUploadedFile("materials.csv", csv, content_type="text/csv")},
     )
-    done = client.post(
-        reverse("admin:inventory_material_process_import"), preview.context["confirm_form"].initial
-    )
+    job = client.get(uploaded["Location"]).context["job"]
+    done = client.post(reverse("admin:inventory_material_confirm_import_job", args=[job.pk]))
     assert done.status_code == 302
-    for code in ("OAT-MILK", "SOY-MILK"):
-        row = assert_audited("admin.added", Material.objects.get(code=code), **by(client, "admin"))
-        assert "import" in row.changes["message"]
+    for row, code in enumerate(("OAT-MILK", "SOY-MILK"), 1):
+        material, imported = Material.objects.get(code=code), {"row": row, "status": "new"}
+        assert_audited("material.imported", material, **by(client, "admin"), changes=imported)
 
 
 def test_periodic_tasks_switched_on_and_off_from_the_list_are_recorded(admin_site):
