@@ -64,8 +64,7 @@ from bench.inventory_bins import (  # noqa: E402
     seed_fleet,
 )
 from bench.orders import pg, step  # noqa: E402
-from bench.runner import guarded, run_files, verdict  # noqa: E402
-from bench.staff import StaffClient, ceiling_latency_ms  # noqa: E402
+from bench.runner import around_the_bare_view, guarded, run_files, verdict  # noqa: E402
 
 DB_NAME = "coffeeshop_bench_recipes_fc"
 DB_URL = f"postgres://postgres@{HOST}:5432/{DB_NAME}"
@@ -115,9 +114,9 @@ print("BENCH_JSON " + json.dumps({{"merchant_id": merchant.pk}}))
 SEED_ORDERS = """
 INSERT INTO orders_order (machine_order_id, currency, total, refunded_total, payment_method, payment_status,
     transaction_id, device_created_at, received_at, is_test, content_hash, is_exception, exception_reason,
-    exception_resolution, device_id, merchant_id, location_id)
+    exception_resolution, device_id, merchant_id, location_id, package_version)
 SELECT d.serial || '-' || n, 'CNY', 18.00, 0, 'wechat', 'paid', 'wx-' || d.id || '-' || n, t, t, false,
-    md5(d.serial || n), false, '', '', d.id, d.merchant_id, d.location_id
+    md5(d.serial || n), false, '', '', d.id, d.merchant_id, d.location_id, ''
 FROM devices_device d
 CROSS JOIN generate_series(0, %(per_machine)s - 1) AS n
 CROSS JOIN LATERAL (SELECT date_trunc('day', now()) - ((n %% 7) || ' days')::interval
@@ -208,10 +207,11 @@ def add_a_minute_of_orders(db_name: str, merchant_id: int, cups_per_day: int, ma
         conn.execute(
             "INSERT INTO orders_order (machine_order_id, currency, total, refunded_total, payment_method,"
             " payment_status, transaction_id, device_created_at, received_at, is_test, content_hash,"
-            " is_exception, exception_reason, exception_resolution, device_id, merchant_id, location_id)"
+            " is_exception, exception_reason, exception_resolution, device_id, merchant_id, location_id,"
+            " package_version)"
             " SELECT d.serial || '-new', 'CNY', 18.00, 0, 'wechat', 'paid', 'wx-new-' || d.id,"
             " now() - interval '2 minutes', now() - interval '2 minutes', false, md5(d.serial || 'new'),"
-            " false, '', '', d.id, d.merchant_id, d.location_id FROM devices_device d"
+            " false, '', '', d.id, d.merchant_id, d.location_id, '' FROM devices_device d"
             " WHERE d.merchant_id = %(merchant_id)s ORDER BY d.id LIMIT %(count)s",
             {"merchant_id": merchant_id, "count": count},
         )
@@ -299,16 +299,18 @@ def run(children, args, env, *, stamp: str, log_path: Path, command: list[str]) 
     port = free_port()
     step(f"gunicorn, {args.workers} sync workers, {HOST}:{port}; log: {log_path.relative_to(ROOT)}")
     server = start_gunicorn(children, env, workers=args.workers, port=port, log_path=log_path, timeout_s=None)
-    probe = StaffClient(port)
-    ceiling = {"before": ceiling_latency_ms(probe, requests=args.ceiling_requests)}
-    bins = measure_bins(
-        port=port, server_pid=server.pid, env=env, db_name=DB_NAME, fleet=fleet, password=PASSWORD, args=args
-    )
-    ceiling["after"] = ceiling_latency_ms(probe, requests=args.ceiling_requests)
-    probe.close()
-    ceiling.update(
-        p50_ms=round((ceiling["before"]["p50_ms"] + ceiling["after"]["p50_ms"]) / 2, 3),
-        requests=ceiling["before"]["requests"] + ceiling["after"]["requests"],
+    bins, ceiling = around_the_bare_view(
+        port,
+        args.ceiling_requests,
+        lambda: measure_bins(
+            port=port,
+            server_pid=server.pid,
+            env=env,
+            db_name=DB_NAME,
+            fleet=fleet,
+            password=PASSWORD,
+            args=args,
+        ),
     )
     if server.poll() is not None:
         raise BenchError(f"gunicorn died during the run:\n{log_path.read_text()[-3000:]}")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import secrets
 import shutil
@@ -37,7 +36,6 @@ import httpx  # noqa: E402
 from bench.heartbeat import (  # noqa: E402  (the server-starting code is bench/heartbeat.py's)
     HOST,
     NOISE_CORES,
-    RESULTS_DIR,
     BenchError,
     delete_redis_keys,
     free_port,
@@ -53,8 +51,8 @@ from bench.heartbeat import (  # noqa: E402  (the server-starting code is bench/
 )
 from bench.inventory_import import ratio  # noqa: E402
 from bench.orders import step  # noqa: E402
-from bench.runner import cpu_meter, guarded, run_files, verdict  # noqa: E402
-from bench.staff import StaffClient, ceiling_latency_ms, latency_ms  # noqa: E402
+from bench.runner import around_the_bare_view, cpu_meter, guarded, report_and_verdict, run_files  # noqa: E402
+from bench.staff import StaffClient, latency_ms  # noqa: E402
 
 DB_NAME = "coffeeshop_bench_recipes"
 DB_URL = f"postgres://postgres@{HOST}:5432/{DB_NAME}"
@@ -298,16 +296,10 @@ def run(children, args, env, *, stamp: str, log_path: Path, command: list[str]) 
     server = start_gunicorn(children, env, workers=args.workers, port=port, log_path=log_path)
     start_background_jobs(children, env, log_path)
     shell_json(env, WORKER_ANSWERS)
-    probe = StaffClient(port)
-    ceiling = {"before": ceiling_latency_ms(probe, requests=args.ceiling_requests)}
-    step(f"bare view: p50 {ceiling['before']['p50_ms']:.2f} ms")
-    package = measure_package_build(port=port, server_pid=server.pid, env=env, seed=seed, args=args)
-    ceiling["after"] = ceiling_latency_ms(probe, requests=args.ceiling_requests)
-    probe.close()
-    step(f"bare view after: p50 {ceiling['after']['p50_ms']:.2f} ms")
-    ceiling.update(
-        p50_ms=round((ceiling["before"]["p50_ms"] + ceiling["after"]["p50_ms"]) / 2, 3),
-        requests=ceiling["before"]["requests"] + ceiling["after"]["requests"],
+    package, ceiling = around_the_bare_view(
+        port,
+        args.ceiling_requests,
+        lambda: measure_package_build(port=port, server_pid=server.pid, env=env, seed=seed, args=args),
     )
     report = {
         "benchmark": "recipes-packages",
@@ -325,17 +317,12 @@ def run(children, args, env, *, stamp: str, log_path: Path, command: list[str]) 
         "problems": package["problems"],
         "elapsed_s": round(time.monotonic() - started, 1),
     }
-    out_path = RESULTS_DIR / f"recipes-packages-{stamp}.json"
-    out_path.write_text(json.dumps(report, indent=2, default=str, ensure_ascii=False) + "\n")
-    print()
-    print(
+    summary = (
         f"{args.workers} gunicorn sync workers, PostgreSQL + Redis, sequential requests; load average "
         f"{load_before[0]:.1f} → {os.getloadavg()[0]:.1f}; {report['elapsed_s']:.0f} s in all"
     )
-    print()
-    print(package_table(report))
-    return verdict(
-        out_path, report["problems"], noisy=report["shared_machine_phases"], noise_cores=NOISE_CORES
+    return report_and_verdict(
+        report, name="recipes-packages", summary=summary, table=package_table(report), noise_cores=NOISE_CORES
     )
 
 

@@ -27,7 +27,6 @@ database in place for inspection.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import sys
@@ -41,7 +40,6 @@ if sys.path and Path(sys.path[0]).resolve() == ROOT / "bench":
 from bench.heartbeat import (  # noqa: E402
     HOST,
     NOISE_CORES,
-    RESULTS_DIR,
     BenchError,
     delete_redis_keys,
     free_port,
@@ -57,8 +55,8 @@ from bench.heartbeat import (  # noqa: E402
 from bench.inventory_bins import BINS_PER_MACHINE, CITIES, MATERIALS, QUERY_COUNTS  # noqa: E402
 from bench.inventory_import import ratio  # noqa: E402
 from bench.orders import step  # noqa: E402
-from bench.runner import cpu_meter, guarded, run_files, verdict  # noqa: E402
-from bench.staff import StaffClient, ceiling_latency_ms, latency_ms  # noqa: E402
+from bench.runner import around_the_bare_view, cpu_meter, guarded, report_and_verdict, run_files  # noqa: E402
+from bench.staff import StaffClient, latency_ms  # noqa: E402
 
 DB_NAME = "coffeeshop_bench_picklist"
 DB_URL = f"postgres://postgres@{HOST}:5432/{DB_NAME}"
@@ -313,16 +311,10 @@ def run(children, args, env, *, stamp: str, log_path: Path, command: list[str]) 
         f"log: {log_path.relative_to(ROOT)}"
     )
     server = start_gunicorn(children, env, workers=args.workers, port=port, log_path=log_path)
-    probe = StaffClient(port)
-    ceiling = {"before": ceiling_latency_ms(probe, requests=args.ceiling_requests)}
-    step(f"bare view: p50 {ceiling['before']['p50_ms']:.2f} ms")
-    picklist = measure_picklist(port=port, server_pid=server.pid, env=env, seed=seed, args=args)
-    ceiling["after"] = ceiling_latency_ms(probe, requests=args.ceiling_requests)
-    probe.close()
-    step(f"bare view after: p50 {ceiling['after']['p50_ms']:.2f} ms")
-    ceiling.update(
-        p50_ms=round((ceiling["before"]["p50_ms"] + ceiling["after"]["p50_ms"]) / 2, 3),
-        requests=ceiling["before"]["requests"] + ceiling["after"]["requests"],
+    picklist, ceiling = around_the_bare_view(
+        port,
+        args.ceiling_requests,
+        lambda: measure_picklist(port=port, server_pid=server.pid, env=env, seed=seed, args=args),
     )
     if server.poll() is not None:
         raise BenchError(f"gunicorn died during the run:\n{log_path.read_text()[-3000:]}")
@@ -351,17 +343,13 @@ def run(children, args, env, *, stamp: str, log_path: Path, command: list[str]) 
         "problems": picklist["problems"],
         "elapsed_s": round(time.monotonic() - started, 1),
     }
-    out_path = RESULTS_DIR / f"recipes_picklist-{stamp}.json"
-    out_path.write_text(json.dumps(report, indent=2, default=str, ensure_ascii=False) + "\n")
-    print()
-    print(
+    summary = (
         f"{args.workers} gunicorn sync workers, PostgreSQL + Redis; sequential requests; load average "
         f"{load_before[0]:.1f} → {os.getloadavg()[0]:.1f}; {report['elapsed_s']:.0f} s in all"
     )
-    print()
-    print(picklist_table(report))
-    return verdict(
-        out_path, report["problems"], noisy=report["shared_machine_phases"], noise_cores=NOISE_CORES
+    table = picklist_table(report)
+    return report_and_verdict(
+        report, name="recipes_picklist", summary=summary, table=table, noise_cores=NOISE_CORES
     )
 
 

@@ -86,3 +86,40 @@ def cpu_meter(server_pid: int) -> Callable[[int], dict]:
         return cpu
 
     return stop
+
+
+def around_the_bare_view(port: int, requests: int, measure: Callable[[], dict]) -> tuple[dict, dict]:
+    """`measure()` between two timings of the bare view on the same server: (its result, the ceiling
+    with both timings and their mean p50, the figure every ratio of the run is taken to)."""
+    from bench.orders import step
+    from bench.staff import StaffClient, ceiling_latency_ms
+
+    probe = StaffClient(port)
+    try:
+        ceiling = {"before": ceiling_latency_ms(probe, requests=requests)}
+        step(f"bare view: p50 {ceiling['before']['p50_ms']:.2f} ms")
+        result = measure()
+        ceiling["after"] = ceiling_latency_ms(probe, requests=requests)
+        step(f"bare view after: p50 {ceiling['after']['p50_ms']:.2f} ms")
+    finally:
+        probe.close()
+    ceiling.update(
+        p50_ms=round((ceiling["before"]["p50_ms"] + ceiling["after"]["p50_ms"]) / 2, 3),
+        requests=ceiling["before"]["requests"] + ceiling["after"]["requests"],
+    )
+    return result, ceiling
+
+
+def report_and_verdict(report: dict, *, name: str, summary: str, table: str, noise_cores: float) -> int:
+    """Writes bench/results/<name>-<timestamp>.json, prints the summary line and the table, and returns
+    the verdict's exit status (report["problems"], report["shared_machine_phases"])."""
+    import json
+
+    out_path = RESULTS_DIR / f"{name}-{report['timestamp']}.json"
+    out_path.write_text(json.dumps(report, indent=2, default=str, ensure_ascii=False) + "\n")
+    print()
+    print(summary)
+    print()
+    print(table)
+    noisy = report["shared_machine_phases"]
+    return verdict(out_path, report["problems"], noisy=noisy, noise_cores=noise_cores)
