@@ -356,6 +356,7 @@ SPECTACULAR_SETTINGS = {
         "MaterialKindEnum": "inventory.models.MaterialKind",
         "PackageStatusEnum": "recipes.models.RecipePackage.Status",
         "RolloutStatusEnum": "recipes.models.Rollout.Status",
+        "ImportedRowStatusEnum": "inventory.services.import_jobs.STATUSES",
     },
 }
 
