@@ -10,6 +10,7 @@ import zoneinfo
 from datetime import datetime, time, timedelta
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
 from accounts.models import Merchant
@@ -36,10 +37,18 @@ class MerchantTimeZoneMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        user = getattr(request, "user", None)
-        if not (request.path.startswith("/admin/") and user is not None and user.is_authenticated):
+        if not request.path.startswith("/admin/"):
             return self.get_response(request)
-        timezone.activate(time_zone_for(user, request.GET.get(MERCHANT_FILTER_PARAM)))
+        try:
+            user = getattr(request, "user", None)
+            if user is None or not user.is_authenticated:
+                return self.get_response(request)
+            zone = time_zone_for(user, request.GET.get(MERCHANT_FILTER_PARAM))
+        except DatabaseError:
+            # The database is out: the view meets the same error and answers 503 (OutageMiddleware); a
+            # middleware's own error would be a 500.
+            return self.get_response(request)
+        timezone.activate(zone)
         try:
             return self.get_response(request)
         finally:

@@ -3,7 +3,7 @@ from django.utils.translation import gettext_lazy as _
 
 
 class WorkerPulse(models.Model):
-    """When each Celery worker process last finished a task: health tells answering workers from gone
+    """When each Celery worker process last started a task: health tells answering workers from gone
     ones by it (coffeeshop/workers.py). One row per worker process, overwritten; rows of processes
     gone for a day are deleted."""
 

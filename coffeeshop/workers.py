@@ -1,7 +1,8 @@
 """Whether Celery workers answer and beat ticks, for /api/v1/health, on every broker (Redis or the
 embedded file-system one, which has no broadcast to ping workers with).
 
-A worker process records its pulse when it finishes a task, at most every PULSE_EVERY_S; the periodic
+A worker process records its pulse when it starts a task, at most every PULSE_EVERY_S (before the
+task runs, so a caller that waited for the result sees the pulse); the periodic
 jobs (the shortest runs every 15 s) keep it fresh. Beat's last tick is the latest `last_run_at` that
 django-celery-beat writes when it sends a periodic task.
 """
@@ -11,7 +12,7 @@ import socket
 import time
 from datetime import timedelta
 
-from celery.signals import task_postrun
+from celery.signals import task_prerun
 from django.db import DatabaseError
 from django.db.models import Max
 from django.utils import timezone
@@ -28,7 +29,7 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-@task_postrun.connect
+@task_prerun.connect
 def record_pulse(**_kwargs) -> None:
     global _last_pulse
     if time.monotonic() - _last_pulse < PULSE_EVERY_S:

@@ -46,7 +46,7 @@ def _database():
 @throttle_classes([])
 def health(request):
     """The database and (when configured) Redis, with their latency; 503 when the database is down.
-    `celery` says whether workers answer (finished a task lately) and when beat last ticked.
+    `celery` says whether workers answer (started a task lately) and when beat last ticked.
 
     A server without Redis still serves everything on PostgreSQL (coffeeshop.redis), so Redis being
     out is `"degraded": true` with a 200: a load balancer must not take every server out for it.

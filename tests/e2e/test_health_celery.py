@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from coffeeshop import workers
 from coffeeshop.models import WorkerPulse
 from tests.e2e.conftest import celery_worker
+from tests.e2e.test_worker_killed import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,8 +31,9 @@ def test_a_real_worker_answers_in_health_until_it_is_killed(django_db_blocker, t
     assert celery_of_health()["workers"]["ok"] is False  # nothing has run a task yet
 
     with celery_worker(queue, django_db_blocker, tmp_path) as worker:
-        seen = celery_of_health()["workers"]
-        assert seen["ok"] is True and f"{socket.gethostname()}:{worker.pid}" in seen["answering"]
+        name = f"{socket.gethostname()}:{worker.pid}"
+        wait_for(lambda: name in celery_of_health()["workers"]["answering"], timeout_s=10, what="the pulse")
+        assert celery_of_health()["workers"]["ok"] is True
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
 
