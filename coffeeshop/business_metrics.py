@@ -11,7 +11,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError
-from django.db.models import Count, F, Q
+from django.db.models import Count, Q
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
@@ -53,7 +53,8 @@ class BusinessCollector:
     def _figures(self):
         from accounts.models import Merchant
         from accounts.time_zones import local_day_start
-        from devices.models import Device, DeviceBin
+        from devices.models import Device
+        from inventory.models import Bin
         from operations.models import UNFINISHED_COMMAND_STATUSES, Alarm, RemoteCommand
         from orders.models import Order
         from orders.selectors import sales_of
@@ -104,9 +105,9 @@ class BusinessCollector:
             [((names[a["merchant_id"]], a["severity"]), a["n"]) for a in alarms.order_by()],
         )
         low = (
-            DeviceBin.objects.filter(level_pct__lte=F("low_threshold_pct"))
+            Bin.objects.filter(state__in=("low", "empty"))  # inventory's rule of a bin's state
             .values("device__merchant_id")
-            .annotate(n=Count("pk"), empty=Count("pk", filter=Q(remaining__lte=0)))
+            .annotate(n=Count("pk"), empty=Count("pk", filter=Q(state="empty")))
             .order_by()
         )
         low = list(low)

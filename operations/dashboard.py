@@ -7,23 +7,23 @@ accounts/time_zones.py); the online-rate history comes from the hours of recorde
 (devices.DeviceStatusHour), and a day with no record has no point rather than a copy of today.
 """
 
-import zoneinfo
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, Sum
+from django.db.models import Count, DecimalField, F, Q, Sum
 from django.db.models.functions import ExtractHour, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.tenancy import can_access_merchant
-from accounts.time_zones import time_zone_for
+from accounts.time_zones import merchant_zone, time_zone_for
 from coffeeshop.exceptions import Invalid
-from devices.models import Device, DeviceBin, DeviceState, DeviceStatusHour, Location
+from devices.models import Device, DeviceState, DeviceStatusHour, Location
+from inventory.models import Bin
 from operations.models import UNFINISHED_COMMAND_STATUSES, Alarm, RemoteCommand, Severity
 from orders.models import MONEY, Order, OrderItem
-from orders.selectors import CENT, SOLD_STATUSES, sales_of
+from orders.selectors import CENT, SOLD_STATUSES, net_amount, sales_of
 
 MAX_RANGE_DAYS = 366
 DEFAULT_RANGE_DAYS = 7
@@ -89,7 +89,7 @@ def scope_for(user, *, first_day=None, last_day=None, merchant_id=None, location
 
 def merchant_scope(merchant, first_day: date, last_day: date) -> Scope:
     """The scope of a merchant's own report: its machines only, its days."""
-    return Scope(None, merchant.pk, None, first_day, last_day, zoneinfo.ZoneInfo(merchant.time_zone))
+    return Scope(None, merchant.pk, None, first_day, last_day, merchant_zone(merchant))
 
 
 def _money(amount) -> str:
@@ -125,17 +125,13 @@ def sales_figures(orders) -> list[dict]:
     return figures
 
 
-def _net():
-    return ExpressionWrapper(F("total") - F("refunded_total"), output_field=DecimalField(**MONEY))
-
-
 def _sales_by(scope: Scope, name: str, bucket, label) -> list[dict]:
     """Sold orders of the range by `bucket` (an expression of the sale's local time) and currency."""
     rows = (
         _in_range(_sold(scope), scope)
         .annotate(bucket=bucket)
         .values("bucket", "currency")
-        .annotate(orders=Count("pk"), amount=Sum(_net()))
+        .annotate(orders=Count("pk"), amount=Sum(net_amount()))
         .order_by("bucket", "currency")
     )
     return [
@@ -198,7 +194,7 @@ def top_and_silent_machines(scope: Scope) -> dict:
     sold = _in_range(_sold(scope), scope)
     top = (
         sold.values("device_id", "device__serial", "device__alias", "currency")
-        .annotate(orders=Count("pk"), amount=Sum(_net()))
+        .annotate(orders=Count("pk"), amount=Sum(net_amount()))
         .order_by("-orders", "device_id")[:TOP]
     )
     machines = scope.narrow(scope.mine(Device.objects), device_path="")
@@ -235,11 +231,8 @@ def open_alarms(scope: Scope) -> dict:
 
 
 def bin_counts(scope: Scope) -> dict:
-    bins = scope.narrow(scope.mine(DeviceBin.objects), device_path="device__")
-    return bins.aggregate(
-        low=Count("pk", filter=Q(level_pct__lte=F("low_threshold_pct"), remaining__gt=0)),
-        empty=Count("pk", filter=Q(remaining__lte=0)),
-    )
+    bins = scope.narrow(scope.mine(Bin.objects), device_path="device__")  # each bin knows its state
+    return bins.aggregate(low=Count("pk", filter=Q(state="low")), empty=Count("pk", filter=Q(state="empty")))
 
 
 def running_rollouts(scope: Scope) -> int:

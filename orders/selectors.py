@@ -44,15 +44,19 @@ CENT = Decimal("0.01")
 SOLD_STATUSES = (PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUND_FAILED)
 
 
+def net_amount():
+    """An order's amount net of what was refunded of it, as an expression."""
+    return ExpressionWrapper(F("total") - F("refunded_total"), output_field=DecimalField(**MONEY))
+
+
 def sales_of(orders) -> list[dict]:
     """Sales as the business counts them, one entry per currency (sums never mix currencies):
     `{"currency", "orders", "amount"}` of the sold orders, net of refunds, test orders left out."""
-    net = ExpressionWrapper(F("total") - F("refunded_total"), output_field=DecimalField(**MONEY))
     rows = (
         orders.filter(is_test=False, payment_status__in=SOLD_STATUSES)
         .order_by()
         .values("currency")
-        .annotate(orders=Count("pk"), amount=Sum(net))
+        .annotate(orders=Count("pk"), amount=Sum(net_amount()))
         .order_by("currency")
     )
     return [

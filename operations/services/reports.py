@@ -7,7 +7,6 @@ merchant's days and in the subscription's language.
 """
 
 import json
-import zoneinfo
 from datetime import datetime, timedelta
 
 from django.core.mail import send_mail
@@ -16,6 +15,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from accounts.time_zones import merchant_zone
 from operations.dashboard import dashboard_summary, merchant_scope
 from operations.models import ReportSubscription
 
@@ -30,7 +30,7 @@ def _crontab(subscription: ReportSubscription) -> CrontabSchedule:
         day_of_week=str(subscription.weekday) if weekly else "*",
         day_of_month="*",
         month_of_year="*",
-        timezone=zoneinfo.ZoneInfo(subscription.merchant.time_zone),
+        timezone=merchant_zone(subscription.merchant),
     )
     return schedule
 
@@ -63,7 +63,7 @@ def remove_subscription(subscription: ReportSubscription) -> None:
 
 def report_days(subscription: ReportSubscription, now: datetime):
     """The day before (daily) or the seven days before (weekly), as the merchant's local days."""
-    today = timezone.localdate(now, zoneinfo.ZoneInfo(subscription.merchant.time_zone))
+    today = timezone.localdate(now, merchant_zone(subscription.merchant))
     yesterday = today - timedelta(days=1)
     if subscription.frequency == ReportSubscription.Frequency.WEEKLY:
         return yesterday - timedelta(days=6), yesterday
