@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if sys.path and Path(sys.path[0]).resolve() == ROOT / "bench":
     sys.path[0] = str(ROOT)  # run as a script: import `bench.…`, and never shadow an app with bench/*.py
 
+from bench.commands import start_worker  # noqa: E402
 from bench.heartbeat import (  # noqa: E402  (the server-starting code is bench/heartbeat.py's)
     HOST,
     NOISE_CORES,
@@ -119,6 +120,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=int,
         default=gunicorn_default_timeout(),
         help="gunicorn's worker timeout in seconds (default: gunicorn's, which production keeps)",
+    )
+    parser.add_argument(
+        "--job-timeout",
+        type=float,
+        default=900,
+        help="seconds an import job may take before the run gives up",
     )
     parser.add_argument(
         "--ceiling-requests", type=int, default=200, help="bare-view requests, before and after"
@@ -197,9 +204,13 @@ def run(children, args, env, *, stamp: str, log_path: Path, workdir: Path, comma
 
     imported = bins = None
     if args.part != "bins":
+        step("a Celery worker (solo pool) for the import jobs, its queue purged first")
+        with log_path.open("a") as log:
+            worker = start_worker(children, env, log)
         imported = measure_import(
             port=port,
             server_pid=server.pid,
+            worker_pid=worker.pid,
             log_path=log_path,
             env=env,
             db_name=DB_NAME,

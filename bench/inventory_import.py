@@ -21,11 +21,17 @@ from bench.runner import cpu_meter
 from bench.staff import StaffClient, read_form
 
 IMPORT_URL = "/admin/inventory/material/import/"
-IMPORTED = re.compile(r"Import finished: (\d+) new, (\d+) updated, (\d+) deleted and (\d+) skipped")
-PREVIEW_ROW = re.compile(r'<tr class="(new|update|skip|delete|error) ')
-ADMIN_STATUS = {"new": "new", "update": "updated", "skip": "unchanged"}
+IMPORTED = re.compile(r"Import finished: (\d+) new, (\d+) updated, (\d+) unchanged")
+API_PREVIEW = "API preview (dry_run=true): upload → job done"
+API_CONFIRM = "API confirm → import job done"
+ADMIN_UPLOAD = "admin upload → preview page, job done"
+ADMIN_CONFIRM_PHASE = "admin confirm → import done"
+
 # The second import of the same file, whose start no material may be saved after.
-AGAIN = {"api": "API confirm again, same file", "admin": "admin confirm, same file again"}
+AGAIN = {
+    "api": "API import again, same file (dry_run=false) → job done",
+    "admin": ADMIN_CONFIRM_PHASE + ", same file again",
+}
 
 # --- The sheet ------------------------------------------------------------------------------------
 
@@ -118,8 +124,9 @@ def sheet(materials: list[dict], merchant: str) -> bytes:
 class Run:
     """The phases of one run against one gunicorn, each timed, with who used the cores meanwhile."""
 
-    def __init__(self, server_pid: int, log_path: Path, timeout_s: int):
+    def __init__(self, server_pid: int, log_path: Path, timeout_s: int, worker_pid: int):
         self.server_pid, self.log_path, self.timeout_s = server_pid, log_path, timeout_s
+        self.worker_pid = worker_pid
         self.phases: list[dict] = []
 
     def worker_timeouts(self) -> int:
@@ -131,7 +138,7 @@ class Run:
 
         timeouts_before = self.worker_timeouts()
         started_at = datetime.now(UTC).isoformat()
-        cores = cpu_meter(self.server_pid)
+        cores = cpu_meter(self.server_pid, jobs_pids=(self.worker_pid,))
         started = time.perf_counter()
         reply, outcome = None, "ok"
         try:
@@ -139,7 +146,8 @@ class Run:
         except httpx.TransportError as exc:
             outcome = f"no reply: {exc!r}"
         seconds = time.perf_counter() - started
-        if reply is None or reply.status_code >= 500:
+        status = getattr(reply, "status_code", None)
+        if reply is None or (status or 0) >= 500:
             time.sleep(0.5)  # the arbiter's log line of a kill can trail the reply
         if self.worker_timeouts() > timeouts_before:  # the worker answers 500 as it is killed
             outcome = f"killed by gunicorn's worker timeout ({self.timeout_s} s)"
@@ -150,8 +158,8 @@ class Run:
             "started_at": started_at,
             "rows": rows,
             "seconds": round(seconds, 3),
-            "status": getattr(reply, "status_code", None),
-            "bytes": len(reply.content) if reply is not None else 0,
+            "status": status,
+            "bytes": len(getattr(reply, "content", b"")),
             "outcome": outcome,
             "counts": {},
             "cpu": cpu,
@@ -176,92 +184,178 @@ def judged(phase: dict, ok: bool, why: str) -> bool:
     return phase["outcome"] == "ok"
 
 
+JOB_POLL_S = 0.25
+JOB_URL = "/api/v1/materials/import-jobs/{id}"
+FINISHED = ("succeeded", "failed", "canceled")
+ADMIN_STATUS_URL = re.compile(r'data-status-url="([^"]+)"')
+ADMIN_COUNT = re.compile(r'data-status="(new|updated|unchanged|error)"><b>(\d+)</b>')
+ADMIN_CONFIRM = re.compile(
+    r'<form method="post" action="(/admin/inventory/material/import-jobs/\d+/confirm/)"'
+)
+CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+def data_of(reply) -> dict:
+    if reply is None or "json" not in reply.headers.get("content-type", ""):
+        return {}
+    body = reply.json()
+    return body.get("data", body) if isinstance(body, dict) else {}
+
+
+def wait_for(poll, deadline_s: float) -> dict:
+    """Poll `poll()` (a job's state as a dict with `status`) until the job has finished."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        state = poll()
+        if state.get("status") in FINISHED or time.monotonic() > deadline:
+            return state
+        time.sleep(JOB_POLL_S)
+
+
 def import_through_api(run: Run, port: int, token: str, content: bytes, rows: int, timeout_s: float) -> None:
+    """A script's way: the upload answers 202 with a job; poll it, read its rows, confirm, poll."""
     client = StaffClient(port, token=token, timeout_s=timeout_s)
-    try:
-        plan = (
-            ("API preview (dry_run=true)", {"dry_run": "true"}, "new"),
-            ("API confirm", {}, "new"),
-            ("API confirm again, same file", {}, "unchanged"),
+
+    def job_state(job_id: int) -> dict:
+        reply = data_of(client.get(JOB_URL.format(id=job_id)))
+        return {**reply.get("job", {}), "import": reply}
+
+    def upload_and_wait(fields: dict) -> dict:
+        started = time.perf_counter()
+        reply = client.post(
+            "/api/v1/materials/import", data=fields, files={"file": ("materials.csv", content, "text/csv")}
         )
-        for name, fields, every_row in plan:
-            record, reply = run.phase(
-                name,
-                lambda fields=fields: client.post(
-                    "/api/v1/materials/import",
-                    data=fields,
-                    files={"file": ("materials.csv", content, "text/csv")},
-                ),
-                rows=rows,
+        accepted = {"request_s": round(time.perf_counter() - started, 3), "status": reply.status_code}
+        if reply.status_code != 202:
+            return {**accepted, "error": reply.text[:500]}
+        state = wait_for(lambda: job_state(data_of(reply)["id"]), timeout_s)
+        return {**accepted, **state}
+
+    def confirm_and_wait(confirm_url: str) -> dict:
+        started = time.perf_counter()
+        reply = client.post(confirm_url)
+        accepted = {"request_s": round(time.perf_counter() - started, 3), "status": reply.status_code}
+        if reply.status_code != 202:
+            return {**accepted, "error": reply.text[:500]}
+        state = wait_for(lambda: job_state(data_of(reply)["id"]), timeout_s)
+        return {**accepted, **state}
+
+    def read_rows(job_id: int) -> Counter:
+        seen, page = Counter(), 1
+        while page:
+            body = data_of(
+                client.get(f"{JOB_URL.format(id=job_id)}/rows", params={"page": page, "page_size": 200})
             )
-            body = (
-                reply.json() if reply is not None and "json" in reply.headers.get("content-type", "") else {}
+            seen.update(row["status"] for row in body.get("results", []))
+            page = body.get("page", 0) + 1 if body.get("next") else 0
+        return seen
+
+    try:
+        record, job = timed_job(run, API_PREVIEW, upload_and_wait, {"dry_run": "true"}, rows)
+        if not judged(record, counted(record, job) == {"new": rows}, f"expected {rows:,} rows new"):
+            return
+        preview = job["import"]
+        record, seen = run.phase(
+            "API preview rows, every page (200 a page)", lambda: read_rows(preview["id"]), rows=rows
+        )
+        record["counts"] = dict(seen or {})
+        record["status"] = 200 if seen else None
+        judged(record, record["counts"] == {"new": rows}, f"expected {rows:,} rows new")
+        if not preview.get("confirm_url"):
+            run.phases.append({"name": "API confirm", "outcome": "not run: no confirm_url", "skipped": True})
+            return
+        record, job = timed_job(run, API_CONFIRM, confirm_and_wait, preview["confirm_url"], rows)
+        if not judged(record, counted(record, job) == {"new": rows}, f"expected {rows:,} rows new"):
+            run.phases.append(
+                {"name": AGAIN["api"], "outcome": "not run: the confirm failed", "skipped": True}
             )
-            if reply is not None and reply.status_code == 200:
-                record["counts"] = dict(Counter(row["status"] for row in body["data"]))
-            elif reply is not None:
-                record["error"] = str(body.get("error", reply.text))[:500]
-            done = judged(
-                record, record["counts"] == {every_row: rows}, f"expected {rows:,} rows {every_row}"
-            )
-            if not done and name == "API confirm":  # a second import is a re-import only after a first
-                run.phases.append(
-                    {"name": plan[2][0], "outcome": "not run: the confirm failed", "skipped": True}
-                )
-                return
+            return
+        record, job = timed_job(run, AGAIN["api"], upload_and_wait, {"dry_run": "false"}, rows)
+        judged(record, counted(record, job) == {"unchanged": rows}, f"expected {rows:,} rows unchanged")
     finally:
         client.close()
+
+
+def timed_job(run: Run, name: str, start_and_wait, argument, rows: int) -> tuple[dict, dict]:
+    """One phase from the request that starts a job to the job's end, the request's own time kept."""
+    record, job = run.phase(name, lambda: start_and_wait(argument), rows=rows)
+    job = job or {}
+    record["status"] = job.get("status") and (202 if job.get("request_s") is not None else None)
+    record["request_s"] = job.get("request_s")
+    record["job_status"] = job.get("status")
+    if job.get("error"):
+        record["error"] = str(job["error"])[:500]
+    return record, job
+
+
+def counted(record: dict, job: dict) -> dict:
+    """The job's counts as the phase's, statuses with no row left out."""
+    counts = (job.get("import") or {}).get("counts") or {}
+    record["counts"] = {status: n for status, n in counts.items() if n}
+    return record["counts"]
 
 
 def import_through_admin(
     run: Run, port: int, email: str, password: str, content: bytes, rows: int, timeout_s: float
 ) -> None:
-    """A browser's way through the admin import: page, upload, preview, confirm, the list it lands on."""
+    """A browser's way through the admin import: the upload lands on the job's page, which follows the
+    job and then shows the preview; its confirmation lands on the import job's page, which says when
+    it is done; then the same file again."""
     client = StaffClient(port, timeout_s=timeout_s)
+
+    def follow(reply) -> tuple[str, str]:
+        """The job page a 302 leads to, once its job has finished: (its URL, its HTML)."""
+        if reply is None or reply.status_code != 302:
+            return "", ""
+        url = reply.headers["location"]
+        page = client.get(url)
+        status_url = ADMIN_STATUS_URL.search(page.text)
+        if status_url:
+            wait_for(lambda: client.get(status_url.group(1).replace("&amp;", "&")).json(), timeout_s)
+            page = client.get(url)
+        return url, page.text
+
+    def upload(form):
+        reply = client.post(
+            form.action or IMPORT_URL,
+            data=form.fields,
+            files={form.files[0]: ("materials.csv", content, "text/csv")},
+        )
+        return reply, *follow(reply)
+
+    def confirm(html: str):
+        action, token = ADMIN_CONFIRM.search(html), CSRF.search(html)
+        if not (action and token):
+            return None, "", ""
+        reply = client.post(action.group(1), data={"csrfmiddlewaretoken": token.group(1)})
+        return reply, *follow(reply)
+
     try:
         record, _ = run.phase("admin log-in (form, POST, redirect)", lambda: client.login(email, password))
         judged(record, True, "")
         for again in (False, True):
             suffix = ", same file again" if again else ""
+            every_row = {"unchanged" if again else "new": rows}
             record, page = run.phase(f"admin import page{suffix}", lambda: client.get(IMPORT_URL))
             if not judged(record, page is not None and page.status_code == 200, "no import page"):
                 return
             form = read_form(page.text, "import_file")
             form.choose("format", "csv")
-            record, preview = run.phase(
-                f"admin upload → preview page{suffix}",
-                lambda form=form: client.post(
-                    form.action or IMPORT_URL,
-                    data=form.fields,
-                    files={form.files[0]: ("materials.csv", content, "text/csv")},
-                ),
-                rows=rows,
-            )
-            if preview is not None and preview.status_code == 200:
-                shown = Counter(PREVIEW_ROW.findall(preview.text))
-                record["counts"] = {ADMIN_STATUS.get(k, k): n for k, n in shown.items()}
-            every_row = {"unchanged" if again else "new": rows}
+            record, done = run.phase(ADMIN_UPLOAD + suffix, lambda form=form: upload(form), rows=rows)
+            html = done[2] if done else ""
+            record["status"] = done[0].status_code if done and done[0] is not None else None
+            record["counts"] = {k: int(n) for k, n in ADMIN_COUNT.findall(html) if int(n)}
             if not judged(record, record["counts"] == every_row, f"expected the preview to show {every_row}"):
                 return
-            confirm = read_form(preview.text, "import_file_name")
-            confirmed, done = run.phase(
-                f"admin confirm{suffix}",
-                lambda confirm=confirm: client.post(confirm.action, data=confirm.fields),
-                rows=rows,
-            )
-            if done is None or done.status_code != 302:
-                judged(confirmed, False, "no redirect to the list")
-                return
-            record, listing = run.phase(
-                f"admin list after the import{suffix}", lambda done=done: client.get(done.headers["location"])
-            )
-            found = IMPORTED.search(listing.text if listing is not None else "")
-            if found:  # the message the confirmation left for the list: what it wrote
-                new, updated, _, skipped = (int(n) for n in found.groups())
-                said = {"new": new, "updated": updated, "unchanged": skipped}
-                confirmed["counts"] = {status: n for status, n in said.items() if n}
-            judged(confirmed, confirmed["counts"] == every_row, f"expected the list to say {every_row}")
-            judged(record, found is not None, "no import message on the list")
+            record, done = run.phase(ADMIN_CONFIRM_PHASE + suffix, lambda html=html: confirm(html), rows=rows)
+            html = done[2] if done else ""
+            record["status"] = done[0].status_code if done and done[0] is not None else None
+            found = IMPORTED.search(html)
+            if found:
+                new, updated, unchanged = (int(n) for n in found.groups())
+                said = {"new": new, "updated": updated, "unchanged": unchanged}
+                record["counts"] = {status: n for status, n in said.items() if n}
+            judged(record, record["counts"] == every_row, f"expected the import page to say {every_row}")
     finally:
         client.close()
 
@@ -272,6 +366,7 @@ def import_through_admin(
 # with a counter on the database connection (the server itself is not touched).
 QUERY_COUNTS = """
 import json
+import re
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from accounts.models import User
@@ -284,15 +379,17 @@ def counted(name, send, status):
     with counting_queries() as counter:
         reply = send()
     assert reply.status_code == status, (name, reply.status_code, reply.content[:500])
-    counts[name] = counter["queries"]
+    counts[name] = counts.get(name, 0) + counter["queries"]
     return reply
 
 def upload(who):
     return SimpleUploadedFile("materials.csv", sheets[who], "text/csv")
 
 api = Client(HTTP_HOST={host!r}, headers={{"X-Forwarded-Proto": "https", "Authorization": "Token {token}"}})
-for name, fields in (("API preview (dry_run=true)", {{"dry_run": "true"}}), ("API confirm", {{}}),
-                     ("API confirm again, same file", {{}})):
+# Below MATERIAL_IMPORT_SYNC_MAX_ROWS the same job code runs within the request, so each count is the
+# job's queries as well as the request's.
+plan = (({api_preview!r}, {{"dry_run": "true"}}), ({api_confirm!r}, {{}}), ({api_again!r}, {{}}))
+for name, fields in plan:
     counted(name, lambda: api.post("/api/v1/materials/import", {{**fields, "file": upload("api")}}), 200)
 admin = Client(HTTP_HOST={host!r}, headers={{"X-Forwarded-Proto": "https"}})
 admin.force_login(User.objects.get(email={email!r}))
@@ -300,10 +397,11 @@ for suffix in ("", ", same file again"):
     form = read_form(admin.get({import_url!r}).content.decode(), "import_file")
     form.choose("format", "csv")
     fields = {{**form.fields, form.files[0]: upload("admin")}}
-    preview = counted("admin upload → preview page" + suffix,
-                      lambda: admin.post(form.action or {import_url!r}, fields), 200)
-    confirm = read_form(preview.content.decode(), "import_file_name")
-    counted("admin confirm" + suffix, lambda: admin.post(confirm.action, confirm.fields), 302)
+    name = {admin_upload!r} + suffix
+    job_page = counted(name, lambda: admin.post(form.action or {import_url!r}, fields), 302)
+    preview = counted(name, lambda: admin.get(job_page["location"]), 200)
+    action = re.search({confirm_pattern!r}, preview.content.decode()).group(1)
+    counted({admin_confirm!r} + suffix, lambda: admin.post(action), 302)
 print("BENCH_JSON " + json.dumps(counts))
 """
 
@@ -341,7 +439,7 @@ def check_catalogue(
 
 
 def measure_import(
-    *, port, server_pid, log_path, env, db_name, seed, people, password, args, workdir
+    *, port, server_pid, worker_pid, log_path, env, db_name, seed, people, password, args, workdir
 ) -> dict:
     """Part 1, on the server at `port`: `people` are (key, merchant, e-mail) as seeded, `seed[key]` their
     merchant id and token; returns the phases, the query counts, the database check and the problems."""
@@ -350,8 +448,8 @@ def measure_import(
     step(
         f"the sheet: {args.rows:,} materials, {len(sheets['api']) / 1024:,.0f} KiB of CSV (UTF-8, BOM, CRLF)"
     )
-    run = Run(server_pid, log_path, args.worker_timeout)
-    client_timeout = args.worker_timeout + 60
+    run = Run(server_pid, log_path, args.worker_timeout, worker_pid)
+    client_timeout = max(args.worker_timeout + 60, args.job_timeout)
     import_through_api(run, port, seed["api"]["token"], sheets["api"], args.rows, client_timeout)
     import_through_admin(run, port, people[1][2], password, sheets["admin"], args.rows, client_timeout)
 
@@ -370,6 +468,12 @@ def measure_import(
                 token=seed["sample_api"]["token"],
                 email=people[3][2],
                 import_url=IMPORT_URL,
+                api_preview=API_PREVIEW,
+                api_confirm=API_CONFIRM,
+                api_again=AGAIN["api"],
+                admin_upload=ADMIN_UPLOAD,
+                admin_confirm=ADMIN_CONFIRM_PHASE,
+                confirm_pattern=ADMIN_CONFIRM.pattern,
             ),
         )
 
@@ -417,15 +521,16 @@ def import_table(report: dict) -> str:
     sample = report["config"]["sample_rows"]
     queries = report["import"]["query_counts"]
     lines = [
-        "| phase | reply | seconds | rows/s | ÷ bare view | per row ÷ bare view | rows "
-        f"| queries per row ({sample}-row sample) | reply size | gunicorn cores | other cores |",
-        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+        "| phase | reply | seconds | of which the request | rows/s | ÷ bare view | per row ÷ bare view "
+        f"| rows | queries per row ({sample}-row sample) | reply size | gunicorn cores | worker cores "
+        "| other cores |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
         f"| bare view `GET /bench/ceiling` (p50 of {report['ceiling']['requests']}) | 200 "
-        f"| {bare / 1000:.4f} | | 1× | | | | | | |",
+        f"| {bare / 1000:.4f} | | | 1× | | | | | | | |",
     ]
     for phase in report["import"]["phases"]:
         if phase.get("skipped"):
-            lines.append(f"| {phase['name']} | {phase['outcome']} | | | | | | | | | |")
+            lines.append(f"| {phase['name']} | {phase['outcome']} | | | | | | | | | | | |")
             continue
         reply = str(phase["status"] or "–") + ("" if phase["outcome"] == "ok" else f": {phase['outcome']}")
         rows, seconds = phase["rows"], phase["seconds"]
@@ -433,9 +538,12 @@ def import_table(report: dict) -> str:
         per_row = ratio(seconds * 1000 / rows / bare) if rows and phase["outcome"] == "ok" else ""
         counts = ", ".join(f"{n:,} {status}" for status, n in phase["counts"].items())
         per_query = f"{queries[phase['name']] / sample:.1f}" if phase["name"] in queries and sample else ""
+        request_s = f"{phase['request_s']:.2f}" if phase.get("request_s") is not None else ""
         lines.append(
-            f"| {phase['name']} | {reply} | {seconds:.2f} | {rate} | {ratio(seconds * 1000 / bare)} "
+            f"| {phase['name']} | {reply} | {seconds:.2f} | {request_s} | {rate} "
+            f"| {ratio(seconds * 1000 / bare)} "
             f"| {per_row} | {counts} | {per_query} | {size(phase['bytes'])} "
-            f"| {phase['cpu']['gunicorn_cores']:.2f} | {phase['cpu']['other_cores']:.2f} |"
+            f"| {phase['cpu']['gunicorn_cores']:.2f} | {phase['cpu'].get('celery_cores', 0):.2f} "
+            f"| {phase['cpu']['other_cores']:.2f} |"
         )
     return "\n".join(lines)

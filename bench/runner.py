@@ -71,14 +71,14 @@ def verdict(out_path: Path, problems: list[str], *, noisy: list[str], noise_core
     return 0
 
 
-def cpu_meter(server_pid: int) -> Callable[[int], dict]:
+def cpu_meter(server_pid: int, jobs_pids: tuple[int, ...] = ()) -> Callable[[int], dict]:
     """Starts counting who uses the cores; the function it returns stops and says, for `requests`
     requests: `cpu_between`'s figures, with this process's own CPU (the bench's client) out of the
     other processes'."""
-    before, own_before, started = cpu_snapshot(server_pid), time.process_time(), time.monotonic()
+    before, own_before, started = cpu_snapshot(server_pid, jobs_pids), time.process_time(), time.monotonic()
 
     def stop(requests: int = 1) -> dict:
-        cpu = cpu_between(before, cpu_snapshot(server_pid), requests)
+        cpu = cpu_between(before, cpu_snapshot(server_pid, jobs_pids), requests)
         own = (time.process_time() - own_before) / max(time.monotonic() - started, 1e-9)
         cpu["bench_client_cores"] = round(own, 2)
         cpu["other_cores"] = round(max(0.0, cpu["other_cores"] - own), 2)
