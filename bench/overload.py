@@ -34,6 +34,7 @@ database but `coffeeshop_bench_overload`, which it leaves in place for inspectio
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import resource
@@ -302,6 +303,74 @@ def check_nothing_lost(exchanges: list[Exchange], machines: list[tuple[str, str]
     }
 
 
+# --- The server and its fleet ------------------------------------------------------------------------
+
+
+@dataclass
+class FleetServer:
+    """A fresh database, the production shape on it, and registered machines with their load generator."""
+
+    stamp: str
+    env: dict
+    log_path: Path
+    children: Children
+    redis: Redis
+    pg_version: str
+    server: object
+    jobs: list
+    machines: list
+    generator: LoadGenerator
+
+    @property
+    def common(self) -> dict:
+        return {"server_pid": self.server.pid, "jobs_pids": tuple(job.pid for job in self.jobs)}
+
+    def versions(self) -> dict:
+        return versions(self.pg_version, False) | {"redis_server": self.redis.info("server")["redis_version"]}
+
+
+@contextlib.contextmanager
+def fleet_server(name: str, args, *, db_name: str, merchant: str, extra_env: dict | None = None):
+    """What bench/overload.py and bench/fleet.py run against; stopped, and its Redis keys deleted, on
+    the way out whatever happened. `args` carries machines, workers, order_every, timeout, redis_url."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    key_prefix = f"csbench-{name}-{stamp}-{secrets.token_hex(3)}"
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    log_path = RESULTS_DIR / f"{name}-{stamp}.log"
+    env = server_env(use_redis=True, key_prefix=key_prefix)
+    env.update(DATABASE_URL=f"postgres://postgres@{HOST}:5432/{db_name}", REDIS_URL=args.redis_url)
+    env.pop("THROTTLE_DEVICE")  # the default per-machine throttle, as in production
+    env.pop("MAX_QUEUE_WAIT_MS", None)
+    env.update(extra_env or {})
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # one socket per request in flight
+    children = Children()
+    redis = Redis.from_url(args.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        redis.ping()
+        step(f"fresh database {db_name}")
+        pg_version = recreate_database(db_name)
+        manage(env, "migrate", "--no-input")
+        secret = shell_json(env, SEED.format(merchant=merchant, bins=BINS))["secret"]
+        port = free_port()
+        step(f"gunicorn coffeeshop.wsgi, {args.workers} sync workers, on {HOST}:{port}; log: {log_path.name}")
+        server = start_gunicorn(children, env, workers=args.workers, port=port, log_path=log_path)
+        jobs = start_background_jobs(children, env, log_path)
+        step(f"registering {args.machines} machines")
+        machines = register_fleet(port, secret, args.machines)
+        traffic = Traffic(port, machines, order_every=args.order_every, label=stamp[-7:-1])
+        generator = LoadGenerator(port, traffic, timeout_s=args.timeout)
+        yield FleetServer(
+            stamp, env, log_path, children, redis, pg_version, server, jobs, machines, generator
+        )
+    finally:
+        children.stop_all()
+        with contextlib.suppress(Exception):
+            for key in redis.scan_iter(match=f"{key_prefix}*", count=1000):
+                redis.delete(key)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 # --- Reporting -------------------------------------------------------------------------------------------
 
 
@@ -379,178 +448,158 @@ def main(argv=None) -> int:
     if not (VENV_BIN / "gunicorn").exists():
         print(f"{VENV_BIN / 'gunicorn'} is missing: run `make install` first.", file=sys.stderr)
         return 2
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    key_prefix = f"csbench-overload-{stamp}-{secrets.token_hex(3)}"
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    log_path = RESULTS_DIR / f"overload-{stamp}.log"
-    env = server_env(use_redis=True, key_prefix=key_prefix)
-    env.update(DATABASE_URL=DB_URL, REDIS_URL=args.redis_url)
-    env.pop("THROTTLE_DEVICE")  # the default per-machine throttle, as in production
-    if args.max_queue_wait_ms is not None:
-        env["MAX_QUEUE_WAIT_MS"] = str(args.max_queue_wait_ms)
-    else:
-        env.pop("MAX_QUEUE_WAIT_MS", None)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # one socket per request in flight
-    children = Children()
-    redis = None
+    extra = {} if args.max_queue_wait_ms is None else {"MAX_QUEUE_WAIT_MS": str(args.max_queue_wait_ms)}
     try:
-        redis = Redis.from_url(args.redis_url, socket_timeout=5, socket_connect_timeout=5)
-        redis.ping()
-        step(f"fresh database {DB_NAME}")
-        pg_version = recreate_database(DB_NAME)
-        manage(env, "migrate", "--no-input")
-        secret = shell_json(env, SEED.format(merchant=MERCHANT_NAME, bins=BINS))["secret"]
-        port = free_port()
-        step(f"gunicorn coffeeshop.wsgi, {args.workers} sync workers, on {HOST}:{port}; log: {log_path.name}")
-        server = start_gunicorn(children, env, workers=args.workers, port=port, log_path=log_path)
-        jobs = start_background_jobs(children, env, log_path)
-        step(f"registering {args.machines} machines")
-        machines = register_fleet(port, secret, args.machines)
-        traffic = Traffic(port, machines, order_every=args.order_every, label=stamp[-7:-1])
-        generator = LoadGenerator(port, traffic, timeout_s=args.timeout)
-        common = {"server_pid": server.pid, "jobs_pids": tuple(job.pid for job in jobs)}
-
-        step(
-            f"warm-up: each machine's first heartbeat (the full path: back online), {args.warmup} s more, "
-            f"then capacity: {args.connections} clients back to back"
-        )
-        # The first heartbeats take the full path, tens of ms each: 2 clients per worker keep them
-        # under the shedding limit (32 at once is past capacity for them, and some would be shed).
-        for clients, duration, first_round in (
-            (2 * args.workers, 120, args.machines),
-            (args.connections, args.warmup, None),
-        ):
-            warm = run_phase(
-                generator,
-                "warm-up",
-                connections=clients,
-                duration_s=duration,
-                max_requests=first_round,
-                **common,
-            ).summary()
-            if warm["counts"]["2xx"] != warm["requests"]:
-                raise BenchError(f"the warm-up was not served in full: {warm['counts']}")
-        capacity = run_phase(
-            generator, "capacity", connections=args.connections, duration_s=args.capacity_duration, **common
-        ).summary()
-        rate = capacity["answered_2xx_rps"]
-        step(f"capacity {rate:,.0f} req/s answered 2xx (p99 {ms(capacity['p99_2xx_ms'])})")
-        per_machine_per_min = args.factor * rate * 60 / args.machines
-        if per_machine_per_min > 0.8 * DEFAULT_DEVICE_THROTTLE_PER_MIN:
-            raise BenchError(
-                f"{args.factor} x capacity is {per_machine_per_min:.0f} requests/min per machine, near the "
-                f"machine throttle ({DEFAULT_DEVICE_THROTTLE_PER_MIN}/min): use more --machines"
-            )
-        phases = [capacity]
-        for name, share, duration in (
-            ("healthy", args.healthy, args.healthy_duration),
-            ("overload", args.factor, args.duration),
-        ):
-            time.sleep(PHASE_PAUSE_S)
-            step(f"{name}: open loop at {share:g} x capacity = {share * rate:,.0f} req/s for {duration} s")
-            phases.append(
-                run_phase(generator, f"{name} ({share:g}x)", rate=share * rate, duration_s=duration, **common)
-            )
-            exchanges = phases[-1].exchanges
-            phases[-1] = phases[-1].summary()
-            step(f"{name}: {json.dumps(phases[-1]['counts'])}")
-            if name == "overload":
-                overload_exchanges = exchanges
-            else:
-                healthy_exchanges = exchanges
-            if server.poll() is not None:
-                raise BenchError(f"gunicorn died during the {name} run:\n{log_path.read_text()[-3000:]}")
-
-        step("waiting for the server to finish, flushing the write-behind, checking the database")
-        settle()
-        for job in jobs:  # the last flush must not overlap a periodic one (README, Overload)
-            children.stop(job)
-        flushed = shell_json(env, FLUSH)["flushed"]
-        check = check_nothing_lost(healthy_exchanges + overload_exchanges, machines)
-        check["machines_flushed_at_the_end"] = flushed
-
-        problems = []
-        for what in (
-            "orders_acknowledged_missing",
-            "orders_stored_twice",
-            "orders_shed_but_stored",
-            "machines_last_seen_older_than_last_acknowledged_heartbeat",
-        ):
-            if check[what]:
-                problems.append(f"database check: {what.replace('_', ' ')}: {check[what]}")
-        healthy = phases[1]["counts"]
-        if healthy["503"] or healthy["5xx"] or healthy["timeout"] or healthy["error"]:
-            problems.append(f"the healthy run was not served in full: {healthy}")
-        noisy = [p["name"] for p in phases if p["cpu"]["other_cores"] > NOISE_CORES]
-        report = {
-            "benchmark": "overload",
-            "timestamp": stamp,
-            "command": " ".join([".venv/bin/python", "bench/overload.py", *(argv or sys.argv[1:])]),
-            "config": {
-                "machines": args.machines,
-                "gunicorn_workers": args.workers,
-                "max_queue_wait_ms": env.get("MAX_QUEUE_WAIT_MS", "default (500)"),
-                "order_every": args.order_every,
-                "client_timeout_s": args.timeout,
-                "throttle_device": f"{DEFAULT_DEVICE_THROTTLE_PER_MIN}/min (default)",
-                "load_average_at_start": Path("/proc/loadavg").read_text().split()[:3],
-            },
-            "versions": versions(pg_version, False) | {"redis_server": redis.info("server")["redis_version"]},
-            "phases": phases,
-            "database_check": check,
-            "shared_machine_runs": noisy,
-            "problems": problems,
-        }
-        out_path = RESULTS_DIR / f"overload-{stamp}.json"
-        out_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
-
-        print()
-        print(
-            f"{args.machines} machines, {args.workers} gunicorn sync workers, MAX_QUEUE_WAIT_MS "
-            f"{report['config']['max_queue_wait_ms']}, 1 request in {args.order_every} a new order, client "
-            f"time-out {args.timeout:g} s, default machine throttle"
-        )
-        print()
-        print(markdown(phases))
-        print()
-        over = phases[-1]
-        print(
-            f"overload: {over['answered_2xx_rps']:,.0f} req/s answered 2xx = "
-            f"{over['answered_2xx_rps'] / rate:.0%} of the capacity ({rate:,.0f} req/s)"
-        )
-        print(
-            f"orders: {check['orders_acknowledged']} acknowledged, {check['orders_acknowledged_missing']} "
-            f"missing, {check['orders_stored_twice']} stored twice; {check['orders_shed']} shed, "
-            f"{check['orders_shed_but_stored']} of them stored; {check['orders_timed_out']} timed out, "
-            f"{check['orders_timed_out_but_stored']} of them stored anyway"
-        )
-        print(
-            f"heartbeats: {check['machines_last_seen_older_than_last_acknowledged_heartbeat']} of "
-            f"{check['machines_with_acknowledged_heartbeats']} machines last seen before their last "
-            "acknowledged heartbeat"
-        )
-        for p in phases:
-            print(cpu_text(p))
-        if noisy:
-            print(f"WARNING: other processes used more than {NOISE_CORES} core during: {', '.join(noisy)}")
-        print(f"results: {out_path.relative_to(ROOT)}")
-        if problems:
-            print("\nFAILED:\n  - " + "\n  - ".join(problems), file=sys.stderr)
-            return 1
-        return 0
+        with fleet_server(
+            "overload", args, db_name=DB_NAME, merchant=MERCHANT_NAME, extra_env=extra
+        ) as fleet:
+            return measure(args, argv, fleet)
     except BenchError as exc:
         print(f"\nbench/overload.py: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nbench/overload.py: interrupted; stopping gunicorn and Celery", file=sys.stderr)
         return 130
-    finally:
-        children.stop_all()
-        if redis is not None:
-            for name in redis.scan_iter(match=f"{key_prefix}*", count=1000):
-                redis.delete(name)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def measure(args, argv, fleet) -> int:
+    """The capacity, the healthy run and the overload, then the database check and the report."""
+    env, log_path, children, server, jobs = (
+        fleet.env,
+        fleet.log_path,
+        fleet.children,
+        fleet.server,
+        fleet.jobs,
+    )
+    stamp, machines, generator, common = fleet.stamp, fleet.machines, fleet.generator, fleet.common
+    step(
+        f"warm-up: each machine's first heartbeat (the full path: back online), {args.warmup} s more, "
+        f"then capacity: {args.connections} clients back to back"
+    )
+    # The first heartbeats take the full path, tens of ms each: 2 clients per worker keep them
+    # under the shedding limit (32 at once is past capacity for them, and some would be shed).
+    for clients, duration, first_round in (
+        (2 * args.workers, 120, args.machines),
+        (args.connections, args.warmup, None),
+    ):
+        warm = run_phase(
+            generator,
+            "warm-up",
+            connections=clients,
+            duration_s=duration,
+            max_requests=first_round,
+            **common,
+        ).summary()
+        if warm["counts"]["2xx"] != warm["requests"]:
+            raise BenchError(f"the warm-up was not served in full: {warm['counts']}")
+    capacity = run_phase(
+        generator, "capacity", connections=args.connections, duration_s=args.capacity_duration, **common
+    ).summary()
+    rate = capacity["answered_2xx_rps"]
+    step(f"capacity {rate:,.0f} req/s answered 2xx (p99 {ms(capacity['p99_2xx_ms'])})")
+    per_machine_per_min = args.factor * rate * 60 / args.machines
+    if per_machine_per_min > 0.8 * DEFAULT_DEVICE_THROTTLE_PER_MIN:
+        raise BenchError(
+            f"{args.factor} x capacity is {per_machine_per_min:.0f} requests/min per machine, near the "
+            f"machine throttle ({DEFAULT_DEVICE_THROTTLE_PER_MIN}/min): use more --machines"
+        )
+    phases = [capacity]
+    for name, share, duration in (
+        ("healthy", args.healthy, args.healthy_duration),
+        ("overload", args.factor, args.duration),
+    ):
+        time.sleep(PHASE_PAUSE_S)
+        step(f"{name}: open loop at {share:g} x capacity = {share * rate:,.0f} req/s for {duration} s")
+        phases.append(
+            run_phase(generator, f"{name} ({share:g}x)", rate=share * rate, duration_s=duration, **common)
+        )
+        exchanges = phases[-1].exchanges
+        phases[-1] = phases[-1].summary()
+        step(f"{name}: {json.dumps(phases[-1]['counts'])}")
+        if name == "overload":
+            overload_exchanges = exchanges
+        else:
+            healthy_exchanges = exchanges
+        if server.poll() is not None:
+            raise BenchError(f"gunicorn died during the {name} run:\n{log_path.read_text()[-3000:]}")
+
+    step("waiting for the server to finish, flushing the write-behind, checking the database")
+    settle()
+    for job in jobs:  # the last flush must not overlap a periodic one (README, Overload)
+        children.stop(job)
+    flushed = shell_json(env, FLUSH)["flushed"]
+    check = check_nothing_lost(healthy_exchanges + overload_exchanges, machines)
+    check["machines_flushed_at_the_end"] = flushed
+
+    problems = []
+    for what in (
+        "orders_acknowledged_missing",
+        "orders_stored_twice",
+        "orders_shed_but_stored",
+        "machines_last_seen_older_than_last_acknowledged_heartbeat",
+    ):
+        if check[what]:
+            problems.append(f"database check: {what.replace('_', ' ')}: {check[what]}")
+    healthy = phases[1]["counts"]
+    if healthy["503"] or healthy["5xx"] or healthy["timeout"] or healthy["error"]:
+        problems.append(f"the healthy run was not served in full: {healthy}")
+    noisy = [p["name"] for p in phases if p["cpu"]["other_cores"] > NOISE_CORES]
+    report = {
+        "benchmark": "overload",
+        "timestamp": stamp,
+        "command": " ".join([".venv/bin/python", "bench/overload.py", *(argv or sys.argv[1:])]),
+        "config": {
+            "machines": args.machines,
+            "gunicorn_workers": args.workers,
+            "max_queue_wait_ms": env.get("MAX_QUEUE_WAIT_MS", "default (500)"),
+            "order_every": args.order_every,
+            "client_timeout_s": args.timeout,
+            "throttle_device": f"{DEFAULT_DEVICE_THROTTLE_PER_MIN}/min (default)",
+            "load_average_at_start": Path("/proc/loadavg").read_text().split()[:3],
+        },
+        "versions": fleet.versions(),
+        "phases": phases,
+        "database_check": check,
+        "shared_machine_runs": noisy,
+        "problems": problems,
+    }
+    out_path = RESULTS_DIR / f"overload-{stamp}.json"
+    out_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+    print()
+    print(
+        f"{args.machines} machines, {args.workers} gunicorn sync workers, MAX_QUEUE_WAIT_MS "
+        f"{report['config']['max_queue_wait_ms']}, 1 request in {args.order_every} a new order, client "
+        f"time-out {args.timeout:g} s, default machine throttle"
+    )
+    print()
+    print(markdown(phases))
+    print()
+    over = phases[-1]
+    print(
+        f"overload: {over['answered_2xx_rps']:,.0f} req/s answered 2xx = "
+        f"{over['answered_2xx_rps'] / rate:.0%} of the capacity ({rate:,.0f} req/s)"
+    )
+    print(
+        f"orders: {check['orders_acknowledged']} acknowledged, {check['orders_acknowledged_missing']} "
+        f"missing, {check['orders_stored_twice']} stored twice; {check['orders_shed']} shed, "
+        f"{check['orders_shed_but_stored']} of them stored; {check['orders_timed_out']} timed out, "
+        f"{check['orders_timed_out_but_stored']} of them stored anyway"
+    )
+    print(
+        f"heartbeats: {check['machines_last_seen_older_than_last_acknowledged_heartbeat']} of "
+        f"{check['machines_with_acknowledged_heartbeats']} machines last seen before their last "
+        "acknowledged heartbeat"
+    )
+    for p in phases:
+        print(cpu_text(p))
+    if noisy:
+        print(f"WARNING: other processes used more than {NOISE_CORES} core during: {', '.join(noisy)}")
+    print(f"results: {out_path.relative_to(ROOT)}")
+    if problems:
+        print("\nFAILED:\n  - " + "\n  - ".join(problems), file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
