@@ -62,6 +62,8 @@ class OperationLog(models.Model):
             models.Index(fields=["merchant", "-created_at"], name="oplog_merchant_recent"),
             models.Index(fields=["target_type", "target_id"], name="oplog_target"),
             models.Index(fields=["action", "-created_at"], name="oplog_action_recent"),
+            # The admin opens on people's lines, which older logs hold few of among machines' lines.
+            models.Index(fields=["source", "-created_at"], name="oplog_source_recent"),
         ]
 
     def __str__(self):

@@ -7,7 +7,7 @@ a dropdown or a list filter goes through the same scoping, so a user of one merc
 another merchant's data: an object outside their merchants is simply missing.
 """
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import ImproperlyConfigured
 from django.http import Http404, HttpResponse, HttpResponseRedirect
@@ -202,3 +202,20 @@ class ScopedRelatedFilter(RelatedDropdownFilter):
         if ordering:
             visible = visible.order_by(*ordering)
         return [(obj.pk, str(obj)) for obj in visible]
+
+
+class OpensOnFilter(admin.SimpleListFilter):
+    """A filter with a default choice: the list opens on `DEFAULT`, the other choices a click away."""
+
+    DEFAULT = ""
+
+    def value(self):
+        return super().value() or self.DEFAULT
+
+    def choices(self, changelist):
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }

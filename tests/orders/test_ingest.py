@@ -12,7 +12,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from audit.models import OperationLog
 from devices.services import issue_token
 from orders.models import Order, OrderItem, PaymentMethod
 from tests.conftest import protocol_order
@@ -315,8 +314,7 @@ def test_in_a_backlog_only_the_orders_with_an_unknown_method_open_exceptions(mac
     assert [r["result"] for r in reply.json()["data"]["results"]] == ["accepted", "accepted"]
     exceptions = dict(Order.objects.values_list("machine_order_id", "is_exception"))
     assert exceptions == {"KNOWN": False, "UNKNOWN": True}
-    received = OperationLog.objects.get(action="orders.received")
-    assert received.changes["unknown_payment_methods"] == ["barter"]
+    assert Order.objects.get(machine_order_id="UNKNOWN").exception_reason == "unknown_payment_method"
 
 
 def test_the_retry_of_an_order_with_an_unknown_method_is_a_duplicate_not_a_second_exception(machine):
