@@ -149,7 +149,8 @@ def test_a_viewer_exports_sales_by_product_to_csv(business, viewer, django_captu
 def test_uptime_exports_to_xlsx_with_the_fleet_after_the_machines(
     business, viewer, django_capture_on_commit_callbacks
 ):
-    job = export(viewer, {"report": "uptime", "format": "xlsx", "filters": RANGE}, django_capture_on_commit_callbacks)
+    body = {"report": "uptime", "format": "xlsx", "filters": RANGE}
+    job = export(viewer, body, django_capture_on_commit_callbacks)
 
     response, content = download(viewer, job)
     assert response["Content-Type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -169,7 +170,8 @@ def test_machine_supplied_names_never_run_as_formulas_in_a_workbook(
 ):
     device = DeviceFactory(merchant=merchant)
     OrderFactory(device=device, items=[{"product_id": "x", "name": "=1+1", "qty": 1, "unit_price": 18}])
-    job = export(viewer, {"report": "sales", "dimension": "product", "format": "xlsx"}, django_capture_on_commit_callbacks)
+    body = {"report": "sales", "dimension": "product", "format": "xlsx"}
+    job = export(viewer, body, django_capture_on_commit_callbacks)
 
     sheet = load_workbook(io.BytesIO(download(viewer, job)[1])).active
     assert sheet["B2"].value == "'=1+1" and sheet["B2"].data_type == "s"
