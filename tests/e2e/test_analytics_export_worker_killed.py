@@ -37,7 +37,7 @@ def test_an_uptime_export_whose_worker_is_killed_is_written_whole_by_another(
     )
     noon = datetime.combine(FIRST_DAY, datetime.min.time(), tzinfo=UTC) + timedelta(hours=12)
     DeviceStatusHour.objects.bulk_create(
-        DeviceStatusHour(device=machine, hour=noon + timedelta(days=d), online_s=1800, known_s=3600, samples=1)
+        DeviceStatusHour(device=machine, hour=noon + timedelta(d), online_s=1800, known_s=3600, samples=1)
         for machine in machines
         for d in range(DAYS)
     )
