@@ -105,3 +105,14 @@ def test_platform_staff_see_every_merchant(business, make_user):
     page = client.get("/admin/analytics/", {"view": "merchant", **RANGE}).content.decode()
 
     assert "Brew Co" in page and "Other Beans" in page and "77.00" in page
+
+
+def test_an_export_of_a_backwards_range_is_refused_and_starts_no_job(make_user, merchant):
+    client = signed_in(make_user, Role.VIEWER, merchants=[merchant])
+
+    backwards = urlencode({"view": "hour", "start": "2026-12-02", "end": "2026-12-01"})
+    reply = client.post(f"/admin/analytics/export/?{backwards}", {"format": "csv"})
+
+    assert reply.status_code == 302 and reply["Location"].startswith("/admin/analytics/?")
+    assert not TaskJob.objects.exists()
+    assert "The range starts after it ends." in client.get(reply["Location"]).content.decode()

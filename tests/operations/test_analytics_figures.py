@@ -157,3 +157,13 @@ def test_each_report_runs_the_same_queries_for_ten_times_the_machines(business, 
         OrderFactory(device=device, device_created_at=utc(12, 2, 3), payment_method=f"method{n}")
         DeviceStatusHour.objects.create(device=device, hour=utc(12, 2, 3), online_s=60, known_s=60, samples=1)
     assert queries() == few
+
+
+def test_a_sale_of_a_machine_without_location_is_named_so(business, merchant):
+    OrderFactory(device=DeviceFactory(merchant=merchant, location=None), device_created_at=utc(12, 2, 3),
+                 total="5.00")  # fmt: skip
+
+    assert figures(business["viewer"], "location")[-2:] == [
+        ("No location", "CNY", 1, "5.00"),
+        ("Lobby", "HKD", 1, "40.00"),
+    ]
