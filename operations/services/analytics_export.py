@@ -5,6 +5,7 @@ again from the start."""
 import csv
 import tempfile
 from datetime import date
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.files import File
@@ -87,7 +88,8 @@ def report_rows(params: dict, scope) -> tuple[list[str], list[list]]:
         return UPTIME_COLUMNS, rows
     dimension = params["dimension"]
     count = "qty" if dimension == "product" else "orders"
-    rows = [[r["key"], r["label"], r["currency"], r[count], r["amount"]] for r in sales_by(scope, dimension)]
+    sales = sales_by(scope, dimension)
+    rows = [[r["key"], r["label"], r["currency"], r[count], Decimal(r["amount"])] for r in sales]
     return [dimension, "label", "currency", count, "amount"], rows
 
 
@@ -99,20 +101,23 @@ class _CsvSheet:
     def append(self, row):
         self.writer.writerow([spreadsheet_text(value) for value in row])
 
-    def close(self, spool):
+    def finish(self):
         self.text.close()
 
 
 class _XlsxSheet:
+    """Numbers stay numbers (a workbook sums them); text is defused like the CSV's."""
+
     def __init__(self, spool):
+        self.spool = spool
         self.book = Workbook(write_only=True)
         self.sheet = self.book.create_sheet()
 
     def append(self, row):
         self.sheet.append([spreadsheet_text(v) if isinstance(v, str) else v for v in row])
 
-    def close(self, spool):
-        self.book.save(spool)
+    def finish(self):
+        self.book.save(self.spool)
 
 
 def run_analytics_export(job_id: int) -> TaskJob | None:
@@ -138,7 +143,7 @@ def run_analytics_export(job_id: int) -> TaskJob | None:
                     return None  # another worker took over after this one fell silent
                 if not went_on:
                     return finish_job(job, TaskJob.Status.CANCELED, rows=written)
-        sheet.close(spool)
+        sheet.finish()
         spool.seek(0)
         name = f"analytics-{job.params['report']}-{job.pk}.{file_format}"
         job.result_file.save(name, File(spool), save=False)

@@ -175,6 +175,7 @@ def test_machine_supplied_names_never_run_as_formulas_in_a_workbook(
 
     sheet = load_workbook(io.BytesIO(download(viewer, job)[1])).active
     assert sheet["B2"].value == "'=1+1" and sheet["B2"].data_type == "s"
+    assert sheet["E2"].value == 18 and sheet["E2"].data_type == "n"  # the amount, a number to sum
 
 
 @pytest.mark.parametrize(
