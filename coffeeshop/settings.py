@@ -443,6 +443,8 @@ LOGGING = {
 PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "orders.payments.RecordedRefundGateway")
 # Orders an export writes between two progress reports (each one also the job's heartbeat).
 ORDERS_EXPORT_CHUNK = int(os.environ.get("ORDERS_EXPORT_CHUNK", "2000"))
+# Rows an analytics export writes between two progress reports.
+ANALYTICS_EXPORT_CHUNK = int(os.environ.get("ANALYTICS_EXPORT_CHUNK", "500"))
 # The most orders one offline-backlog upload may carry (protocol: at most 500; more is 413).
 ORDER_BACKLOG_LIMIT = 500
 

@@ -129,6 +129,12 @@ UNFOLD = {
                 "title": _("Operations"),
                 "items": [
                     {
+                        # Sales by merchant, location, machine, product, payment method, hour and weekday.
+                        "title": _("Analytics"),
+                        "icon": "analytics",
+                        "link": reverse_lazy("analytics"),
+                    },
+                    {
                         # Active alarms; the badge counts critical and warning ones, kept live by live.js.
                         "title": _("Alarms"),
                         "icon": "notifications_active",

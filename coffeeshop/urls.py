@@ -42,6 +42,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("admin/analytics/", include("operations.admin.analytics")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("metrics", metrics, name="prometheus-django-metrics"),

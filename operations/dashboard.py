@@ -105,6 +105,11 @@ def _in_range(orders, scope: Scope):
     return orders.filter(device_created_at__gte=scope.start, device_created_at__lt=scope.end)
 
 
+def sold_in_range(scope: Scope):
+    """The sold orders of the scope's range: what every sales figure counts (analytics too)."""
+    return _in_range(_sold(scope), scope)
+
+
 def machine_counts(scope: Scope) -> dict:
     machines = scope.narrow(scope.mine(Device.objects), device_path="")
     counts = machines.aggregate(

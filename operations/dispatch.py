@@ -24,6 +24,7 @@ JOB_TASKS = {
     "command_batch": "operations.dispatch_command_batch",
     "package_build": "recipes.build_package",
     "material_import": "inventory.run_material_import",
+    "analytics_export": "operations.export_analytics",
 }
 
 

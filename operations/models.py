@@ -45,6 +45,7 @@ class TaskJob(models.Model):
         COMMAND_BATCH = "command_batch", _("Command batch")
         PACKAGE_BUILD = "package_build", _("Recipe package build")
         MATERIAL_IMPORT = "material_import", _("Material import")
+        ANALYTICS_EXPORT = "analytics_export", _("Analytics export")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")

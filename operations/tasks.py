@@ -5,6 +5,7 @@ from celery import shared_task
 from devices import services as devices
 from devices.models import Device
 from operations.services import alarms, commands, jobs, notifications
+from operations.services.analytics_export import run_analytics_export
 
 
 @shared_task(name="operations.notify_alarm", acks_late=True)
@@ -16,6 +17,12 @@ def notify_alarm(alarm_id: int) -> list[str]:
 def dispatch_command_batch(job_id: int) -> int | None:
     """Create a batch's commands (its TaskJob); returns how many the batch holds, None if it did nothing."""
     job = commands.dispatch_batch(job_id)
+    return job.result_rows if job else None
+
+
+@shared_task(name="operations.export_analytics", acks_late=True)
+def export_analytics(job_id: int) -> int | None:
+    job = run_analytics_export(job_id)
     return job.result_rows if job else None
 
 

@@ -35,7 +35,7 @@ class DashboardFilterForm(forms.Form):
             field.widget.attrs.setdefault("class", "cs-dashboard-input")
 
 
-def _chart_of(rows, key: str, labels: list, value="amount") -> str:
+def chart_of(rows, key: str, labels: list, value="amount") -> str:
     """Chart.js data: one dataset per currency over `labels` (missing buckets are 0, not invented)."""
     currencies = sorted({row["currency"] for row in rows})
     by = {(row[key], row["currency"]): float(row[value]) for row in rows}
@@ -58,7 +58,7 @@ def _days(first: date, last: date) -> list[str]:
     return [date.fromordinal(d).isoformat() for d in range(first.toordinal(), last.toordinal() + 1)]
 
 
-def _online_chart(rows) -> str:
+def online_chart(rows) -> str:
     return json.dumps(
         {
             "labels": [row["date"] for row in rows],
@@ -75,18 +75,16 @@ def _online_chart(rows) -> str:
     )
 
 
-def _table(headers, rows) -> dict:
+def table_of(headers, rows) -> dict:
     return {"headers": headers, "rows": rows}
 
 
-def dashboard_callback(request, context):
-    if not user_can(request.user, Capability.VIEW):
-        return context
-    form = DashboardFilterForm(request.GET or None, user=request.user)
+def scope_of_form(request, form: DashboardFilterForm):
+    """The scope the filter form asks for; the default one, with the form saying why, when it cannot be."""
     given = form.cleaned_data if form.is_valid() else {}
     merchant, location = given.get("merchant"), given.get("location")
     try:
-        scope = scope_for(
+        return scope_for(
             request.user,
             first_day=given.get("start"),
             last_day=given.get("end"),
@@ -95,7 +93,14 @@ def dashboard_callback(request, context):
         )
     except Invalid as error:
         form.add_error(None, error.message)
-        scope = scope_for(request.user)
+        return scope_for(request.user)
+
+
+def dashboard_callback(request, context):
+    if not user_can(request.user, Capability.VIEW):
+        return context
+    form = DashboardFilterForm(request.GET or None, user=request.user)
+    scope = scope_of_form(request, form)
     figures = dashboard_summary(scope)
     query = {"from": figures["from"], "to": figures["to"]}
     if scope.merchant_id:
@@ -107,20 +112,20 @@ def dashboard_callback(request, context):
             "dashboard": figures,
             "dashboard_form": form,
             "dashboard_api": f"{reverse('dashboard-summary')}?{urlencode(query)}",
-            "sales_per_day_chart": _chart_of(
+            "sales_per_day_chart": chart_of(
                 figures["sales_per_day"], "date", _days(scope.first_day, scope.last_day)
             ),
-            "sales_per_hour_chart": _chart_of(figures["sales_per_hour"], "hour", list(range(24))),
-            "online_rate_chart": _online_chart(figures["online_rate_per_day"]),
-            "top_products_table": _table(
+            "sales_per_hour_chart": chart_of(figures["sales_per_hour"], "hour", list(range(24))),
+            "online_rate_chart": online_chart(figures["online_rate_per_day"]),
+            "top_products_table": table_of(
                 [_("product"), _("quantity"), _("amount")],
                 [[p["name"], p["qty"], f"{p['amount']} {p['currency']}"] for p in figures["top_products"]],
             ),
-            "top_machines_table": _table(
+            "top_machines_table": table_of(
                 [_("machine"), _("orders"), _("sales")],
                 [[m["name"], m["orders"], f"{m['amount']} {m['currency']}"] for m in figures["top_machines"]],
             ),
-            "silent_machines_table": _table(
+            "silent_machines_table": table_of(
                 [_("machine"), _("online")],
                 [
                     [m["name"], _("Online") if m["is_online"] else _("Offline")]

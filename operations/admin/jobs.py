@@ -13,6 +13,7 @@ from coffeeshop.admin_base import ScopedModelAdmin
 from operations.admin.common import EMPTY, admin_url, labels_of, object_views
 from operations.models import TASK_JOB_RUN_FIELDS, TaskJob
 from operations.services import cancel_job, job_payload
+from operations.services.jobs import download_content_type
 
 
 def job_element(job: TaskJob, status_url: str | None = None, *, reload_when_finished: bool = False) -> str:
@@ -44,7 +45,7 @@ def job_element(job: TaskJob, status_url: str | None = None, *, reload_when_fini
         job.progress,
         download,
         "" if job.status == TaskJob.Status.SUCCEEDED and job.result_file else mark_safe(" hidden"),
-        _("Download CSV"),
+        _("Download XLSX") if job.params.get("format") == "xlsx" else _("Download CSV"),
     )
 
 
@@ -101,7 +102,7 @@ class TaskJobAdmin(ScopedModelAdmin):
             job.result_file.open("rb"),
             as_attachment=True,
             filename=job.result_file.name.rsplit("/", 1)[-1],
-            content_type="text/csv",
+            content_type=download_content_type(job),
         )
 
     def status_view(self, request, object_id):

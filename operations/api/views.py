@@ -14,6 +14,7 @@ from operations.api import serializers
 from operations.filters import AlarmFilter, CommandFilter
 from operations.models import CommandBatch, TaskJob
 from operations.services import alarms, batch_targets, commands
+from operations.services.jobs import download_content_type
 from operations.tasks import dispatch_command_batch
 
 
@@ -49,7 +50,7 @@ class TaskJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             job.result_file.open("rb"),
             as_attachment=True,
             filename=job.result_file.name.rsplit("/", 1)[-1],
-            content_type="text/csv",
+            content_type=download_content_type(job),
         )
 
 

@@ -23,6 +23,8 @@ from coffeeshop.live import broadcast_to_user
 from operations import dispatch
 from operations.models import TaskJob
 
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
 
 def job_payload(job: TaskJob) -> dict:
     return {
@@ -41,6 +43,11 @@ def download_url(job: TaskJob) -> str | None:
     if job.status != TaskJob.Status.SUCCEEDED or not job.result_file:
         return None
     return f"/api/v1/jobs/{job.pk}/download"
+
+
+def download_content_type(job: TaskJob) -> str:
+    """The job file's type: an XLSX export downloads as a workbook, every other file is CSV."""
+    return XLSX_TYPE if job.result_file.name.endswith(".xlsx") else "text/csv"
 
 
 def create_job(*, kind: str, user, params: dict, enqueue) -> TaskJob:

@@ -55,7 +55,7 @@ def start_orders_export(user, params: dict, enqueue) -> TaskJob:
     return create_job(kind=TaskJob.Kind.ORDERS_EXPORT, user=user, params=params, enqueue=enqueue)
 
 
-def _cell(value) -> str:
+def spreadsheet_text(value) -> str:
     """Machine-supplied text must not run as a spreadsheet formula when the CSV is opened."""
     text = "" if value is None else str(value)
     return f"'{text}" if text.startswith(FORMULA_STARTS) else text
@@ -64,7 +64,7 @@ def _cell(value) -> str:
 def _row(order) -> list[str]:
     items = "; ".join(f"{item.qty}× {item.name}" for item in order.items.all())
     return [
-        _cell(v)
+        spreadsheet_text(v)
         for v in (
             order.pk,
             order.machine_order_id,
