@@ -1,8 +1,10 @@
 """The dashboard's figures, one selector for the admin's home page and `GET /api/v1/dashboard/summary`.
 
-Every figure is computed from what was recorded, never made up: sales are `orders.selectors.sales_of`
-(paid orders net of refunds, test orders left out, one figure per currency), counted by when the
-machine sold; days and hours are those of the time zone the reader reads in (their merchant's, see
+Every figure is computed from what was recorded, never made up: sales are counted as
+`orders.selectors.sales_of` counts them (paid orders net of refunds, test orders left out, one figure
+per currency), by when the machine sold, and read from the hourly rollups of the orders
+(orders.models.SalesHour, kept with every order and refund) wherever whole UTC hours make up the
+reader's days, else from the orders themselves (sales_source); days and hours are those of the time zone the reader reads in (their merchant's, see
 accounts/time_zones.py); the online-rate history comes from the hours of recorded connectivity
 (devices.DeviceStatusHour), and a day with no record has no point rather than a copy of today.
 """
