@@ -4,9 +4,9 @@ Every figure is computed from what was recorded, never made up: sales are counte
 `orders.selectors.sales_of` counts them (paid orders net of refunds, test orders left out, one figure
 per currency), by when the machine sold, and read from the hourly rollups of the orders
 (orders.models.SalesHour, kept with every order and refund) wherever whole UTC hours make up the
-reader's days, else from the orders themselves (sales_source); days and hours are those of the time zone the reader reads in (their merchant's, see
-accounts/time_zones.py); the online-rate history comes from the hours of recorded connectivity
-(devices.DeviceStatusHour), and a day with no record has no point rather than a copy of today.
+reader's days, else from the orders themselves (sales_source); days and hours are those of the time
+zone the reader reads in (their merchant's, see accounts/time_zones.py); the online-rate history comes
+from the hours of recorded connectivity (devices.DeviceStatusHour), and a day with no record has no point rather than a copy of today.
 """
 
 from collections.abc import Callable
