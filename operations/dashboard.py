@@ -6,7 +6,8 @@ per currency), by when the machine sold, and read from the hourly rollups of the
 (orders.models.SalesHour, kept with every order and refund) wherever whole UTC hours make up the
 reader's days, else from the orders themselves (sales_source); days and hours are those of the time
 zone the reader reads in (their merchant's, see accounts/time_zones.py); the online-rate history comes
-from the hours of recorded connectivity (devices.DeviceStatusHour), and a day with no record has no point rather than a copy of today.
+from the hours of recorded connectivity (devices.DeviceStatusHour), and a day with no record has no
+point rather than a copy of today.
 """
 
 from collections.abc import Callable
