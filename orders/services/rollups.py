@@ -148,7 +148,7 @@ def _rebuild_hours(merchant_id: int | None, start: datetime, end: datetime) -> N
             cursor.execute(f"LOCK TABLE {tables} IN EXCLUSIVE MODE")
     for model in (SalesHour, ProductSalesHour):
         kept = model.objects.filter(hour__gte=start, hour__lt=end)
-        (kept if merchant_id is None else kept.filter(merchant_id=merchant_id))._raw_delete(connection.alias)
+        (kept if merchant_id is None else kept.filter(merchant_id=merchant_id)).delete()
     orders = _sold_orders(merchant_id).filter(device_created_at__gte=start, device_created_at__lt=end)
     sales = (
         orders.annotate(
