@@ -135,3 +135,36 @@ def test_concurrent_ingests_of_one_machine_lose_no_increment(merchant):
     hour = SalesHour.objects.get()
     assert (hour.orders, hour.amount) == (writers * each, Decimal(15 * writers * each))
     assert ProductSalesHour.objects.get().qty == writers * each
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_rebuild_while_orders_arrive_loses_none_of_them(merchant):
+    if connection.vendor != "postgresql":
+        pytest.skip(reason="concurrent writers need PostgreSQL")
+    device = DeviceFactory(merchant=merchant)
+    item = ItemInput(product_id="latte", name="Latte", qty=1, unit_price=Decimal("15.00"))
+    done = threading.Event()
+
+    def sell():
+        try:
+            for n in range(60):
+                order = OrderInput(f"S-{n}", START, "CNY", Decimal(15), "wechat", "paid", "", (item,))
+                ingest_orders(device.pk, [order])
+        finally:
+            done.set()
+            connections.close_all()
+
+    def rebuild():
+        try:
+            while not done.is_set():
+                rebuild_sales_rollups(first_day=START.date(), last_day=START.date())
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda job: job(), (sell, rebuild)))
+
+    hour = SalesHour.objects.get()
+    assert (hour.orders, hour.amount) == (60, Decimal(900))
+    assert ProductSalesHour.objects.get().qty == 60
