@@ -1,17 +1,22 @@
 """The dashboard's figures, one selector for the admin's home page and `GET /api/v1/dashboard/summary`.
 
-Every figure is computed from what was recorded, never made up: sales are `orders.selectors.sales_of`
-(paid orders net of refunds, test orders left out, one figure per currency), counted by when the
-machine sold; days and hours are those of the time zone the reader reads in (their merchant's, see
-accounts/time_zones.py); the online-rate history comes from the hours of recorded connectivity
-(devices.DeviceStatusHour), and a day with no record has no point rather than a copy of today.
+Every figure is computed from what was recorded, never made up: sales are counted as
+`orders.selectors.sales_of` counts them (paid orders net of refunds, test orders left out, one figure
+per currency), by when the machine sold, and read from the hourly rollups of the orders
+(orders.models.SalesHour, kept with every order and refund) wherever whole UTC hours make up the
+reader's days, else from the orders themselves (sales_source); days and hours are those of the time
+zone the reader reads in (their merchant's, see accounts/time_zones.py); the online-rate history comes
+from the hours of recorded connectivity (devices.DeviceStatusHour), and a day with no record has no
+point rather than a copy of today.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import partial
 
-from django.db.models import Count, DecimalField, F, Q, Sum
+from django.db.models import Aggregate, Count, DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum
 from django.db.models.functions import ExtractHour, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -22,7 +27,7 @@ from coffeeshop.exceptions import Invalid
 from devices.models import Device, DeviceState, DeviceStatusHour, Location
 from inventory.models import Bin
 from operations.models import UNFINISHED_COMMAND_STATUSES, Alarm, RemoteCommand, Severity
-from orders.models import MONEY, Order, OrderItem
+from orders.models import MONEY, Order, OrderItem, ProductSalesHour, SalesHour
 from orders.selectors import CENT, SOLD_STATUSES, net_amount, sales_of
 
 MAX_RANGE_DAYS = 366
@@ -96,13 +101,60 @@ def _money(amount) -> str:
     return str(Decimal(amount or 0).quantize(CENT))
 
 
-def _sold(scope: Scope):
-    orders = scope.narrow(scope.mine(Order.objects), device_path="")
-    return orders.filter(is_test=False, payment_status__in=SOLD_STATUSES)
+def hours_cut_days(zone, first_day: date, last_day: date) -> bool:
+    """Whether UTC hours cut the local days `first_day`..`last_day` and their hours exactly: only where
+    the zone is a whole number of hours from UTC on each of them (not Asia/Kolkata's +5:30, nor Lord
+    Howe's +10:30 outside summer). Offsets change at most once a day, so its midnights tell."""
+    day = first_day
+    while day <= last_day + timedelta(days=1):
+        if datetime.combine(day, time(), tzinfo=zone).utcoffset() % timedelta(hours=1):
+            return False
+        day += timedelta(days=1)
+    return True
 
 
-def _in_range(orders, scope: Scope):
-    return orders.filter(device_created_at__gte=scope.start, device_created_at__lt=scope.end)
+@dataclass(frozen=True)
+class Sales:
+    """Where the sales figures are read: the reader's sold orders, or the hours they were rolled up
+    into (orders.models.SalesHour, ProductSalesHour), which cost the same at any number of orders."""
+
+    rows: QuerySet
+    when: str
+    orders: Aggregate
+    amount: Aggregate
+    product_lines: Callable  # the sold rows of the range -> their products, with `currency` and `line`
+
+
+def sales_source(scope: Scope, now: datetime, *, from_orders: bool = False) -> Sales:
+    """The hourly rollups wherever they give the exact figures (hours_cut_days), else the orders;
+    `from_orders` forces the orders (the benchmark compares both)."""
+    today = timezone.localdate(now, scope.zone)
+    exact = hours_cut_days(scope.zone, scope.first_day, scope.last_day) and hours_cut_days(
+        scope.zone, today, today
+    )
+    if from_orders or not exact:
+        sold = scope.narrow(scope.mine(Order.objects), device_path="")
+        sold = sold.filter(is_test=False, payment_status__in=SOLD_STATUSES)
+        return Sales(sold, "device_created_at", Count("pk"), Sum(net_amount()), _order_lines)
+    hours = scope.narrow(scope.mine(SalesHour.objects), device_path="")
+    products = scope.narrow(scope.mine(ProductSalesHour.objects), device_path="")
+    return Sales(hours, "hour", Sum("orders"), Sum("amount"), partial(_hour_lines, products, scope))
+
+
+def _order_lines(sold_in_range):
+    lines = OrderItem.objects.filter(order__in=sold_in_range)
+    return lines.annotate(
+        currency=F("order__currency"),
+        line=ExpressionWrapper(F("qty") * F("unit_price"), DecimalField(**MONEY)),
+    )
+
+
+def _hour_lines(products, scope: Scope, hours_in_range):
+    return products.filter(hour__gte=scope.start, hour__lt=scope.end).annotate(line=F("amount"))
+
+
+def _in_range(sales: Sales, scope: Scope):
+    return sales.rows.filter(**{f"{sales.when}__gte": scope.start, f"{sales.when}__lt": scope.end})
 
 
 def sold_in_range(scope: Scope):
@@ -124,38 +176,46 @@ def machine_counts(scope: Scope) -> dict:
 
 def sales_figures(orders) -> list[dict]:
     """sales_of, with the average ticket of each currency."""
-    figures = sales_of(orders)
+    return _with_average_ticket(sales_of(orders))
+
+
+def _with_average_ticket(figures: list[dict]) -> list[dict]:
     for figure in figures:
         figure["average_ticket"] = _money(Decimal(figure["amount"]) / figure["orders"])
     return figures
 
 
-def _sales_by(scope: Scope, name: str, bucket, label) -> list[dict]:
-    """Sold orders of the range by `bucket` (an expression of the sale's local time) and currency."""
+def _sales_totals(sales: Sales, rows) -> list[dict]:
+    """Like sales_figures, from either source: one entry per currency."""
+    totals = (
+        rows.order_by().values("currency").annotate(n=sales.orders, total=sales.amount).order_by("currency")
+    )
+    return _with_average_ticket(
+        [{"currency": r["currency"], "orders": r["n"], "amount": _money(r["total"])} for r in totals]
+    )
+
+
+def _sales_by(sales: Sales, scope: Scope, name: str, bucket, label) -> list[dict]:
+    """Sales of the range by `bucket` (an expression of the sale's local time) and currency."""
     rows = (
-        _in_range(_sold(scope), scope)
+        _in_range(sales, scope)
         .annotate(bucket=bucket)
         .values("bucket", "currency")
-        .annotate(orders=Count("pk"), amount=Sum(net_amount()))
+        .annotate(n=sales.orders, total=sales.amount)
         .order_by("bucket", "currency")
     )
     return [
-        {
-            name: label(r["bucket"]),
-            "currency": r["currency"],
-            "orders": r["orders"],
-            "amount": _money(r["amount"]),
-        }
+        {name: label(r["bucket"]), "currency": r["currency"], "orders": r["n"], "amount": _money(r["total"])}
         for r in rows
     ]
 
 
-def sales_per_day(scope: Scope) -> list[dict]:
-    return _sales_by(scope, "date", TruncDate("device_created_at", tzinfo=scope.zone), date.isoformat)
+def sales_per_day(scope: Scope, sales: Sales) -> list[dict]:
+    return _sales_by(sales, scope, "date", TruncDate(sales.when, tzinfo=scope.zone), date.isoformat)
 
 
-def sales_per_hour(scope: Scope) -> list[dict]:
-    return _sales_by(scope, "hour", ExtractHour("device_created_at", tzinfo=scope.zone), int)
+def sales_per_hour(scope: Scope, sales: Sales) -> list[dict]:
+    return _sales_by(sales, scope, "hour", ExtractHour(sales.when, tzinfo=scope.zone), int)
 
 
 def online_rate_per_day(scope: Scope) -> list[dict]:
@@ -176,31 +236,31 @@ def online_rate_per_day(scope: Scope) -> list[dict]:
     ]
 
 
-def top_products(scope: Scope) -> list[dict]:
-    items = OrderItem.objects.filter(order__in=_in_range(_sold(scope), scope))
+def top_products(scope: Scope, sales: Sales) -> list[dict]:
+    lines = sales.product_lines(_in_range(sales, scope))
     rows = (
-        items.values("product_id", "name", "order__currency")
-        .annotate(sold=Sum("qty"), amount=Sum(F("qty") * F("unit_price"), output_field=DecimalField(**MONEY)))
+        lines.values("product_id", "name", "currency")
+        .annotate(sold=Sum("qty"), total=Sum("line"))
         .order_by("-sold", "product_id")[:TOP]
     )
     return [
         {
             "product_id": r["product_id"],
             "name": r["name"],
-            "currency": r["order__currency"],
+            "currency": r["currency"],
             "qty": r["sold"],
-            "amount": _money(r["amount"]),
+            "amount": _money(r["total"]),
         }
         for r in rows
     ]
 
 
-def top_and_silent_machines(scope: Scope) -> dict:
-    sold = _in_range(_sold(scope), scope)
+def top_and_silent_machines(scope: Scope, sales: Sales) -> dict:
+    sold = _in_range(sales, scope)
     top = (
         sold.values("device_id", "device__serial", "device__alias", "currency")
-        .annotate(orders=Count("pk"), amount=Sum(net_amount()))
-        .order_by("-orders", "device_id")[:TOP]
+        .annotate(n=sales.orders, total=sales.amount)
+        .order_by("-n", "device_id")[:TOP]
     )
     machines = scope.narrow(scope.mine(Device.objects), device_path="")
     silent = machines.exclude(pk__in=sold.values("device_id")).order_by("-is_online", "serial")
@@ -210,8 +270,8 @@ def top_and_silent_machines(scope: Scope) -> dict:
                 "device_id": r["device_id"],
                 "name": r["device__alias"] or r["device__serial"],
                 "currency": r["currency"],
-                "orders": r["orders"],
-                "amount": _money(r["amount"]),
+                "orders": r["n"],
+                "amount": _money(r["total"]),
             }
             for r in top
         ],
@@ -249,26 +309,27 @@ def running_rollouts(scope: Scope) -> int:
     return rollouts.count()
 
 
-def dashboard_summary(scope: Scope, now: datetime | None = None) -> dict:
+def dashboard_summary(scope: Scope, now: datetime | None = None, *, from_orders: bool = False) -> dict:
+    """Every figure of the dashboard; the sales ones from sales_source (`from_orders`: see there)."""
     now = now or timezone.now()
     today = timezone.localdate(now, scope.zone)
     today_start = datetime.combine(today, time(), tzinfo=scope.zone)
     commands = scope.narrow(scope.mine(RemoteCommand.objects), device_path="device__")
-    sold = _sold(scope)
+    sales = sales_source(scope, now, from_orders=from_orders)
     return {
         "time_zone": str(scope.zone),
         "from": scope.first_day.isoformat(),
         "to": scope.last_day.isoformat(),
         "machines": machine_counts(scope),
-        "sales_today": sales_figures(sold.filter(device_created_at__gte=today_start)),
-        "sales": sales_figures(_in_range(sold, scope)),
+        "sales_today": _sales_totals(sales, sales.rows.filter(**{f"{sales.when}__gte": today_start})),
+        "sales": _sales_totals(sales, _in_range(sales, scope)),
         "open_alarms": open_alarms(scope),
         "bins": bin_counts(scope),
         "pending_commands": commands.filter(status__in=UNFINISHED_COMMAND_STATUSES).count(),
         "running_rollouts": running_rollouts(scope),
-        "sales_per_day": sales_per_day(scope),
-        "sales_per_hour": sales_per_hour(scope),
+        "sales_per_day": sales_per_day(scope, sales),
+        "sales_per_hour": sales_per_hour(scope, sales),
         "online_rate_per_day": online_rate_per_day(scope),
-        "top_products": top_products(scope),
-        **{f"{k}_machines": v for k, v in top_and_silent_machines(scope).items()},
+        "top_products": top_products(scope, sales),
+        **{f"{k}_machines": v for k, v in top_and_silent_machines(scope, sales).items()},
     }

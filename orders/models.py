@@ -11,7 +11,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
-from django.db.models.functions import Upper
+from django.db.models.functions import Coalesce, Upper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -242,3 +242,87 @@ class Refund(models.Model):
 
     def __str__(self):
         return f"{self.amount} ({self.get_status_display()})"
+
+
+class SalesRollupQuerySet(TenantQuerySet):
+    merchant_path = "merchant"
+
+
+class SalesRollup(models.Model):
+    """What the sold orders of one machine's hour add up to, kept current as orders and refunds arrive
+    (orders.services.rollups) and rebuildable from the orders (`manage.py rebuild-sales-rollups`), so
+    the dashboard and analytics read hours instead of millions of orders.
+
+    Counted as orders.selectors.sales_of counts: sold statuses only, test orders left out, net of
+    refunds, by when the machine sold (`hour` is the UTC hour that `device_created_at` falls in).
+    Merchant and location are those copied on the orders. A deleted location's hours keep its id
+    (no database constraint) until a rebuild files them under no location, as the orders are."""
+
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.CASCADE, related_name="+", verbose_name=_("merchant")
+    )
+    location = models.ForeignKey(
+        Location,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("location"),
+    )
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+", verbose_name=_("device"))
+    hour = models.DateTimeField(_("hour"), help_text=_("Its start, in UTC."))
+    currency = models.CharField(_("currency"), max_length=3)
+
+    objects = SalesRollupQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+
+class SalesHour(SalesRollup):
+    payment_method = models.CharField(_("payment method"), max_length=32)
+    orders = models.IntegerField(_("orders"))
+    amount = models.DecimalField(_("amount"), **MONEY)
+
+    class Meta:
+        verbose_name = _("hour of sales")
+        verbose_name_plural = _("hours of sales")
+        constraints = [
+            # Upserts name exactly these expressions (orders.services.rollups.SALES_KEY).
+            models.UniqueConstraint(
+                "merchant", "device", "hour", "currency", "payment_method", Coalesce("location", 0),
+                name="sales_hour_once_per_key",
+            ),
+        ]  # fmt: skip
+        indexes = [
+            models.Index(fields=["merchant", "hour"], name="sales_hour_merchant_hour"),
+            models.Index(fields=["hour"], name="sales_hour_hour"),
+        ]
+
+    def __str__(self):
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.payment_method}: {self.orders}"
+
+
+class ProductSalesHour(SalesRollup):
+    product_id = models.CharField(_("product"), max_length=64)
+    name = models.CharField(_("name as sold"), max_length=120)
+    qty = models.IntegerField(_("quantity"))
+    amount = models.DecimalField(_("amount"), help_text=_("Quantity × unit price as sold."), **MONEY)
+
+    class Meta:
+        verbose_name = _("hour of product sales")
+        verbose_name_plural = _("hours of product sales")
+        constraints = [
+            models.UniqueConstraint(
+                "merchant", "device", "hour", "currency", "product_id", "name", Coalesce("location", 0),
+                name="product_sales_hour_once_per_key",
+            ),
+        ]  # fmt: skip
+        indexes = [
+            models.Index(fields=["merchant", "hour"], name="product_hour_merchant_hour"),
+            models.Index(fields=["hour"], name="product_hour_hour"),
+        ]
+
+    def __str__(self):
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.name}: {self.qty}"

@@ -136,6 +136,7 @@ class OrderFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def items(self, create, extracted, **kwargs):
         from orders.models import OrderItem
+        from orders.services import rollups
 
         if not create:
             return
@@ -144,9 +145,10 @@ class OrderFactory(factory.django.DjangoModelFactory):
             if extracted is not None
             else [{"product_id": "latte", "name": "Latte", "qty": 1, "unit_price": self.total}]
         )
-        OrderItem.objects.bulk_create(
+        items = OrderItem.objects.bulk_create(
             [OrderItem(order=self, position=position, **spec) for position, spec in enumerate(specs)]
         )
+        rollups.add_sales([self], items)  # as ingest keeps them
 
 
 class RefundFactory(factory.django.DjangoModelFactory):

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from coffeeshop.live import broadcast_after_commit
 from devices.models import Device
 from orders.models import BUILT_IN_PAYMENT_METHODS, UNKNOWN_PAYMENT_METHOD, Order, OrderItem, PaymentMethod
+from orders.services import rollups
 
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 
@@ -183,7 +184,7 @@ def _insert(device: Device, orders: list[OrderInput], now: datetime) -> list[Ord
             )
         }
         rows = [by_id[o.order_id] for o in orders]
-    OrderItem.objects.bulk_create(
+    items = OrderItem.objects.bulk_create(
         [
             OrderItem(
                 order=row,
@@ -199,6 +200,7 @@ def _insert(device: Device, orders: list[OrderInput], now: datetime) -> list[Ord
             for position, item in enumerate(order.items)
         ]
     )
+    rollups.add_sales(rows, items)
     broadcast_after_commit(
         device.merchant_id,
         "orders.created",

@@ -15,6 +15,7 @@ from coffeeshop.exceptions import Invalid
 from coffeeshop.live import broadcast_after_commit
 from orders.models import REFUNDABLE_STATUSES, Order, PaymentStatus, Refund, RefundStatus
 from orders.payments import payment_gateway
+from orders.services import rollups
 
 CENT = Decimal("0.01")
 
@@ -48,6 +49,7 @@ def refund_order(order_id: int, *, user, reason: str, amount: Decimal | None = N
     if amount > left:
         raise _invalid("amount", _("Only %(left)s is left to refund.") % {"left": left})
 
+    was_sale = rollups.is_sale(order)
     outcome = payment_gateway().refund(order=order, amount=amount, reason=reason)
     refund = Refund.objects.create(
         order=order,
@@ -65,6 +67,7 @@ def refund_order(order_id: int, *, user, reason: str, amount: Decimal | None = N
     else:
         order.payment_status = PaymentStatus.REFUND_FAILED
     order.save(update_fields=["refunded_total", "payment_status"])
+    rollups.record_refund(order, was_sale=was_sale, refunded=amount if outcome.succeeded else Decimal(0))
     broadcast_after_commit(
         order.merchant_id,
         "order.refunded",

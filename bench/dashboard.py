@@ -1,0 +1,190 @@
+"""`GET /api/v1/dashboard/summary` with --orders orders on --machines machines (PostgreSQL): p50/p99
+through gunicorn with its sales read from the hourly rollups (what the API does), beside the same
+summary with its sales read straight from the orders (bench/urls.py's twin view), and the bare view,
+in one run. Each case as a platform viewer (every merchant, two currencies) and as one merchant's Ops.
+
+    .venv/bin/python bench/dashboard.py [--orders 1000000] [--machines 5000] [--keep]
+
+The data comes from `manage.py load-bench-orders` (SQL, then the rollup rebuild) into the database
+--database (dropped and re-created; --keep reuses one loaded before). Results: bench/results/dashboard-*.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.heartbeat import (
+    BenchError,
+    free_port,
+    git_commit,
+    manage,
+    recreate_database,
+    server_env,
+    shell_json,
+    start_gunicorn,
+)
+from bench.runner import around_the_bare_view, cpu_meter, guarded, report_and_verdict, run_files
+from bench.staff import StaffClient, latency_ms
+
+GOAL_P50_MS = 50
+NOISE_CORES = 0.3
+
+USERS = """
+import json
+from rest_framework.authtoken.models import Token
+from accounts.models import Merchant, Role, User
+from accounts.services import grant_merchant_access
+from orders.models import Order, SalesHour, ProductSalesHour
+
+merchant = Merchant.objects.order_by("-pk").filter(name__startswith="Bench ").last()
+platform, _ = User.objects.get_or_create(email="platform@dashboard.bench", defaults={{
+    "name": "Platform", "role": Role.VIEWER, "is_platform_staff": True}})
+ops, created = User.objects.get_or_create(email="ops@dashboard.bench",
+                                          defaults={{"name": "Ops", "role": Role.OPS}})
+if created:
+    grant_merchant_access(ops, merchant)
+print("BENCH_JSON " + json.dumps({{
+    "platform": Token.objects.get_or_create(user=platform)[0].key,
+    "ops": Token.objects.get_or_create(user=ops)[0].key,
+    "merchant_id": merchant.pk,
+    "rows": {{"orders": Order.objects.count(), "sales_hours": SalesHour.objects.count(),
+              "product_sales_hours": ProductSalesHour.objects.count()}},
+}}))
+"""
+
+CASES = (
+    ("platform, sales from rollups", "platform", "/api/v1/dashboard/summary"),
+    ("platform, sales from orders", "platform", "/bench/dashboard-from-orders"),
+    ("one merchant, sales from rollups", "ops", "/api/v1/dashboard/summary"),
+    ("one merchant, sales from orders", "ops", "/bench/dashboard-from-orders"),
+)
+
+
+def step(text: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {text}", flush=True)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--orders", type=int, default=1_000_000)
+    parser.add_argument("--machines", type=int, default=5_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--database", default="coffeeshop_bench_dashboard")
+    parser.add_argument("--keep", action="store_true", help="Reuse the database loaded by a run before.")
+    parser.add_argument("--requests", type=int, default=40, help="Per case (fewer if --seconds run out).")
+    parser.add_argument("--seconds", type=float, default=60, help="At most, per case.")
+    parser.add_argument("--workers", type=int, default=2)
+    return parser.parse_args(argv)
+
+
+def measure(port: int, server_pid: int, users: dict, args) -> tuple[list[dict], list[str]]:
+    clients = {who: StaffClient(port, token=users[who], timeout_s=120) for who in ("platform", "ops")}
+    results, problems, replies = [], [], {}
+    try:
+        for name, who, path in CASES:
+
+            def send(who=who, path=path, name=name):
+                reply = clients[who].get(path)
+                if reply.status_code != 200:
+                    raise BenchError(f"{name}: HTTP {reply.status_code} {reply.text[:300]}")
+                replies[name] = reply.json()["data"]
+
+            send()
+            cores = cpu_meter(server_pid)
+            timing = latency_ms(send, requests=args.requests, max_s=args.seconds, warmup=1)
+            timing["cpu"] = cores(timing["requests"])
+            results.append({"name": name, "path": path, **timing})
+            step(
+                f"{name}: p50 {timing['p50_ms']:.1f} ms, p99 {timing['p99_ms']:.1f} ms ({timing['requests']})"
+            )
+    finally:
+        for client in clients.values():
+            client.close()
+    for who in ("platform", "one merchant"):
+        rollups, orders = replies[f"{who}, sales from rollups"], replies[f"{who}, sales from orders"]
+        keys = ("sales", "sales_today", "sales_per_day", "sales_per_hour", "top_products", "top_machines")
+        if any(rollups[k] != orders[k] for k in keys) or not rollups["sales"]:
+            problems.append(f"{who}: the figures from the rollups are not those from the orders")
+    return results, problems
+
+
+def table(report: dict) -> str:
+    bare = report["ceiling"]["p50_ms"]
+    config = report["config"]
+    lines = [
+        f"| summary, {config['orders']:,} orders, {config['machines']:,} machines | p50 | p99 "
+        "| p50 ÷ bare view | requests | gunicorn CPU per request |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for case in report["cases"]:
+        lines.append(
+            f"| {case['name']} | {case['p50_ms']:.1f} ms | {case['p99_ms']:.1f} ms "
+            f"| {case['p50_ms'] / bare:.1f}× | {case['requests']} "
+            f"| {case['cpu']['gunicorn_cpu_ms_per_request']:.1f} ms |"
+        )
+    lines.append(f"| bare view (`/bench/ceiling`) | {bare:.2f} ms | | 1× | | |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    stamp, log_path = run_files("dashboard")
+
+    def body(children) -> int:
+        env = server_env(use_redis=False, key_prefix=f"bench-dashboard-{stamp}")
+        env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{args.database}"
+        load = {}
+        if not args.keep:
+            step(f"re-creating {args.database} and migrating")
+            recreate_database(args.database)
+            manage(env, "migrate", "-v0")
+            step(f"loading {args.orders:,} orders on {args.machines:,} machines over {args.days} days")
+            started = time.monotonic()
+            out = manage(
+                env, "load-bench-orders", f"--orders={args.orders}", f"--machines={args.machines}",
+                f"--days={args.days}", timeout=3600,
+            )  # fmt: skip
+            load = {"seconds": round(time.monotonic() - started, 1), "output": out.strip()}
+            step(out.strip())
+        users = shell_json(env, USERS.format())
+        port = free_port()
+        server = start_gunicorn(children, env, workers=args.workers, port=port, log_path=log_path)
+        load_before = os.getloadavg()
+        (cases, problems), ceiling = around_the_bare_view(
+            port, 200, lambda: measure(port, server.pid, users, args)
+        )
+        report = {
+            "benchmark": "dashboard",
+            "timestamp": stamp,
+            "commit": git_commit(),
+            "config": vars(args),
+            "rows": users["rows"],
+            "load": load,
+            "load_average": {"before": load_before, "after": os.getloadavg()},
+            "ceiling": ceiling,
+            "cases": cases,
+            "goal_p50_ms": GOAL_P50_MS,
+            "problems": problems,
+            "shared_machine_phases": [c["name"] for c in cases if c["cpu"]["other_cores"] > NOISE_CORES],
+        }
+        rollups = [c for c in cases if "rollups" in c["name"]]
+        summary = ", ".join(f"{c['name']}: p50 {c['p50_ms']:.1f} ms" for c in rollups)
+        summary += f" (goal ≤ {GOAL_P50_MS} ms); load average {load_before[0]:.2f}"
+        return report_and_verdict(
+            report, name="dashboard", summary=summary, table=table(report), noise_cores=NOISE_CORES
+        )
+
+    return guarded("bench/dashboard.py", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
