@@ -171,13 +171,13 @@ CREATE TEMP TABLE bench_shape AS
 INSERT INTO orders_order (id, merchant_id, location_id, device_id, machine_order_id, currency, total,
                           refunded_total, payment_method, payment_status, transaction_id, device_created_at,
                           received_at, is_test, content_hash, is_exception, exception_reason,
-                          exception_resolution)
+                          exception_resolution, package_version)
 SELECT s.g, d.merchant_id, d.location_id, d.id, 'GEN-' || lpad(s.g::text, 8, '0'), 'CNY', s.qty * s.price,
        CASE s.status WHEN 'refunded' THEN s.qty * s.price
                      WHEN 'partially_refunded' THEN round(s.price / 2, 2) ELSE 0 END,
        s.method, s.status, 'tx-' || s.g, r.at - interval '7 seconds', r.at, false,
        md5(s.g::text) || md5('x' || s.g),
-       s.g %% 997 = 0, CASE WHEN s.g %% 997 = 0 THEN 'no cup' ELSE '' END, ''
+       s.g %% 997 = 0, CASE WHEN s.g %% 997 = 0 THEN 'no cup' ELSE '' END, '', '2026.11.3'
 FROM bench_shape s
 JOIN bench_devices d ON d.n = s.g %% (SELECT count(*) FROM bench_devices)
 CROSS JOIN LATERAL (SELECT now() - (%(n)s - s.g) * (interval '%(days)s days' / %(n)s) AS at) r;

@@ -133,12 +133,16 @@ def sales_source(scope: Scope, now: datetime, *, from_orders: bool = False) -> S
         scope.zone, today, today
     )
     if from_orders or not exact:
-        sold = scope.narrow(scope.mine(Order.objects), device_path="")
-        sold = sold.filter(is_test=False, payment_status__in=SOLD_STATUSES)
-        return Sales(sold, "device_created_at", Count("pk"), Sum(net_amount()), _order_lines)
+        return _orders_source(scope)
     hours = scope.narrow(scope.mine(SalesHour.objects), device_path="")
     products = scope.narrow(scope.mine(ProductSalesHour.objects), device_path="")
     return Sales(hours, "hour", Sum("orders"), Sum("amount"), partial(_hour_lines, products, scope))
+
+
+def _orders_source(scope: Scope) -> Sales:
+    sold = scope.narrow(scope.mine(Order.objects), device_path="")
+    sold = sold.filter(is_test=False, payment_status__in=SOLD_STATUSES)
+    return Sales(sold, "device_created_at", Count("pk"), Sum(net_amount()), _order_lines)
 
 
 def _order_lines(sold_in_range):
@@ -159,7 +163,7 @@ def _in_range(sales: Sales, scope: Scope):
 
 def sold_in_range(scope: Scope):
     """The sold orders of the scope's range: what every sales figure counts (analytics too)."""
-    return _in_range(_sold(scope), scope)
+    return _in_range(_orders_source(scope), scope)
 
 
 def machine_counts(scope: Scope) -> dict:

@@ -140,6 +140,7 @@ class OrderFactory(factory.django.DjangoModelFactory):
 
         if not create:
             return
+        self.refresh_from_db(fields=["total", "refunded_total"])  # amounts given as text become Decimals
         specs = (
             extracted
             if extracted is not None
