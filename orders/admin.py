@@ -162,6 +162,10 @@ class OrderAdmin(ScopedModelAdmin):
     list_filter_submit = True
     search_fields = ["=machine_order_id", "=transaction_id", "=device__serial"]
     search_help_text = _("Order id, provider transaction id or machine serial")
+
+    def get_search_results(self, request, queryset, search_term):
+        return selectors.search_orders(queryset, search_term), False
+
     list_before_template = "admin/orders/order/export_bar.html"
     ordering = ["-received_at", "-pk"]
     show_full_result_count = False  # a second COUNT over millions of orders on every page

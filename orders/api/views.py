@@ -1,9 +1,10 @@
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import filters, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.models import Capability
+from coffeeshop.api.filtering import StrictFilterBackend
 from operations.api.serializers import TaskJobSerializer
 from orders import selectors, services
 from orders.api import serializers
@@ -11,10 +12,18 @@ from orders.filters import OrderFilter
 from orders.tasks import export_orders
 
 
+class OrderSearchFilter(filters.SearchFilter):
+    """`?query=`: one whole order id, provider transaction id or machine serial (selectors.search_orders)."""
+
+    def filter_queryset(self, request, queryset, view):
+        return selectors.search_orders(queryset, request.query_params.get(self.search_param, ""))
+
+
 class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Sales as the machines reported them; refunds and exceptions by Ops and Admins."""
 
     filterset_class = OrderFilter
+    filter_backends = [StrictFilterBackend, OrderSearchFilter, filters.OrderingFilter]
     search_fields = ["=machine_order_id", "=transaction_id", "=device__serial"]
     ordering_fields = ["received_at", "device_created_at", "total"]
     write_capability = Capability.REFUND
