@@ -7,25 +7,27 @@ weekdays in the reader's merchant's time zone. A product's amount is what its it
 refund is taken off its order, not off one of its items. Uptime is the share of known machine-time that
 was online (devices.DeviceStatusHour); a day without a record has no row.
 
-Each table is read by one small function (`_order_source`, `_item_source`, `_status_source`), grouped by
-the dimension's field, so the reads can move to pre-aggregated rollups without touching the rest. Every
-call runs a constant number of queries: one for the figures, one for their labels.
+Sales are read from the hourly sales rollups (orders.SalesHour, ProductSalesHour) wherever UTC hours cut
+the reader's local days exactly, as the dashboard reads them (operations.dashboard.sales_source), and
+from the orders elsewhere; uptime from the folded hours of connectivity. Every call runs a constant
+number of queries: one for the figures, one for their labels.
 """
 
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, F, Max, Sum
+from django.db.models import F, Max, Sum
 from django.db.models.functions import ExtractHour, ExtractIsoWeekDay, TruncDate
+from django.utils import timezone
 from django.utils.dates import WEEKDAYS
 from django.utils.translation import gettext as _
 
 from accounts.models import Merchant
 from devices.models import Device, DeviceStatusHour, Location
-from operations.dashboard import Scope, sold_in_range
-from orders.models import BUILT_IN_PAYMENT_METHODS, MONEY, OrderItem, PaymentMethod
-from orders.selectors import CENT, net_amount
+from operations.dashboard import Scope, sales_in_range, sales_source
+from orders.models import BUILT_IN_PAYMENT_METHODS, PaymentMethod
+from orders.selectors import CENT
 
 DIMENSIONS = ("merchant", "location", "machine", "product", "payment_method", "hour", "weekday")
 # Dimensions whose keys have an order of their own (the clock, the week); the others rank by amount.
@@ -50,34 +52,37 @@ def dimension_labels() -> dict:
     }
 
 
-def _order_field(scope: Scope, dimension: str):
-    """What sold orders are grouped by for `dimension` (a field name or an expression of local time)."""
+def _order_field(scope: Scope, dimension: str, when: str):
+    """What sales are grouped by for `dimension` (a field name or an expression of local time)."""
     if dimension == "hour":
-        return ExtractHour("device_created_at", tzinfo=scope.zone)
+        return ExtractHour(when, tzinfo=scope.zone)
     if dimension == "weekday":
-        return ExtractIsoWeekDay("device_created_at", tzinfo=scope.zone)
+        return ExtractIsoWeekDay(when, tzinfo=scope.zone)
     return F(ORDER_FIELDS[dimension])
 
 
 def _order_source(scope: Scope, dimension: str) -> list[dict]:
-    """Sold orders of the range by the dimension's key and currency: {key, currency, orders, amount}."""
+    """Sales of the range by the dimension's key and currency: {key, currency, orders, amount}, from
+    the hourly rollups wherever they give the exact figures (the dashboard's rule), else the orders."""
+    sales = sales_source(scope, timezone.now())
     return list(
-        sold_in_range(scope)
-        .annotate(key=_order_field(scope, dimension))
+        sales_in_range(sales, scope)
+        .annotate(key=_order_field(scope, dimension, sales.when))
         .values("key", "currency")
-        .annotate(orders=Count("pk"), amount=Sum(net_amount()))
+        .annotate(orders=sales.orders, amount=sales.amount)
         .order_by()
     )
 
 
 def _item_source(scope: Scope) -> list[dict]:
-    """Items of sold orders of the range by product and currency: {key, currency, qty, amount, name}."""
-    items = OrderItem.objects.filter(order__in=sold_in_range(scope))
+    """Products sold in the range by product and currency: {key, currency, qty, amount, name}."""
+    sales = sales_source(scope, timezone.now())
+    lines = sales.product_lines(sales_in_range(sales, scope))
     return list(
-        items.annotate(key=F("product_id"), currency=F("order__currency"))
+        lines.annotate(key=F("product_id"))
         .values("key", "currency")
-        .annotate(amount=Sum(F("qty") * F("unit_price"), output_field=DecimalField(**MONEY)))
-        .annotate(qty=Sum("qty"), name=Max("name"))  # after the amount, whose `qty` is the item's
+        .annotate(amount=Sum("line"))
+        .annotate(qty=Sum("qty"), name=Max("name"))  # after the amount, whose `qty` is the line's
         .order_by()
     )
 

@@ -157,13 +157,8 @@ def _hour_lines(products, scope: Scope, hours_in_range):
     return products.filter(hour__gte=scope.start, hour__lt=scope.end).annotate(line=F("amount"))
 
 
-def _in_range(sales: Sales, scope: Scope):
+def sales_in_range(sales: Sales, scope: Scope):
     return sales.rows.filter(**{f"{sales.when}__gte": scope.start, f"{sales.when}__lt": scope.end})
-
-
-def sold_in_range(scope: Scope):
-    """The sold orders of the scope's range: what every sales figure counts (analytics too)."""
-    return _in_range(_orders_source(scope), scope)
 
 
 def machine_counts(scope: Scope) -> dict:
@@ -202,7 +197,7 @@ def _sales_totals(sales: Sales, rows) -> list[dict]:
 def _sales_by(sales: Sales, scope: Scope, name: str, bucket, label) -> list[dict]:
     """Sales of the range by `bucket` (an expression of the sale's local time) and currency."""
     rows = (
-        _in_range(sales, scope)
+        sales_in_range(sales, scope)
         .annotate(bucket=bucket)
         .values("bucket", "currency")
         .annotate(n=sales.orders, total=sales.amount)
@@ -241,7 +236,7 @@ def online_rate_per_day(scope: Scope) -> list[dict]:
 
 
 def top_products(scope: Scope, sales: Sales) -> list[dict]:
-    lines = sales.product_lines(_in_range(sales, scope))
+    lines = sales.product_lines(sales_in_range(sales, scope))
     rows = (
         lines.values("product_id", "name", "currency")
         .annotate(sold=Sum("qty"), total=Sum("line"))
@@ -260,7 +255,7 @@ def top_products(scope: Scope, sales: Sales) -> list[dict]:
 
 
 def top_and_silent_machines(scope: Scope, sales: Sales) -> dict:
-    sold = _in_range(sales, scope)
+    sold = sales_in_range(sales, scope)
     top = (
         sold.values("device_id", "device__serial", "device__alias", "currency")
         .annotate(n=sales.orders, total=sales.amount)
@@ -326,7 +321,7 @@ def dashboard_summary(scope: Scope, now: datetime | None = None, *, from_orders:
         "to": scope.last_day.isoformat(),
         "machines": machine_counts(scope),
         "sales_today": _sales_totals(sales, sales.rows.filter(**{f"{sales.when}__gte": today_start})),
-        "sales": _sales_totals(sales, _in_range(sales, scope)),
+        "sales": _sales_totals(sales, sales_in_range(sales, scope)),
         "open_alarms": open_alarms(scope),
         "bins": bin_counts(scope),
         "pending_commands": commands.filter(status__in=UNFINISHED_COMMAND_STATUSES).count(),

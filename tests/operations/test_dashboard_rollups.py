@@ -1,9 +1,11 @@
-"""The dashboard reads its sales from the hourly rollups wherever UTC hours cut the reader's days, and
-those figures are the ones the orders give; in a zone a half hour off UTC it reads the orders."""
+"""The dashboard and analytics read their sales from the hourly rollups wherever UTC hours cut the
+reader's days, and those figures are the ones the orders give; in a zone a half hour off UTC they read
+the orders."""
 
 import random
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,8 +13,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Role
-from operations.dashboard import dashboard_summary, hours_cut_days, scope_for
-from orders.models import Order, SalesHour
+from operations import analytics
+from operations.analytics import DIMENSIONS, sales_by
+from operations.dashboard import dashboard_summary, hours_cut_days, sales_source, scope_for
+from orders.models import Order, ProductSalesHour, SalesHour
 from orders.services import refund_order
 from tests.factories import DeviceFactory, LocationFactory, OrderFactory
 
@@ -115,3 +119,18 @@ def test_in_kolkata_the_dashboard_reads_the_orders_and_keeps_its_days_exact(merc
     ]
     assert [(h["hour"], h["amount"]) for h in figures["sales_per_hour"]] == [(0, "12.00"), (23, "10.00")]
     assert [f["amount"] for f in figures["sales_today"]] == ["12.00"]
+
+
+@pytest.mark.parametrize("dimension", DIMENSIONS)
+def test_analytics_from_the_rollups_equal_analytics_from_the_orders(stream, dimension, monkeypatch):
+    scope = scope_for(stream["admin"], now=NOW, first_day=date(2026, 10, 27), last_day=date(2026, 11, 3))
+    from_rollups = sales_by(scope, dimension)
+    assert SalesHour.objects.exists() and from_rollups
+
+    monkeypatch.setattr(analytics, "sales_source", partial(sales_source, from_orders=True))
+    assert sales_by(scope, dimension) == from_rollups
+
+    monkeypatch.undo()
+    SalesHour.objects.all().delete()
+    ProductSalesHour.objects.all().delete()
+    assert sales_by(scope, dimension) == []  # what it gave came from the rollups
