@@ -505,11 +505,10 @@ def time_list_case(port, *, who, token, params, pages, requests, max_s) -> dict:
 QUERY_TIMES = """
 import json, time, statistics
 from django.db import connection
-from django.db.models import Q
 from django.http import QueryDict
 from accounts.models import User
 from orders.filters import OrderFilter
-from orders.selectors import orders_for
+from orders.selectors import orders_for, search_orders
 
 def best(fn, n=5):
     times = []
@@ -522,9 +521,7 @@ for who, email, params, page_number in {cases!r}:
     user = User.objects.get(email=email)
     data = QueryDict(params)
     qs = OrderFilter(data, queryset=orders_for(user).order_by("-received_at", "-pk")).qs
-    for term in data.get("query", "").split():  # what DRF's SearchFilter adds for ?query=
-        qs = qs.filter(Q(machine_order_id__icontains=term) | Q(transaction_id__icontains=term)
-                       | Q(device__serial__icontains=term))
+    qs = search_orders(qs, data.get("query", ""))  # what the list's search filter adds for ?query=
     offset = (page_number - 1) * {page_size}
     total = qs.count()
     capped = qs.order_by()[:10001]
