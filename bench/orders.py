@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -77,7 +78,8 @@ except ImportError:  # pragma: no cover
     cpu_between = cpu_line = cpu_snapshot = None
     NOISE_CORES = 0.1
 
-DB_NAME = "coffeeshop_bench_orders"
+# Helpers sharing one PostgreSQL give each run its own database; the default is the documented one.
+DB_NAME = os.environ.get("BENCH_ORDERS_DB", "coffeeshop_bench_orders")
 DB_URL = f"postgres://postgres@{HOST}:5432/{DB_NAME}"
 MERCHANT_A = "Bench Coffee Co"
 MERCHANT_B = "Second Cup Ltd"
@@ -110,6 +112,7 @@ def pg(dbname: str = DB_NAME, **kwargs):
 
 SEED = """
 import json
+import os
 from rest_framework.authtoken.models import Token
 from accounts.models import Merchant, Role, User
 from accounts.services import grant_merchant_access
@@ -143,6 +146,7 @@ print("BENCH_JSON " + json.dumps({{
 
 SEED_SECRET = """
 import json
+import os
 from accounts.models import Merchant
 merchant = Merchant.objects.get_or_create(name={merchant_a!r})[0]
 print("BENCH_JSON " + json.dumps({{"secret": merchant.provisioning_secret}}))
