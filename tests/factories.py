@@ -147,7 +147,12 @@ class OrderFactory(factory.django.DjangoModelFactory):
             else [{"product_id": "latte", "name": "Latte", "qty": 1, "unit_price": self.total}]
         )
         items = OrderItem.objects.bulk_create(
-            [OrderItem(order=self, position=position, **spec) for position, spec in enumerate(specs)]
+            [
+                OrderItem(
+                    order=self, position=position, **{**spec, "unit_price": Decimal(spec["unit_price"])}
+                )
+                for position, spec in enumerate(specs)
+            ]
         )
         rollups.add_sales([self], items)  # as ingest keeps them
 
