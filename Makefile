@@ -15,7 +15,7 @@ export WEB_PORT = $(PORT)
 export WEB_HOST = $(HOST)
 export FLEET_SIZE
 
-.PHONY: install run run-web run-worker run-beat run-fleet test lint format init-db seed-demo bench clean \
+.PHONY: install run run-prod run-web run-worker run-beat run-fleet test lint format init-db seed-demo bench clean \
 	messages compilemessages
 
 $(STAMP):
@@ -37,6 +37,20 @@ seed-demo: init-db
 run: seed-demo
 	@echo "coffeeshop: http://127.0.0.1:$(PORT)/admin/  (admin@example.com / Admin123!), listening on $(HOST)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile start web worker beat $(if $(filter 1,$(SIMULATOR)),fleet,)
+
+## make run-prod: the production shape on this machine (README, "Deployment"): gunicorn (WEB_WORKERS) on
+## PORT, daphne for /ws/ on WS_PORT, celery (WORKER_CONCURRENCY) and beat; PostgreSQL and Redis required.
+WEB_WORKERS ?= 2
+WORKER_CONCURRENCY ?= 2
+WS_PORT ?= 8001
+run-prod: install
+	@$(BIN)/python -m coffeeshop.preflight
+	rm -rf .data/prometheus && mkdir -p .data/prometheus
+	DJANGO_ENV=production $(BIN)/python manage.py init-db
+	DJANGO_ENV=production $(BIN)/python manage.py collectstatic --noinput -v 0
+	DJANGO_ENV=production PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/.data/prometheus WEB_WORKERS=$(WEB_WORKERS) \
+		WORKER_CONCURRENCY=$(WORKER_CONCURRENCY) WS_PORT=$(WS_PORT) PATH="$(CURDIR)/$(BIN):$$PATH" \
+		$(BIN)/honcho -f Procfile.prod start
 
 run-web: install
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
