@@ -29,6 +29,7 @@ from bench.heartbeat import (
     shell_json,
     start_gunicorn,
 )
+from bench.orders import step
 from bench.runner import around_the_bare_view, cpu_meter, guarded, report_and_verdict, run_files
 from bench.staff import StaffClient, latency_ms
 
@@ -90,10 +91,6 @@ print("BENCH_JSON " + json.dumps({{
 """
 
 CASES = (("1 day, hourly", 1, 24), ("90 days, daily", 90, 90))
-
-
-def step(text: str) -> None:
-    print(f"[{datetime.now(UTC):%H:%M:%S}] {text}", flush=True)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
