@@ -23,13 +23,15 @@ from django.utils.translation import ngettext
 from unfold.decorators import action, display
 
 from accounts.models import Capability
+from accounts.time_zones import merchant_zone
 from coffeeshop.admin_base import ScopedModelAdmin, ScopedRelatedFilter, ScopedTabularInline, user_can
-from devices import selectors, services
+from devices import history_chart, selectors, services
 from devices.models import Device, DeviceBin, DeviceState, Location, StatusEvent
 from devices.rules import brewing_range_c, temperature_in_range
 
 HISTORY_ROWS = 20
 CHART_HOURS = 24
+HISTORY_CHART_DAYS = 7
 EMPTY = "\u2013"
 
 
@@ -175,6 +177,36 @@ def temperature_chart(device: Device, now) -> str | None:
                     "suffixYAxis": "°C",
                     "maxTicksXLimit": 8,
                 }
+            ],
+        }
+    )
+
+
+def online_history_chart(device: Device, now) -> str | None:
+    """Chart.js data for the last HISTORY_CHART_DAYS, an hour a point, from the folded hours."""
+    zone = merchant_zone(device.merchant)
+    since = now - timedelta(days=HISTORY_CHART_DAYS)
+    start, end, resolution = history_chart.chart_range(since, now, None, now)
+    points = history_chart.device_history(device, start, end, resolution, zone)
+    if not points:
+        return None
+    return json.dumps(
+        {
+            "labels": [date_format(point["at"], "D H:i") for point in points],
+            "datasets": [
+                {
+                    "label": str(_("Online (%)")),
+                    "data": [point["online_pct"] for point in points],
+                    "borderColor": "var(--color-primary-600)",
+                    "displayYAxis": True,
+                    "suffixYAxis": "%",
+                    "maxTicksXLimit": 8,
+                },
+                {
+                    "label": str(_("Average temperature (°C)")),
+                    "data": [point["avg_temperature_c"] for point in points],
+                    "borderColor": "var(--color-primary-300)",
+                },
             ],
         }
     )
@@ -398,6 +430,8 @@ class DeviceAdmin(ScopedModelAdmin):
             },
             "summary": selectors.device_summary(device, now, hours=CHART_HOURS),
             "temperature_chart": temperature_chart(device, now),
+            "history_chart": online_history_chart(device, now),
+            "history_zone": merchant_zone(device.merchant).key,
             "history": history_table(device),
         }
 

@@ -189,7 +189,7 @@ class ClearAlarmForm(ServiceDialogForm):
 class NotificationChannelForm(forms.ModelForm):
     class Meta:
         model = NotificationChannel
-        fields = ["merchant", "kind", "target", "min_severity", "secret", "is_active"]
+        fields = ["merchant", "kind", "target", "min_severity", "language", "secret", "is_active"]
 
     def clean(self):
         cleaned = super().clean()

@@ -417,6 +417,13 @@ class NotificationChannel(models.Model):
         blank=True,
         help_text=_("Webhooks carry an X-Coffeeshop-Signature HMAC-SHA256 of the body."),
     )
+    language = models.CharField(
+        _("language"),
+        max_length=8,
+        choices=settings.LANGUAGES,
+        default="en",
+        help_text=_("The language of the e-mails sent to this address."),
+    )
     is_active = models.BooleanField(_("active"), default=True)
 
     objects = AlarmQuerySet.as_manager()

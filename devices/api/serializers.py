@@ -168,3 +168,31 @@ class DeviceSummarySerializer(serializers.Serializer):
 
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField(help_text=_("Shown once; store it on the machine."))
+
+
+class HistoryChartQuerySerializer(serializers.Serializer):
+    from_ = serializers.DateTimeField(required=False)
+    to = serializers.DateTimeField(required=False)
+    resolution = serializers.ChoiceField(choices=["hour", "day"], required=False)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+
+class HistoryPointSerializer(serializers.Serializer):
+    at = serializers.CharField(help_text="The period's start, in the merchant's time zone (ISO 8601).")
+    online_pct = serializers.FloatField(allow_null=True)
+    known_s = serializers.FloatField()
+    avg_temperature_c = serializers.FloatField(allow_null=True)
+    min_temperature_c = serializers.FloatField(allow_null=True)
+    max_temperature_c = serializers.FloatField(allow_null=True)
+    offline_events = serializers.IntegerField()
+    state_changes = serializers.IntegerField()
+
+
+class HistoryChartSerializer(serializers.Serializer):
+    time_zone = serializers.CharField()
+    resolution = serializers.CharField()
+    points = HistoryPointSerializer(many=True)

@@ -10,7 +10,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from accounts.models import Capability
-from devices import selectors, services
+from accounts.time_zones import merchant_zone
+from devices import history_chart, selectors, services
 from devices.api import serializers
 from devices.filters import DeviceFilter, LocationFilter, StatusHistoryFilter
 from devices.models import DeviceBin, StatusEvent
@@ -119,6 +120,37 @@ class DeviceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             raise ValidationError(records.errors)
         page = self.paginate_queryset(records.qs)
         return self.get_paginated_response(serializers.StatusHistorySerializer(page, many=True).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.DATETIME, description="Default: 7 days before `to`."),
+            OpenApiParameter("to", OpenApiTypes.DATETIME, description="Default: now."),
+            OpenApiParameter(
+                "resolution", str, enum=history_chart.RESOLUTIONS, description="Default: hour up to 7 days."
+            ),
+        ],
+        responses=serializers.HistoryChartSerializer,
+    )
+    @action(detail=True, filter_backends=[], pagination_class=None, url_path="history/chart")
+    def history_chart(self, request, pk=None):
+        """Online %, state changes and temperature per hour or per local day, from the folded hours."""
+        device = self.get_object()
+        query = serializers.HistoryChartQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        start, end, resolution = history_chart.chart_range(
+            query.validated_data.get("from"),
+            query.validated_data.get("to"),
+            query.validated_data.get("resolution"),
+            timezone.now(),
+        )
+        zone = merchant_zone(device.merchant)
+        points = history_chart.device_history(device, start, end, resolution, zone)
+        data = {
+            "time_zone": zone.key,
+            "resolution": resolution,
+            "points": [{**point, "at": point["at"].isoformat()} for point in points],
+        }
+        return Response(serializers.HistoryChartSerializer(data).data)
 
     @extend_schema(request=None, responses=serializers.TokenSerializer)
     @action(detail=True, methods=["post"], url_path="rotate-token")

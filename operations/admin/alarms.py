@@ -208,7 +208,7 @@ class NotificationChannelAdmin(ScopedModelAdmin):
     write_capability = Capability.MANAGE_MERCHANTS
     secret_fields = ("secret",)
     form = NotificationChannelForm
-    list_display = ["target", "kind", "merchant", "min_severity", "is_active"]
+    list_display = ["target", "kind", "merchant", "min_severity", "language", "is_active"]
     list_select_related = ["merchant"]
     list_filter = [("merchant", ScopedRelatedFilter), "kind", "is_active"]
     search_fields = ["target"]

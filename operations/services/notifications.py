@@ -9,9 +9,11 @@ from datetime import timedelta
 import httpx
 from django.core.mail import send_mail
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
+from accounts.time_zones import merchant_zone
 from operations import dispatch
 from operations.models import Alarm, MaintenanceWindow, NotificationChannel, Severity
 from operations.services.alarms import alarm_payload
@@ -50,14 +52,35 @@ def notify_alarm(alarm_id: int, now=None) -> list[str]:
     return reached
 
 
+def alarm_email(alarm: Alarm, language: str) -> tuple[str, str]:
+    """(subject, body) of the alarm's e-mail in `language`; times in the merchant's zone, and the
+    alarm's code (its type, which machines and integrations match on) as the English identifier."""
+    with translation.override(language), timezone.override(merchant_zone(alarm.merchant)):
+        names = {
+            "severity": alarm.get_severity_display(),
+            "type": alarm.get_type_display(),
+            "device": alarm.device,
+        }
+        subject = _("[%(severity)s] %(type)s on %(device)s") % names
+        first_seen = timezone.localtime(alarm.first_seen_at)
+        lines = [
+            subject,
+            "",
+            _("Machine: %(device)s") % names,
+            _("Alarm: %(type)s (code %(code)s)") % {**names, "code": alarm.type},
+            _("Severity: %(severity)s") % names,
+            _("First seen: %(time)s (%(zone)s)")
+            % {"time": date_format(first_seen, "DATETIME_FORMAT"), "zone": first_seen.tzinfo.key},
+        ]
+        if alarm.message:
+            lines.append(_("Machine's message: %(message)s") % {"message": alarm.message})
+    return subject, "\n".join(lines) + "\n"
+
+
 def _deliver(channel: NotificationChannel, alarm: Alarm) -> bool:
-    subject = _("[%(severity)s] %(type)s on %(device)s") % {
-        "severity": alarm.get_severity_display(),
-        "type": alarm.get_type_display(),
-        "device": alarm.device,
-    }
     if channel.kind == NotificationChannel.Kind.EMAIL:
-        return send_mail(subject, alarm.message or subject, None, [channel.target], fail_silently=True) == 1
+        subject, body = alarm_email(alarm, channel.language)
+        return send_mail(subject, body, None, [channel.target], fail_silently=True) == 1
     body = json.dumps({"event": "alarm.opened", "alarm": alarm_payload(alarm)}).encode()
     headers = {"Content-Type": "application/json"}
     if channel.secret:

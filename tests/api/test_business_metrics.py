@@ -101,3 +101,54 @@ def test_metrics_still_answer_when_the_figures_cannot_be_read(business, monkeypa
 
     assert value(samples, "coffeeshop_business_metrics_up") == 0
     assert [name for name, _labels in samples] == ["coffeeshop_business_metrics_up"]
+
+
+def open_alarms(samples, merchant) -> float:
+    return sum(
+        figure
+        for (name, labels), figure in samples.items()
+        if name == "coffeeshop_open_alarms" and ("merchant", merchant.name) in labels
+    )
+
+
+def test_a_heartbeat_an_order_and_an_alarm_through_the_machine_api_move_the_scraped_figures(
+    machine, merchant
+):
+    """The same figures, moved by what a machine sends (not by writing the rows by hand)."""
+    from django.utils import timezone
+
+    from devices.services import flush_heartbeats
+    from tests.conftest import protocol_order
+
+    def beat(**body):
+        status = {"state": "idle", **body}
+        reply = machine.post(f"/api/v1/devices/{machine.device.pk}/status", status, format="json")
+        assert reply.status_code == 200, reply.content
+        flush_heartbeats()  # with Redis a heartbeat is written behind
+
+    before = scraped()
+    assert value(before, "coffeeshop_online_rate", merchant=merchant.name) in (None, 0)
+
+    beat()
+    online = scraped()
+    assert value(online, "coffeeshop_online_rate", merchant=merchant.name) == 1.0
+    labels = {"merchant": merchant.name, "connectivity": "online", "state": "idle"}
+    assert value(online, "coffeeshop_machines", **labels) == 1
+
+    reply = machine.post(
+        f"/api/v1/devices/{machine.device.pk}/orders/create",
+        protocol_order(created_at=timezone.now().isoformat()),
+        format="json",
+    )
+    assert reply.status_code in (200, 201), reply.content
+    sold = scraped()
+    assert value(sold, "coffeeshop_orders_today", merchant=merchant.name, currency="CNY") == 1
+    assert value(sold, "coffeeshop_sales_today", merchant=merchant.name, currency="CNY") == 36.0
+    assert open_alarms(sold, merchant) == 0
+
+    beat(temperature_c=104)
+    beat(temperature_c=105)
+    assert open_alarms(scraped(), merchant) == 1
+
+    beat(temperature_c=93)  # cooled down: the alarm clears
+    assert open_alarms(scraped(), merchant) == 0
