@@ -362,3 +362,29 @@ def test_development_sends_no_content_security_policy_unless_asked(run_django):
 
     assert default["csp"] is None
     assert "script-src 'self' 'unsafe-eval'" in asked["csp"]
+
+
+LOG_A_LINE = (
+    "import os, django, logging; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'coffeeshop.settings'); "
+    "django.setup(); logging.getLogger('coffeeshop').warning('machine %s is late', 'CM-1')"
+)
+
+
+def test_log_format_json_writes_one_json_object_a_line(run_django):
+    result = run_django("-c", LOG_A_LINE, LOG_FORMAT="json")
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stderr.strip().splitlines()[-1])
+    expected = ("WARNING", "coffeeshop", "machine CM-1 is late")
+    assert (line["level"], line["logger"], line["message"]) == expected
+
+
+def test_development_logs_readable_text_by_default(run_django):
+    result = run_django("-c", LOG_A_LINE)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith("WARNING coffeeshop machine CM-1 is late")
+
+
+def test_an_unknown_log_format_is_refused(run_django):
+    result = run_django("manage.py", "check", LOG_FORMAT="xml")
+    assert result.returncode != 0
+    assert "LOG_FORMAT must be 'json' or 'text'" in result.stderr
