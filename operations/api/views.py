@@ -12,8 +12,9 @@ from devices.selectors import devices_for
 from operations import selectors, services
 from operations.api import serializers
 from operations.filters import AlarmFilter, CommandFilter
-from operations.models import CommandBatch, TaskJob
+from operations.models import CommandBatch
 from operations.services import alarms, batch_targets, commands
+from operations.services.job_files import open_job_file
 from operations.tasks import dispatch_command_batch
 
 
@@ -42,15 +43,8 @@ class TaskJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @extend_schema(responses={(200, "text/csv"): OpenApiResponse(description="The job's file")})
     @action(detail=True)
     def download(self, request, pk=None):
-        job = self.get_object()
-        if job.status != TaskJob.Status.SUCCEEDED or not job.result_file:
-            raise exceptions.NotFound(_("This job has no file (yet)."))
-        return FileResponse(
-            job.result_file.open("rb"),
-            as_attachment=True,
-            filename=job.result_file.name.rsplit("/", 1)[-1],
-            content_type="text/csv",
-        )
+        opened, filename = open_job_file(self.get_object())
+        return FileResponse(opened, as_attachment=True, filename=filename, content_type="text/csv")
 
 
 class DeviceCommandsView(APIView):
