@@ -211,6 +211,10 @@ else:
 COMMAND_BATCH_CHUNK = int(os.environ.get("COMMAND_BATCH_CHUNK", "1000"))  # commands per transaction
 JOB_STALE_AFTER_S = int(os.environ.get("JOB_STALE_AFTER_S", "120"))
 JOB_MAX_ATTEMPTS = int(os.environ.get("JOB_MAX_ATTEMPTS", "3"))
+# The files a job stored (an export's CSV, an import's sheet and report) are deleted this many days
+# after it finished, JOB_FILES_DELETE_BATCH jobs per transaction (operations.services.job_files).
+JOB_FILES_KEEP_DAYS = int(os.environ.get("JOB_FILES_KEEP_DAYS", "7"))
+JOB_FILES_DELETE_BATCH = int(os.environ.get("JOB_FILES_DELETE_BATCH", "200"))
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL

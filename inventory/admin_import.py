@@ -130,7 +130,8 @@ class MaterialImportJobsMixin:
 
     def import_job_view(self, request, job_id):
         job = self._import_job(request, job_id)
-        report = import_report(job) if job.is_finished else None
+        files_kept = job.files_deleted_at is None  # else its progress element says they were deleted
+        report = import_report(job) if job.is_finished and files_kept else None
         context = {
             **self.admin_site.each_context(request),
             "title": _("Material import: preview") if job.params["dry_run"] else _("Material import"),
@@ -143,6 +144,7 @@ class MaterialImportJobsMixin:
             if job.status == TaskJob.Status.SUCCEEDED and not job.params["dry_run"]
             else "",
             "can_confirm": job.params["dry_run"]
+            and files_kept
             and job.status == TaskJob.Status.SUCCEEDED
             and not job.params.get("counts", {}).get("error"),
             "confirm_job": job.params.get("confirm_job"),

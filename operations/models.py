@@ -33,6 +33,7 @@ TASK_JOB_RUN_FIELDS = [
     "beat_at",
     "result_rows",
     "error",
+    "files_deleted_at",
 ]
 
 
@@ -55,6 +56,11 @@ class TaskJob(models.Model):
         CANCELED = "canceled", _("Canceled")
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELED)
+    # The kinds that store files (`result_file`, and the storage names under FILE_PARAMS in `params`):
+    # deleted JOB_FILES_KEEP_DAYS after the job finished (operations.services.job_files). A package
+    # build stores none: its package's file is the package's, which machines download.
+    KINDS_WITH_FILES = (Kind.ORDERS_EXPORT, Kind.ANALYTICS_EXPORT, Kind.MATERIAL_IMPORT)
+    FILE_PARAMS = ("file", "report")
 
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
@@ -81,6 +87,12 @@ class TaskJob(models.Model):
     result_file = models.FileField(_("file"), upload_to="exports/", blank=True)
     result_rows = models.PositiveIntegerField(_("rows"), null=True, blank=True)
     error = models.TextField(_("error"), blank=True)
+    files_deleted_at = models.DateTimeField(
+        _("files deleted"),
+        null=True,
+        blank=True,
+        help_text=_("When the files the job stored were deleted, JOB_FILES_KEEP_DAYS after it finished."),
+    )
 
     objects = TaskJobQuerySet.as_manager()
 
@@ -92,6 +104,9 @@ class TaskJob(models.Model):
             models.Index(fields=["created_by", "-created_at"], name="taskjob_user_recent"),
             models.Index(fields=["status"], name="taskjob_status"),
             models.Index(fields=["status", "beat_at"], name="taskjob_status_beat"),
+            models.Index(
+                fields=["finished_at"], condition=Q(files_deleted_at=None), name="taskjob_files_kept"
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(progress__lte=100), name="taskjob_progress_range"),
@@ -107,6 +122,13 @@ class TaskJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+    @property
+    def stored_files(self) -> list[str]:
+        """The storage names of the files this job stored or reads (a confirmed import reads its
+        preview's upload)."""
+        names = [self.result_file.name, *(self.params.get(key) for key in self.FILE_PARAMS)]
+        return [name for name in names if name]
 
 
 class CommandType(models.TextChoices):

@@ -4,7 +4,7 @@ from celery import shared_task
 
 from devices import services as devices
 from devices.models import Device
-from operations.services import alarms, commands, jobs, notifications
+from operations.services import alarms, commands, job_files, jobs, notifications
 from operations.services.analytics_export import run_analytics_export
 
 
@@ -54,6 +54,12 @@ def mark_silent_devices_offline() -> int:
 def reclaim_stale_jobs() -> dict:
     """Background jobs whose worker died go back to the workers (or fail visibly after a few starts)."""
     return {name: len(ids) for name, ids in jobs.reclaim_stale_jobs().items()}
+
+
+@shared_task(name="operations.delete_expired_job_files", acks_late=True)
+def delete_expired_job_files() -> dict:
+    """The files of jobs finished more than JOB_FILES_KEEP_DAYS ago, and those no job names, deleted."""
+    return job_files.delete_expired_job_files()
 
 
 @shared_task(name="operations.send_report", acks_late=True)

@@ -21,6 +21,7 @@ def import_job_reply(job: TaskJob) -> dict:
     params = job.params
     counts = params.get("counts")
     previewed = params["dry_run"] and job.status == TaskJob.Status.SUCCEEDED
+    kept = job.files_deleted_at is None  # else `job.files_deleted_at` says when they were deleted
     return {
         "id": job.pk,
         "job": TaskJobSerializer(job).data,
@@ -30,8 +31,10 @@ def import_job_reply(job: TaskJob) -> dict:
         "rows": params["rows"],
         "dry_run": params["dry_run"],
         "counts": counts,
-        "rows_url": f"{BASE}/{job.pk}/rows" if params.get("report") else None,
-        "confirm_url": f"{BASE}/{job.pk}/confirm" if previewed and not (counts or {}).get("error") else None,
+        "rows_url": f"{BASE}/{job.pk}/rows" if params.get("report") and kept else None,
+        "confirm_url": f"{BASE}/{job.pk}/confirm"
+        if previewed and kept and not (counts or {}).get("error")
+        else None,
         "preview_id": params.get("preview"),
         "confirm_job_id": params.get("confirm_job"),
     }
@@ -56,7 +59,7 @@ class MaterialImportJobViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSe
     @action(detail=True)
     def rows(self, request, pk=None):
         """The job's rows in file order (`?status=error` for the rows in error), a page at a time; an
-        empty page until the job has read the file."""
+        empty page until the job has read the file, a 404 (reason "expired") once its files were deleted."""
         wanted = request.query_params.get("status")
         if wanted is not None and wanted not in STATUSES:
             raise ValidationError({"status": [f"one of {', '.join(STATUSES)}"]})

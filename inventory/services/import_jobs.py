@@ -35,9 +35,10 @@ from coffeeshop.exceptions import Conflict, DomainError, Forbidden
 from inventory.services.catalogue import import_materials, read_sheet
 from operations.models import TaskJob
 from operations.services import JobSuperseded, claim_job, create_job, finish_job, report_progress
+from operations.services.job_files import ensure_files_kept, ensure_preview_kept
 
 logger = logging.getLogger(__name__)
-STORAGE_DIR = "material-imports"
+STORAGE_DIR = "material-imports"  # one of operations.services.job_files.JOB_FILE_DIRS
 STATUSES = ("new", "updated", "unchanged", "error")
 
 
@@ -89,6 +90,7 @@ def confirm_material_import(preview: TaskJob, *, user, enqueue) -> TaskJob:
         raise Forbidden(_("This import is for a merchant that is not yours."))
     if params.get("confirm_job"):
         return TaskJob.objects.get(pk=params["confirm_job"])
+    ensure_preview_kept(preview)  # under the preview's row lock, which the files' deletion takes too
     if preview.status != TaskJob.Status.SUCCEEDED:
         raise Conflict(_("The preview is not ready: confirm it once it has finished."))
     if params.get("counts", {}).get("error"):
@@ -249,7 +251,9 @@ def _progress(job: TaskJob, total: int, *, enabled: bool):
 
 
 def import_report(job: TaskJob) -> list[dict] | None:
-    """The job's rows ({row, status, errors}), errors and all; None until the job has written them."""
+    """The job's rows ({row, status, errors}), errors and all; None until the job has written them.
+    NotFound (reason "expired") once the job's files were deleted."""
+    ensure_files_kept(job)
     name = job.params.get("report")
     if not name:
         return None

@@ -3,21 +3,26 @@
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404, HttpResponseGone, JsonResponse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from unfold.decorators import action, display
 
 from coffeeshop.admin_base import ScopedModelAdmin
+from coffeeshop.exceptions import NotFound
 from operations.admin.common import EMPTY, admin_url, labels_of, object_views
 from operations.models import TASK_JOB_RUN_FIELDS, TaskJob
 from operations.services import cancel_job, job_payload
-from operations.services.jobs import download_content_type
+from operations.services.job_files import expired_message, open_job_file
+from operations.services.jobs import download_content_type, download_url
+
+EXPIRED = '<span class="cs-job-expired">{}</span>'
 
 
 def job_element(job: TaskJob, status_url: str | None = None, *, reload_when_finished: bool = False) -> str:
-    """The job's status, a progress bar and, once it succeeded, its download link (kept live).
+    """The job's status, a progress bar and, once it succeeded, its download link (kept live), or that
+    its files were deleted.
 
     live.js polls `status_url` (the job's own status page by default) when no socket event comes, and
     reloads the page once the job has finished if `reload_when_finished` (a page that shows its result)."""
@@ -31,7 +36,7 @@ def job_element(job: TaskJob, status_url: str | None = None, *, reload_when_fini
         'aria-valuenow="{}">'
         '<span class="cs-progress-fill" style="width: {}%"></span></span>'
         '<span class="cs-job-percent">{}%</span>'
-        '<a class="cs-job-download text-primary-600" href="{}"{}>{}</a>'
+        '<a class="cs-job-download text-primary-600" href="{}"{}>{}</a>{}'
         "</span>",
         job.pk,
         job.status,
@@ -44,8 +49,9 @@ def job_element(job: TaskJob, status_url: str | None = None, *, reload_when_fini
         job.progress,
         job.progress,
         download,
-        "" if job.status == TaskJob.Status.SUCCEEDED and job.result_file else mark_safe(" hidden"),
+        "" if download_url(job) else mark_safe(" hidden"),
         _("Download XLSX") if job.params.get("format") == "xlsx" else _("Download CSV"),
+        format_html(EXPIRED, expired_message()) if job.files_deleted_at else "",
     )
 
 
@@ -95,14 +101,16 @@ class TaskJobAdmin(ScopedModelAdmin):
         return self.object_for_action(request, object_id)
 
     def download_view(self, request, object_id):
+        """The file; 404 while the job has none, 410 saying why once it was deleted (or went missing)."""
         job = self.visible_job(request, object_id)
-        if job.status != TaskJob.Status.SUCCEEDED or not job.result_file:
-            raise Http404(_("This job has no file (yet)."))
+        try:
+            opened, filename = open_job_file(job)
+        except NotFound as error:
+            if not error.details.get("reason"):
+                raise Http404(error.message) from None
+            return HttpResponseGone(error.message, content_type="text/plain; charset=utf-8")
         return FileResponse(
-            job.result_file.open("rb"),
-            as_attachment=True,
-            filename=job.result_file.name.rsplit("/", 1)[-1],
-            content_type=download_content_type(job),
+            opened, as_attachment=True, filename=filename, content_type=download_content_type(job)
         )
 
     def status_view(self, request, object_id):

@@ -12,8 +12,9 @@ from devices.selectors import devices_for
 from operations import selectors, services
 from operations.api import serializers
 from operations.filters import AlarmFilter, CommandFilter
-from operations.models import CommandBatch, TaskJob
+from operations.models import CommandBatch
 from operations.services import alarms, batch_targets, commands
+from operations.services.job_files import open_job_file
 from operations.services.jobs import download_content_type
 from operations.tasks import dispatch_command_batch
 
@@ -44,13 +45,9 @@ class TaskJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @action(detail=True)
     def download(self, request, pk=None):
         job = self.get_object()
-        if job.status != TaskJob.Status.SUCCEEDED or not job.result_file:
-            raise exceptions.NotFound(_("This job has no file (yet)."))
+        opened, filename = open_job_file(job)
         return FileResponse(
-            job.result_file.open("rb"),
-            as_attachment=True,
-            filename=job.result_file.name.rsplit("/", 1)[-1],
-            content_type=download_content_type(job),
+            opened, as_attachment=True, filename=filename, content_type=download_content_type(job)
         )
 
 

@@ -35,12 +35,14 @@ def job_payload(job: TaskJob) -> dict:
         "result_rows": job.result_rows,
         "error": job.error,
         "download_url": download_url(job),
+        "files_deleted_at": job.files_deleted_at.isoformat() if job.files_deleted_at else None,
     }
 
 
 def download_url(job: TaskJob) -> str | None:
-    """Where a finished job's file downloads; None until it succeeded, and for jobs that make no file."""
-    if job.status != TaskJob.Status.SUCCEEDED or not job.result_file:
+    """Where a finished job's file downloads; None until it succeeded, for jobs that make no file, and
+    once the file was deleted (operations.services.job_files)."""
+    if job.status != TaskJob.Status.SUCCEEDED or not job.result_file or job.files_deleted_at:
         return None
     return f"/api/v1/jobs/{job.pk}/download"
 
