@@ -678,7 +678,13 @@ def test_the_maintenance_window_machine_picker_offers_only_the_merchants_machine
 
 def test_an_admin_adds_a_notification_channel_for_their_merchant(login, world):
     client = login(Role.ADMIN)
-    data = {"merchant": world.a.pk, "kind": "email", "min_severity": "critical", "is_active": "on"}
+    data = {
+        "merchant": world.a.pk,
+        "kind": "email",
+        "min_severity": "critical",
+        "is_active": "on",
+        "language": "zh-hans",
+    }
 
     form_page = client.get(reverse("admin:operations_notificationchannel_add")).content.decode()
     invalid = client.post(
