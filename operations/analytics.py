@@ -15,7 +15,6 @@ number of queries: one for the figures, one for their labels.
 
 from collections import defaultdict
 from datetime import date
-from decimal import Decimal
 
 from django.db.models import F, Max, Sum
 from django.db.models.functions import ExtractHour, ExtractIsoWeekDay, TruncDate
@@ -27,7 +26,7 @@ from accounts.models import Merchant
 from devices.models import Device, DeviceStatusHour, Location
 from operations.dashboard import Scope, sales_in_range, sales_source
 from orders.models import BUILT_IN_PAYMENT_METHODS, PaymentMethod
-from orders.selectors import CENT
+from orders.selectors import money_text
 
 DIMENSIONS = ("merchant", "location", "machine", "product", "payment_method", "hour", "weekday")
 # Dimensions whose keys have an order of their own (the clock, the week); the others rank by amount.
@@ -154,7 +153,7 @@ def sales_by(scope: Scope, dimension: str) -> list[dict]:
             "label": str(labels.get(row["key"], row["key"])),
             "currency": row["currency"],
             count: row[count],
-            "amount": str(Decimal(row["amount"] or 0).quantize(CENT)),
+            "amount": money_text(row["amount"]),
         }
         for row in rows
     ]

@@ -28,7 +28,7 @@ from devices.models import Device, DeviceState, DeviceStatusHour, Location
 from inventory.models import Bin
 from operations.models import UNFINISHED_COMMAND_STATUSES, Alarm, RemoteCommand, Severity
 from orders.models import MONEY, Order, OrderItem, ProductSalesHour, SalesHour
-from orders.selectors import CENT, SOLD_STATUSES, net_amount, sales_of
+from orders.selectors import SOLD_STATUSES, money_text, net_amount, sales_of
 
 MAX_RANGE_DAYS = 366
 DEFAULT_RANGE_DAYS = 7
@@ -95,10 +95,6 @@ def scope_for(user, *, first_day=None, last_day=None, merchant_id=None, location
 def merchant_scope(merchant, first_day: date, last_day: date) -> Scope:
     """The scope of a merchant's own report: its machines only, its days."""
     return Scope(None, merchant.pk, None, first_day, last_day, merchant_zone(merchant))
-
-
-def _money(amount) -> str:
-    return str(Decimal(amount or 0).quantize(CENT))
 
 
 def hours_cut_days(zone, first_day: date, last_day: date) -> bool:
@@ -180,7 +176,7 @@ def sales_figures(orders) -> list[dict]:
 
 def _with_average_ticket(figures: list[dict]) -> list[dict]:
     for figure in figures:
-        figure["average_ticket"] = _money(Decimal(figure["amount"]) / figure["orders"])
+        figure["average_ticket"] = money_text(Decimal(figure["amount"]) / figure["orders"])
     return figures
 
 
@@ -190,7 +186,7 @@ def _sales_totals(sales: Sales, rows) -> list[dict]:
         rows.order_by().values("currency").annotate(n=sales.orders, total=sales.amount).order_by("currency")
     )
     return _with_average_ticket(
-        [{"currency": r["currency"], "orders": r["n"], "amount": _money(r["total"])} for r in totals]
+        [{"currency": r["currency"], "orders": r["n"], "amount": money_text(r["total"])} for r in totals]
     )
 
 
@@ -204,7 +200,12 @@ def _sales_by(sales: Sales, scope: Scope, name: str, bucket, label) -> list[dict
         .order_by("bucket", "currency")
     )
     return [
-        {name: label(r["bucket"]), "currency": r["currency"], "orders": r["n"], "amount": _money(r["total"])}
+        {
+            name: label(r["bucket"]),
+            "currency": r["currency"],
+            "orders": r["n"],
+            "amount": money_text(r["total"]),
+        }
         for r in rows
     ]
 
@@ -248,7 +249,7 @@ def top_products(scope: Scope, sales: Sales) -> list[dict]:
             "name": r["name"],
             "currency": r["currency"],
             "qty": r["sold"],
-            "amount": _money(r["total"]),
+            "amount": money_text(r["total"]),
         }
         for r in rows
     ]
@@ -270,7 +271,7 @@ def top_and_silent_machines(scope: Scope, sales: Sales) -> dict:
                 "name": r["device__alias"] or r["device__serial"],
                 "currency": r["currency"],
                 "orders": r["n"],
-                "amount": _money(r["total"]),
+                "amount": money_text(r["total"]),
             }
             for r in top
         ],

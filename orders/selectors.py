@@ -55,6 +55,13 @@ def payment_method_name(order) -> str:
 
 
 CENT = Decimal("0.01")
+
+
+def money_text(amount) -> str:
+    """An amount as the API and the pages write it: to the cent, nothing as 0.00."""
+    return str(Decimal(amount or 0).quantize(CENT))
+
+
 # Orders that are sales: paid, and not refunded whole (a partial refund is taken off the amount).
 SOLD_STATUSES = (PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUND_FAILED)
 
@@ -75,6 +82,5 @@ def sales_of(orders) -> list[dict]:
         .order_by("currency")
     )
     return [
-        {"currency": r["currency"], "orders": r["orders"], "amount": str(Decimal(r["amount"]).quantize(CENT))}
-        for r in rows
+        {"currency": r["currency"], "orders": r["orders"], "amount": money_text(r["amount"])} for r in rows
     ]

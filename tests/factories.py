@@ -140,7 +140,7 @@ class OrderFactory(factory.django.DjangoModelFactory):
 
         if not create:
             return
-        self.refresh_from_db(fields=["total", "refunded_total"])  # amounts given as text become Decimals
+        self.total, self.refunded_total = Decimal(self.total), Decimal(self.refunded_total)  # given as text
         specs = (
             extracted
             if extracted is not None
