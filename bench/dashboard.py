@@ -12,25 +12,27 @@ The data comes from `manage.py load-bench-orders` (SQL, then the rollup rebuild)
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.heartbeat import (
     BenchError,
-    free_port,
     git_commit,
     manage,
-    recreate_database,
     server_env,
     shell_json,
-    start_gunicorn,
 )
-from bench.runner import around_the_bare_view, cpu_meter, guarded, report_and_verdict, run_files
+from bench.orders import step
+from bench.runner import (
+    cases_on_gunicorn,
+    cpu_meter,
+    guarded,
+    report_and_verdict,
+    run_files,
+    timed_fresh_database,
+)
 from bench.staff import StaffClient, latency_ms
 
 GOAL_P50_MS = 50
@@ -65,10 +67,6 @@ CASES = (
     ("one merchant, sales from rollups", "ops", "/api/v1/dashboard/summary"),
     ("one merchant, sales from orders", "ops", "/bench/dashboard-from-orders"),
 )
-
-
-def step(text: str) -> None:
-    print(f"[{datetime.now(UTC):%H:%M:%S}] {text}", flush=True)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -144,24 +142,27 @@ def main(argv=None) -> int:
         env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{args.database}"
         load = {}
         if not args.keep:
-            step(f"re-creating {args.database} and migrating")
-            recreate_database(args.database)
-            manage(env, "migrate", "-v0")
-            step(f"loading {args.orders:,} orders on {args.machines:,} machines over {args.days} days")
-            started = time.monotonic()
-            out = manage(
-                env, "load-bench-orders", f"--orders={args.orders}", f"--machines={args.machines}",
-                f"--days={args.days}", timeout=3600,
-            )  # fmt: skip
-            load = {"seconds": round(time.monotonic() - started, 1), "output": out.strip()}
-            step(out.strip())
+
+            def load_orders() -> dict:
+                step(f"loading {args.orders:,} orders on {args.machines:,} machines over {args.days} days")
+                out = manage(
+                    env, "load-bench-orders", f"--orders={args.orders}", f"--machines={args.machines}",
+                    f"--days={args.days}", timeout=3600,
+                )  # fmt: skip
+                step(out.strip())
+                return {"output": out.strip()}
+
+            load = timed_fresh_database(env, args.database, load_orders)
         users = shell_json(env, USERS.format())
-        port = free_port()
-        server = start_gunicorn(children, env, workers=args.workers, port=port, log_path=log_path)
-        load_before = os.getloadavg()
-        (cases, problems), ceiling = around_the_bare_view(
-            port, 200, lambda: measure(port, server.pid, users, args)
+        served = cases_on_gunicorn(
+            children,
+            env,
+            workers=args.workers,
+            log_path=log_path,
+            noise_cores=NOISE_CORES,
+            measure=lambda port, pid: measure(port, pid, users, args),
         )
+        cases, load_before = served["cases"], served["load_average"]["before"]
         report = {
             "benchmark": "dashboard",
             "timestamp": stamp,
@@ -169,12 +170,8 @@ def main(argv=None) -> int:
             "config": vars(args),
             "rows": users["rows"],
             "load": load,
-            "load_average": {"before": load_before, "after": os.getloadavg()},
-            "ceiling": ceiling,
-            "cases": cases,
             "goal_p50_ms": GOAL_P50_MS,
-            "problems": problems,
-            "shared_machine_phases": [c["name"] for c in cases if c["cpu"]["other_cores"] > NOISE_CORES],
+            **served,
         }
         rollups = [c for c in cases if "rollups" in c["name"]]
         summary = ", ".join(f"{c['name']}: p50 {c['p50_ms']:.1f} ms" for c in rollups)

@@ -11,9 +11,7 @@ Results: bench/results/device-history-*.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,16 +19,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.heartbeat import (
     BenchError,
-    free_port,
     git_commit,
-    manage,
-    recreate_database,
     server_env,
     shell_json,
-    start_gunicorn,
 )
 from bench.orders import step
-from bench.runner import around_the_bare_view, cpu_meter, guarded, report_and_verdict, run_files
+from bench.runner import (
+    cases_on_gunicorn,
+    cpu_meter,
+    guarded,
+    report_and_verdict,
+    run_files,
+    timed_fresh_database,
+)
 from bench.staff import StaffClient, latency_ms
 
 NOISE_CORES = 0.3
@@ -167,21 +168,23 @@ def main(argv=None) -> int:
         env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{args.database}"
         load = {}
         if not args.keep:
-            step(f"re-creating {args.database} and migrating")
-            recreate_database(args.database)
-            manage(env, "migrate", "-v0")
-            step(f"loading {args.days} days of hours for {args.machines:,} machines")
-            started = time.monotonic()
-            loaded = shell_json(env, LOAD.format(machines=args.machines, days=args.days))
-            load = {"seconds": round(time.monotonic() - started, 1), **loaded}
-            step(f"{loaded['rows']:,} status hours in {load['seconds']} s")
+
+            def load_hours() -> dict:
+                step(f"loading {args.days} days of hours for {args.machines:,} machines")
+                return shell_json(env, LOAD.format(machines=args.machines, days=args.days))
+
+            load = timed_fresh_database(env, args.database, load_hours)
+            step(f"{load['rows']:,} status hours in {load['seconds']} s")
         reader = shell_json(env, READER.format(pick=args.machines // 2))
-        port = free_port()
-        server = start_gunicorn(children, env, workers=args.workers, port=port, log_path=log_path)
-        load_before = os.getloadavg()
-        (cases, problems), ceiling = around_the_bare_view(
-            port, 200, lambda: measure(port, server.pid, reader, args)
+        served = cases_on_gunicorn(
+            children,
+            env,
+            workers=args.workers,
+            log_path=log_path,
+            noise_cores=NOISE_CORES,
+            measure=lambda port, pid: measure(port, pid, reader, args),
         )
+        cases, load_before = served["cases"], served["load_average"]["before"]
         report = {
             "benchmark": "device-history",
             "timestamp": stamp,
@@ -189,11 +192,7 @@ def main(argv=None) -> int:
             "config": vars(args),
             "rows": {"rows": reader["rows"], "machines": reader["machines"]},
             "load": load,
-            "load_average": {"before": load_before, "after": os.getloadavg()},
-            "ceiling": ceiling,
-            "cases": cases,
-            "problems": problems,
-            "shared_machine_phases": [c["name"] for c in cases if c["cpu"]["other_cores"] > NOISE_CORES],
+            **served,
         }
         summary = ", ".join(f"{c['name']}: p50 {c['p50_ms']:.1f} ms" for c in cases)
         summary += f"; load average {load_before[0]:.2f}"

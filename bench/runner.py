@@ -123,3 +123,46 @@ def report_and_verdict(report: dict, *, name: str, summary: str, table: str, noi
     print(table)
     noisy = report["shared_machine_phases"]
     return verdict(out_path, report["problems"], noisy=noisy, noise_cores=noise_cores)
+
+
+def timed_fresh_database(env: dict, database: str, load: Callable[[], dict]) -> dict:
+    """Drop and re-create `database` (that one only), migrate it, then `load()` it: what it returned,
+    with the seconds it took."""
+    from bench.heartbeat import manage, recreate_database
+    from bench.orders import step
+
+    step(f"re-creating {database} and migrating")
+    recreate_database(database)
+    manage(env, "migrate", "-v0")
+    started = time.monotonic()
+    loaded = load()
+    return {"seconds": round(time.monotonic() - started, 1), **loaded}
+
+
+def cases_on_gunicorn(
+    children: Children,
+    env: dict,
+    *,
+    workers: int,
+    log_path: Path,
+    noise_cores: float,
+    measure: Callable[[int, int], tuple],
+) -> dict:
+    """gunicorn on a free port, and `measure(port, server_pid)` -> (cases, problems) between two timings
+        of its bare view: the report's fields for them (cases, problems, ceiling, load average, and the cases
+    during which other processes used more than `noise_cores`)."""
+    import os
+
+    from bench.heartbeat import free_port, start_gunicorn
+
+    port = free_port()
+    server = start_gunicorn(children, env, workers=workers, port=port, log_path=log_path)
+    load_before = os.getloadavg()
+    (cases, problems), ceiling = around_the_bare_view(port, 200, lambda: measure(port, server.pid))
+    return {
+        "load_average": {"before": load_before, "after": os.getloadavg()},
+        "ceiling": ceiling,
+        "cases": cases,
+        "problems": problems,
+        "shared_machine_phases": [c["name"] for c in cases if c["cpu"]["other_cores"] > noise_cores],
+    }
