@@ -5,6 +5,7 @@ happens (an error, Ctrl-C, SIGTERM or SIGHUP), and the verdict it prints and exi
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -22,7 +23,12 @@ from bench.heartbeat import (
     _raise_interrupted,
     cpu_between,
     cpu_snapshot,
+    free_port,
+    manage,
+    recreate_database,
+    start_gunicorn,
 )
+from bench.orders import step
 
 
 def run_files(benchmark: str) -> tuple[str, Path]:
@@ -128,9 +134,6 @@ def report_and_verdict(report: dict, *, name: str, summary: str, table: str, noi
 def timed_fresh_database(env: dict, database: str, load: Callable[[], dict]) -> dict:
     """Drop and re-create `database` (that one only), migrate it, then `load()` it: what it returned,
     with the seconds it took."""
-    from bench.heartbeat import manage, recreate_database
-    from bench.orders import step
-
     step(f"re-creating {database} and migrating")
     recreate_database(database)
     manage(env, "migrate", "-v0")
@@ -149,12 +152,8 @@ def cases_on_gunicorn(
     measure: Callable[[int, int], tuple],
 ) -> dict:
     """gunicorn on a free port, and `measure(port, server_pid)` -> (cases, problems) between two timings
-        of its bare view: the report's fields for them (cases, problems, ceiling, load average, and the cases
+    of its bare view: the report's fields for them (cases, problems, ceiling, load average, and the cases
     during which other processes used more than `noise_cores`)."""
-    import os
-
-    from bench.heartbeat import free_port, start_gunicorn
-
     port = free_port()
     server = start_gunicorn(children, env, workers=workers, port=port, log_path=log_path)
     load_before = os.getloadavg()
