@@ -567,11 +567,66 @@
     });
   }
 
+  // The charts and tables are drawn from the page the server renders (one mapping, in
+  // operations/admin/dashboard.py): fetch this page again and move their data over, keeping each
+  // Chart.js chart (and its colours) rather than drawing it again.
+  function cssColour(value) {
+    if (typeof value !== "string" || value.indexOf("var(") !== 0) return value;
+    return getComputedStyle(document.documentElement).getPropertyValue(value.slice(4, -1)).trim();
+  }
+
+  function moveChartData(canvas, fresh) {
+    var chart = window.Chart && window.Chart.getChart ? window.Chart.getChart(canvas) : null;
+    var data = parsed(fresh.dataset.value);
+    if (!chart || !data.datasets) return;
+    chart.data.labels = data.labels;
+    chart.data.datasets = data.datasets.map(function (dataset) {
+      var kept = chart.data.datasets.filter(function (old) {
+        return old.label === dataset.label;
+      })[0];
+      if (kept) {
+        kept.data = dataset.data;
+        return kept;
+      }
+      ["backgroundColor", "borderColor"].forEach(function (name) {
+        if (dataset[name]) dataset[name] = cssColour(dataset[name]);
+      });
+      return dataset;
+    });
+    chart.update();
+  }
+
+  function refreshDashboardParts() {
+    fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) {
+        return response.ok ? response.text() : null;
+      })
+      .then(function (html) {
+        if (!html) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        document.querySelectorAll("[data-live-part]").forEach(function (part) {
+          var name = part.dataset.livePart;
+          var freshPart = fresh.querySelector('[data-live-part="' + name + '"]');
+          if (!freshPart) return;
+          var canvas = part.querySelector("canvas.chart");
+          var freshCanvas = freshPart.querySelector("canvas.chart");
+          if (canvas && freshCanvas) {
+            moveChartData(canvas, freshCanvas);
+          } else if (!canvas && !freshCanvas && part.innerHTML !== freshPart.innerHTML) {
+            part.innerHTML = freshPart.innerHTML;
+            flash(part);
+          }
+        });
+      })
+      .catch(function () {});
+  }
+
   function scheduleDashboardRefresh() {
     if (dashboardTimer !== null || !document.querySelector('[data-live="dashboard"]')) return;
     dashboardTimer = setTimeout(function () {
       dashboardTimer = null;
       refreshDashboard();
+      refreshDashboardParts();
     }, 1500);
   }
 

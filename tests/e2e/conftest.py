@@ -113,10 +113,10 @@ def _live_server(name, command, port, django_db_blocker, tmp_path_factory, extra
     log = open(log_path, "w+")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # CI's 2 cores may be busy with a worker and a browser
     while True:
         try:
-            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/api/v1/health", timeout=5).status_code == 200:
                 break
         except httpx.TransportError:
             pass

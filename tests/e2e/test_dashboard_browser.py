@@ -1,5 +1,5 @@
 """The dashboard, open in a browser in English or in Chinese, shows a sale the moment a machine reports
-it, without a reload."""
+it, without a reload: in its figures, its charts and its tables."""
 
 import uuid
 from datetime import UTC, datetime
@@ -22,6 +22,8 @@ def test_a_sale_arrives_on_the_open_dashboard(live_asgi_server, locale, heading)
         expect(page.get_by_text(heading, exact=True)).to_be_visible()
         today = page.locator('[data-figure-list="sales_today"]')
         expect(today).to_contain_text("0")
+        top_products = page.locator('[data-live-part="top-products"]')
+        expect(top_products).not_to_contain_text("Latte")
         page.wait_for_timeout(500)  # the live socket connects
 
         order = {
@@ -41,3 +43,14 @@ def test_a_sale_arrives_on_the_open_dashboard(live_asgi_server, locale, heading)
         assert reply.status_code == 201, reply.text
 
         expect(today).to_contain_text("36.00", timeout=10_000)
+        expect(top_products).to_contain_text("Latte", timeout=10_000)
+        page.wait_for_function(CHART_SHOWS_36, arg="sales-per-day", timeout=10_000)
+        page.wait_for_function(CHART_SHOWS_36, arg="sales-per-hour", timeout=10_000)
+
+
+# True once the Chart.js chart in the named part of the page draws a bar of 36.
+CHART_SHOWS_36 = """part => {
+    const canvas = document.querySelector(`[data-live-part="${part}"] canvas`);
+    const chart = canvas && window.Chart.getChart(canvas);
+    return Boolean(chart) && chart.data.datasets.some(dataset => dataset.data.includes(36));
+}"""
