@@ -70,25 +70,25 @@ def _edge(scope: Scope, merchant_ids: list[int], start: datetime, end: datetime)
 
 def sales_parts(scope: Scope) -> list[QuerySet]:
     """The rows that add up to the range's sales per machine, in as few parts as its zones allow."""
-    parts = []
+    days_parts, edges = [], []
     for zone, merchant_ids in _zones_in_scope(scope).items():
         first = scope.start.astimezone(zone).date()
         if datetime.combine(first, time(), tzinfo=zone) < scope.start:
             first += timedelta(days=1)
         last = scope.end.astimezone(zone).date() - timedelta(days=1)
         if first > last:
-            parts.append(_edge(scope, merchant_ids, scope.start, scope.end))
+            edges.append(_edge(scope, merchant_ids, scope.start, scope.end))
             continue
         days_start = datetime.combine(first, time(), tzinfo=zone)
         days_end = datetime.combine(last + timedelta(days=1), time(), tzinfo=zone)
         days = scope.narrow(scope.mine(DeviceSalesDay.objects), device_path="")
         days = days.filter(merchant_id__in=merchant_ids, day__gte=first, day__lte=last)
-        parts.append(_part(days, F("orders"), F("amount")))
+        days_parts.append(_part(days, F("orders"), F("amount")))
         if scope.start < days_start:
-            parts.append(_edge(scope, merchant_ids, scope.start, days_start))
+            edges.append(_edge(scope, merchant_ids, scope.start, days_start))
         if days_end < scope.end:
-            parts.append(_edge(scope, merchant_ids, days_end, scope.end))
-    return parts
+            edges.append(_edge(scope, merchant_ids, days_end, scope.end))
+    return days_parts + edges
 
 
 def _from_db(field_name: str, value):
@@ -109,6 +109,10 @@ def top_and_silent_machines(scope: Scope) -> dict:
     sold = " UNION ALL ".join(sql for sql, _ in compiled)
     sold_params = [p for _, params in compiled for p in params]
     machines_sql, machines_params = machines.query.sql_with_params()
+    # One NOT EXISTS a part: the days rule out most machines before the edges' hours are looked up.
+    unsold = " AND ".join(
+        f"NOT EXISTS (SELECT 1 FROM ({sql}) s WHERE s.r_device = m.id)" for sql, _ in compiled
+    )
     quote = connection.ops.quote_name
     device = quote(Device._meta.db_table)
     statement = f"""
@@ -124,7 +128,7 @@ def top_and_silent_machines(scope: Scope) -> dict:
                ROW_NUMBER() OVER (ORDER BY q.is_online DESC, q.serial)
         FROM (SELECT m.id, m.alias, m.serial, m.is_online, m.last_seen_at FROM {device} m
               WHERE m.id IN ({machines_sql})
-                AND NOT EXISTS (SELECT 1 FROM ({sold}) s WHERE s.r_device = m.id)
+                AND {unsold}
               ORDER BY m.is_online DESC, m.serial LIMIT {TOP}) q
         ORDER BY 1 DESC, 10
     """
