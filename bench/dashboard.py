@@ -43,7 +43,8 @@ import json
 from rest_framework.authtoken.models import Token
 from accounts.models import Merchant, Role, User
 from accounts.services import grant_merchant_access
-from orders.models import Order, SalesHour, ProductSalesHour
+from orders.models import (Order, SalesHour, ProductSalesHour, MerchantSalesHour,
+                           MerchantProductSalesHour, DeviceSalesDay)
 
 merchant = Merchant.objects.order_by("-pk").filter(name__startswith="Bench ").last()
 platform, _ = User.objects.get_or_create(email="platform@dashboard.bench", defaults={{
@@ -57,7 +58,10 @@ print("BENCH_JSON " + json.dumps({{
     "ops": Token.objects.get_or_create(user=ops)[0].key,
     "merchant_id": merchant.pk,
     "rows": {{"orders": Order.objects.count(), "sales_hours": SalesHour.objects.count(),
-              "product_sales_hours": ProductSalesHour.objects.count()}},
+              "product_sales_hours": ProductSalesHour.objects.count(),
+              "merchant_sales_hours": MerchantSalesHour.objects.count(),
+              "merchant_product_sales_hours": MerchantProductSalesHour.objects.count(),
+              "device_sales_days": DeviceSalesDay.objects.count()}},
 }}))
 """
 

@@ -3,8 +3,10 @@
 Every figure is computed from what was recorded, never made up: sales are counted as
 `orders.selectors.sales_of` counts them (paid orders net of refunds, test orders left out, one figure
 per currency), by when the machine sold, and read from the hourly rollups of the orders
-(orders.models.SalesHour, kept with every order and refund) wherever whole UTC hours make up the
-reader's days, else from the orders themselves (sales_source); days and hours are those of the time
+(orders.models.MerchantSalesHour, or the machines' SalesHour where a location is chosen, kept with
+every order and refund) wherever whole UTC hours make up the reader's days, else from the orders
+themselves (sales_source); machines are ranked on their days (DeviceSalesDay) and the hours or orders
+at the range's edges (top_and_silent_machines); days and hours are those of the time
 zone the reader reads in (their merchant's, see accounts/time_zones.py); the online-rate history comes
 from the hours of recorded connectivity (devices.DeviceStatusHour), and a day with no record has no
 point rather than a copy of today.
@@ -26,8 +28,17 @@ from accounts.time_zones import merchant_zone, time_zone_for
 from coffeeshop.exceptions import Invalid
 from devices.models import Device, DeviceState, DeviceStatusHour, Location
 from inventory.models import Bin
+from operations import machine_ranking
 from operations.models import UNFINISHED_COMMAND_STATUSES, Alarm, RemoteCommand, Severity
-from orders.models import MONEY, Order, OrderItem, ProductSalesHour, SalesHour
+from orders.models import (
+    MONEY,
+    MerchantProductSalesHour,
+    MerchantSalesHour,
+    Order,
+    OrderItem,
+    ProductSalesHour,
+    SalesHour,
+)
 from orders.selectors import SOLD_STATUSES, money_text, net_amount, sales_of
 
 MAX_RANGE_DAYS = 366
@@ -112,33 +123,41 @@ def hours_cut_days(zone, first_day: date, last_day: date) -> bool:
 @dataclass(frozen=True)
 class Sales:
     """Where the sales figures are read: the reader's sold orders, or the hours they were rolled up
-    into (orders.models.SalesHour, ProductSalesHour), which cost the same at any number of orders."""
+    into (orders.models.SalesHour, ProductSalesHour, or the merchants' ones), which cost the same at
+    any number of orders."""
 
     rows: QuerySet
     when: str
     orders: Aggregate
     amount: Aggregate
     product_lines: Callable  # the sold rows of the range -> their products, with `currency` and `line`
+    from_orders: bool = False
 
 
-def sales_source(scope: Scope, now: datetime, *, from_orders: bool = False) -> Sales:
+def sales_source(
+    scope: Scope, now: datetime, *, from_orders: bool = False, per_machine: bool = True
+) -> Sales:
     """The hourly rollups wherever they give the exact figures (hours_cut_days), else the orders;
-    `from_orders` forces the orders (the benchmark compares both)."""
+    `from_orders` forces the orders (the benchmark compares both). Without `per_machine`, the rollups are
+    the merchants' (no machine or location in them) unless a location is chosen."""
     today = timezone.localdate(now, scope.zone)
     exact = hours_cut_days(scope.zone, scope.first_day, scope.last_day) and hours_cut_days(
         scope.zone, today, today
     )
     if from_orders or not exact:
         return _orders_source(scope)
-    hours = scope.narrow(scope.mine(SalesHour.objects), device_path="")
-    products = scope.narrow(scope.mine(ProductSalesHour.objects), device_path="")
+    if per_machine or scope.location_id is not None:
+        hour_models = (SalesHour, ProductSalesHour)
+    else:
+        hour_models = (MerchantSalesHour, MerchantProductSalesHour)
+    hours, products = (scope.narrow(scope.mine(model.objects), device_path="") for model in hour_models)
     return Sales(hours, "hour", Sum("orders"), Sum("amount"), partial(_hour_lines, products, scope))
 
 
 def _orders_source(scope: Scope) -> Sales:
     sold = scope.narrow(scope.mine(Order.objects), device_path="")
     sold = sold.filter(is_test=False, payment_status__in=SOLD_STATUSES)
-    return Sales(sold, "device_created_at", Count("pk"), Sum(net_amount()), _order_lines)
+    return Sales(sold, "device_created_at", Count("pk"), Sum(net_amount()), _order_lines, from_orders=True)
 
 
 def _order_lines(sold_in_range):
@@ -256,6 +275,13 @@ def top_products(scope: Scope, sales: Sales) -> list[dict]:
 
 
 def top_and_silent_machines(scope: Scope, sales: Sales) -> dict:
+    """The ten machines that sold most (orders) in the range and ten of those that sold nothing."""
+    if sales.from_orders:
+        return _machines_from_orders(scope, sales)
+    return machine_ranking.top_and_silent_machines(scope)
+
+
+def _machines_from_orders(scope: Scope, sales: Sales) -> dict:
     sold = sales_in_range(sales, scope)
     top = (
         sold.values("device_id", "device__serial", "device__alias", "currency")
@@ -315,7 +341,7 @@ def dashboard_summary(scope: Scope, now: datetime | None = None, *, from_orders:
     today = timezone.localdate(now, scope.zone)
     today_start = datetime.combine(today, time(), tzinfo=scope.zone)
     commands = scope.narrow(scope.mine(RemoteCommand.objects), device_path="device__")
-    sales = sales_source(scope, now, from_orders=from_orders)
+    sales = sales_source(scope, now, from_orders=from_orders, per_machine=False)
     return {
         "time_zone": str(scope.zone),
         "from": scope.first_day.isoformat(),

@@ -326,3 +326,105 @@ class ProductSalesHour(SalesRollup):
 
     def __str__(self):
         return f"{self.hour:%Y-%m-%d %H}:00 {self.name}: {self.qty}"
+
+
+class MerchantRollup(models.Model):
+    """The dashboard's coarser rollups, counted as SalesRollup counts (orders.services.rollups)."""
+
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.CASCADE, db_index=False, related_name="+", verbose_name=_("merchant")
+    )  # first in each one's unique constraint
+    currency = models.CharField(_("currency"), max_length=3)
+
+    objects = SalesRollupQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+
+class MerchantSalesHour(MerchantRollup):
+    """SalesHour summed over a merchant's machines and locations: what its dashboard reads (and the
+    platform's, over all merchants), a few rows an hour at any number of machines."""
+
+    hour = models.DateTimeField(_("hour"), help_text=_("Its start, in UTC."))
+    payment_method = models.CharField(_("payment method"), max_length=32)
+    orders = models.IntegerField(_("orders"))
+    amount = models.DecimalField(_("amount"), **MONEY)
+
+    class Meta:
+        verbose_name = _("hour of a merchant's sales")
+        verbose_name_plural = _("hours of merchants' sales")
+        constraints = [
+            models.UniqueConstraint(
+                "merchant", "hour", "currency", "payment_method", name="merchant_sales_hour_once_per_key"
+            ),
+        ]
+        indexes = [models.Index(fields=["hour"], name="merchant_sales_hour_hour")]
+
+    def __str__(self):
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.payment_method}: {self.orders}"
+
+
+class MerchantProductSalesHour(MerchantRollup):
+    """ProductSalesHour summed over a merchant's machines and locations."""
+
+    hour = models.DateTimeField(_("hour"), help_text=_("Its start, in UTC."))
+    product_id = models.CharField(_("product"), max_length=64)
+    name = models.CharField(_("name as sold"), max_length=120)
+    qty = models.IntegerField(_("quantity"))
+    amount = models.DecimalField(_("amount"), help_text=_("Quantity × unit price as sold."), **MONEY)
+
+    class Meta:
+        verbose_name = _("hour of a merchant's product sales")
+        verbose_name_plural = _("hours of merchants' product sales")
+        constraints = [
+            models.UniqueConstraint(
+                "merchant", "hour", "currency", "product_id", "name",
+                name="merchant_product_hour_once_per_key",
+            ),
+        ]  # fmt: skip
+        indexes = [models.Index(fields=["hour"], name="merchant_product_hour_hour")]
+
+    def __str__(self):
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.name}: {self.qty}"
+
+
+class DeviceSalesDay(MerchantRollup):
+    """What one machine sold on one day of its merchant's time zone (the day `device_created_at` falls
+    in there), counted as SalesHour counts: the dashboard ranks machines on these. Days of another
+    zone are read from SalesHour at their edges (operations.dashboard.top_and_silent_machines)."""
+
+    location = models.ForeignKey(
+        Location,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("location"),
+    )
+    device = models.ForeignKey(
+        Device, on_delete=models.CASCADE, db_index=False, related_name="+", verbose_name=_("device")
+    )  # device_sales_day_device_day's first column
+    day = models.DateField(_("day"), help_text=_("In the merchant's time zone."))
+    orders = models.IntegerField(_("orders"))
+    amount = models.DecimalField(_("amount"), **MONEY)
+
+    class Meta:
+        verbose_name = _("day of a machine's sales")
+        verbose_name_plural = _("days of machines' sales")
+        constraints = [
+            models.UniqueConstraint(
+                "merchant", "device", "day", "currency", Coalesce("location", 0),
+                name="device_sales_day_once_per_key",
+            ),
+        ]  # fmt: skip
+        indexes = [
+            models.Index(fields=["merchant", "day"], name="device_sales_day_merchant_day"),
+            models.Index(fields=["day"], name="device_sales_day_day"),
+            models.Index(fields=["device", "day"], name="device_sales_day_device_day"),
+        ]
+
+    def __str__(self):
+        return f"{self.day} {self.currency}: {self.orders}"

@@ -1,6 +1,7 @@
 """The dashboard and analytics read their sales from the hourly rollups wherever UTC hours cut the
 reader's days, and those figures are the ones the orders give; in a zone a half hour off UTC they read
-the orders."""
+the orders. The dashboard ranks machines on their days of sales, and the hours or orders at the range's
+edges where the reader's days are not the merchant's, with the same result."""
 
 import random
 from datetime import UTC, date, datetime, timedelta
@@ -16,7 +17,15 @@ from accounts.models import Role
 from operations import analytics
 from operations.analytics import DIMENSIONS, sales_by
 from operations.dashboard import dashboard_summary, hours_cut_days, sales_source, scope_for
-from orders.models import Order, ProductSalesHour, SalesHour
+from operations.machine_ranking import sales_parts
+from orders.models import (
+    DeviceSalesDay,
+    MerchantProductSalesHour,
+    MerchantSalesHour,
+    Order,
+    ProductSalesHour,
+    SalesHour,
+)
 from orders.services import refund_order
 from tests.factories import DeviceFactory, LocationFactory, OrderFactory
 
@@ -83,8 +92,57 @@ def test_the_rollups_give_every_sales_figure_the_orders_give(stream, reader, nar
 
     from_rollups = dashboard_summary(scope, now=NOW)
 
-    assert from_rollups["sales"] and from_rollups["top_products"]
+    assert from_rollups["sales"] and from_rollups["top_products"] and from_rollups["top_machines"]
+    assert from_rollups["silent_machines"]  # the idle machine
     assert from_rollups == dashboard_summary(scope, now=NOW, from_orders=True)
+
+
+def test_the_summary_reads_the_merchants_hours_and_the_machines_days(stream):
+    """A platform reader (UTC) and a Shanghai viewer: the figures above came from the new rollups."""
+    for reader in ("admin", "viewer"):
+        scope = scope_for(stream[reader], now=NOW, first_day=date(2026, 10, 27))
+        assert dashboard_summary(scope, now=NOW)["top_machines"]
+    assert len(sales_parts(scope)) == 1  # the viewer reads in the merchant's zone: its days only
+    for model in (MerchantSalesHour, MerchantProductSalesHour, DeviceSalesDay):
+        model.objects.all().delete()
+
+    emptied = dashboard_summary(scope, now=NOW)
+
+    assert emptied["sales"] == emptied["sales_per_day"] == emptied["top_products"] == []
+    assert emptied["top_machines"] == []
+    assert {m["name"] for m in emptied["silent_machines"]} == {"A", "B", "Idle"}
+
+
+@pytest.mark.parametrize("reader", ["platform", "kolkata viewer"])
+def test_in_kolkata_the_machines_ranked_on_their_days_are_those_of_the_orders(merchant, make_user, reader):
+    """Kolkata's days read in UTC leave half hours at the range's edges (read from the orders); read in
+    Kolkata, the range is Kolkata's days."""
+    merchant.time_zone = "Asia/Kolkata"
+    merchant.save()
+    rng = random.Random(5)
+    machines = [DeviceFactory(merchant=merchant, alias=alias) for alias in ("K1", "K2", "K3", "Idle")]
+    midnight = datetime(2026, 12, 1, 18, 30, tzinfo=UTC)  # 2 December begins in Kolkata
+    for _ in range(80):
+        OrderFactory(
+            device=rng.choice(machines[:3]),
+            device_created_at=midnight + timedelta(minutes=rng.randint(-60 * 30, 60 * 30)),
+            total=Decimal(rng.choice(["9.50", "15.00", "18.00"])),
+            payment_status=rng.choice(["paid", "paid", "paid", "unpaid"]),
+        )
+    staff = make_user(Role.ADMIN, is_superuser=True)
+    for order in Order.objects.filter(payment_status="paid").order_by("pk")[::5]:
+        refund_order(order.pk, user=staff, reason="cold", amount=None if order.pk % 2 else Decimal("1.00"))
+    user = staff if reader == "platform" else make_user(Role.VIEWER, merchants=[merchant])
+    now = datetime(2026, 12, 3, 0, 0, tzinfo=UTC)
+    scope = scope_for(user, now=now, first_day=date(2026, 11, 30), last_day=date(2026, 12, 2))
+
+    from_days = dashboard_summary(scope, now=now)
+
+    assert len(from_days["top_machines"]) == 3
+    assert [m["name"] for m in from_days["silent_machines"]] == ["Idle"]
+    assert from_days == dashboard_summary(scope, now=now, from_orders=True)
+    if reader != "platform":
+        assert len(sales_parts(scope)) == 1
 
 
 def test_the_summary_runs_as_many_queries_from_rollups_as_from_orders_at_any_size(stream):

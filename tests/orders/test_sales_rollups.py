@@ -1,18 +1,28 @@
-"""The hourly sales rollups: kept in step with orders and refunds, they always equal what a rebuild from
-the orders makes; concurrent ingests of one machine lose no increment (PostgreSQL)."""
+"""The sales rollups (machines' and merchants' hours, machines' local days): kept in step with orders and
+refunds, they always equal what a rebuild from the orders makes; concurrent ingests of one machine lose
+no increment (PostgreSQL)."""
 
+import importlib
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.apps import apps
 from django.core.management import call_command
 from django.db import connection, connections
 
 from accounts.models import Role
-from orders.models import Order, ProductSalesHour, SalesHour
+from orders.models import (
+    DeviceSalesDay,
+    MerchantProductSalesHour,
+    MerchantSalesHour,
+    Order,
+    ProductSalesHour,
+    SalesHour,
+)
 from orders.services import ItemInput, OrderInput, ingest_orders, refund_order
 from orders.services.rollups import rebuild_sales_rollups
 from tests.factories import DeviceFactory, LocationFactory
@@ -30,7 +40,16 @@ def kept_rows():
     products = ProductSalesHour.objects.values_list(
         "merchant_id", "location_id", "device_id", "hour", "currency", "product_id", "name", "qty", "amount"
     )
-    return set(sales), set(products)
+    merchant_sales = MerchantSalesHour.objects.values_list(
+        "merchant_id", "hour", "currency", "payment_method", "orders", "amount"
+    )
+    merchant_products = MerchantProductSalesHour.objects.values_list(
+        "merchant_id", "hour", "currency", "product_id", "name", "qty", "amount"
+    )
+    days = DeviceSalesDay.objects.values_list(
+        "merchant_id", "location_id", "device_id", "day", "currency", "orders", "amount"
+    )
+    return set(sales), set(products), set(merchant_sales), set(merchant_products), set(days)
 
 
 def random_order(rng: random.Random, n: int) -> OrderInput:
@@ -55,6 +74,10 @@ def test_rollups_after_a_random_stream_of_orders_and_refunds_equal_a_rebuild(
     merchant, other_merchant, make_user
 ):
     rng = random.Random(13)
+    # The stream holds Shanghai's midnight (16:00 UTC) and Kolkata's (18:30 UTC).
+    merchant.time_zone, other_merchant.time_zone = "Asia/Shanghai", "Asia/Kolkata"
+    merchant.save()
+    other_merchant.save()
     hall = LocationFactory(merchant=merchant, name="Hall")
     machines = [
         DeviceFactory(merchant=merchant, location=hall),
@@ -76,11 +99,16 @@ def test_rollups_after_a_random_stream_of_orders_and_refunds_equal_a_rebuild(
     assert Order.objects.filter(payment_status="refunded").exists()
     assert Order.objects.filter(payment_status="partially_refunded").exists()
     kept = kept_rows()
-    assert kept[0] and kept[1]
+    assert all(kept)
+    assert {day for *_, day, _, _, _ in kept[4]} == {date(2026, 12, 1), date(2026, 12, 2)}
 
     rebuild_sales_rollups()
 
     assert kept_rows() == kept
+    for model in (MerchantSalesHour, MerchantProductSalesHour, DeviceSalesDay):
+        model.objects.all().delete()
+    importlib.import_module("orders.migrations.0006_dashboard_rollups").fill_from_orders(apps, None)
+    assert kept_rows() == kept  # the migration fills the new rollups as the service keeps them
 
 
 def test_a_fully_refunded_order_leaves_no_empty_hour(merchant, make_user):
@@ -92,7 +120,7 @@ def test_a_fully_refunded_order_leaves_no_empty_hour(merchant, make_user):
 
     refund_order(Order.objects.get().pk, user=make_user(role=Role.ADMIN, is_superuser=True), reason="spilt")
 
-    assert kept_rows() == (set(), set())
+    assert kept_rows() == (set(), set(), set(), set(), set())
 
 
 def test_the_rebuild_command_replaces_stale_rows_of_its_range_only(merchant):
@@ -101,7 +129,8 @@ def test_the_rebuild_command_replaces_stale_rows_of_its_range_only(merchant):
     for n, day in enumerate((START, START + timedelta(days=3))):
         ingest_orders(device.pk, [OrderInput(f"O{n}", day, "CNY", Decimal(30), "card", "paid", "", (item,))])
     kept = kept_rows()
-    SalesHour.objects.update(orders=99)  # rollups gone wrong
+    for model in (SalesHour, MerchantSalesHour, DeviceSalesDay):
+        model.objects.update(orders=99)  # rollups gone wrong
 
     call_command("rebuild-sales-rollups", "--from", "2026-11-30", "--to", "2026-11-30")
 
@@ -132,9 +161,10 @@ def test_concurrent_ingests_of_one_machine_lose_no_increment(merchant):
     with ThreadPoolExecutor(max_workers=writers) as pool:
         list(pool.map(write, range(writers)))
 
-    hour = SalesHour.objects.get()
-    assert (hour.orders, hour.amount) == (writers * each, Decimal(15 * writers * each))
-    assert ProductSalesHour.objects.get().qty == writers * each
+    for model in (SalesHour, MerchantSalesHour, DeviceSalesDay):
+        row = model.objects.get()
+        assert (row.orders, row.amount) == (writers * each, Decimal(15 * writers * each))
+    assert ProductSalesHour.objects.get().qty == MerchantProductSalesHour.objects.get().qty == writers * each
 
 
 @pytest.mark.postgres
@@ -165,6 +195,7 @@ def test_a_rebuild_while_orders_arrive_loses_none_of_them(merchant):
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(lambda job: job(), (sell, rebuild)))
 
-    hour = SalesHour.objects.get()
-    assert (hour.orders, hour.amount) == (60, Decimal(900))
-    assert ProductSalesHour.objects.get().qty == 60
+    for model in (SalesHour, MerchantSalesHour, DeviceSalesDay):
+        row = model.objects.get()
+        assert (row.orders, row.amount) == (60, Decimal(900))
+    assert ProductSalesHour.objects.get().qty == MerchantProductSalesHour.objects.get().qty == 60

@@ -8,8 +8,10 @@ from orders.services.rollups import rebuild_sales_rollups
 
 class Command(BaseCommand):
     help = (
-        "Recompute the hourly sales rollups the dashboard reads from the orders, a UTC day per "
-        "transaction (safe to run again, and while orders arrive). By default every day with sales."
+        "Recompute the sales rollups the dashboard and analytics read (machines' and merchants' hours, "
+        "machines' days in their merchant's zone) from the orders, a UTC day per transaction (safe to "
+        "run again, and while orders arrive). By default every day with sales. Run it for a merchant "
+        "whose time zone changed."
     )
 
     def add_arguments(self, parser):
