@@ -113,7 +113,7 @@ def _live_server(name, command, port, django_db_blocker, tmp_path_factory, extra
     log = open(log_path, "w+")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # a first request imports Django: slow on a loaded machine
     while True:
         try:
             if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
@@ -174,10 +174,11 @@ async def in_thread(fn, *args, **kwargs):
 
 
 @contextlib.contextmanager
-def celery_worker(queue: str, django_db_blocker, data_dir: Path, **extra_env):
+def celery_worker(queue: str, django_db_blocker, data_dir: Path, *, shared_queue: str = "", **extra_env):
     """A real `celery worker` process (solo pool) on the test database and Redis, taking tasks from
-    `queue` only (no other worker on the same Redis takes them). Yields the process once it has
-    answered a task; stops it afterwards unless the test killed it."""
+    `queue` only (no other worker on the same Redis takes them), and from `shared_queue` if given (one
+    that several workers take from, as in production). Yields the process once it has answered a task
+    on `queue`; stops it afterwards unless the test killed it."""
     if not settings.REDIS_URL:
         pytest.skip(reason="needs REDIS_URL: the worker takes its tasks from Redis, as in production")
     with django_db_blocker.unblock():
@@ -207,7 +208,7 @@ def celery_worker(queue: str, django_db_blocker, data_dir: Path, **extra_env):
                 "-P",
                 "solo",
                 "-Q",
-                queue,
+                f"{queue},{shared_queue}" if shared_queue else queue,
                 "--loglevel",
                 "INFO",
             ],
