@@ -43,13 +43,16 @@ run: seed-demo
 WEB_WORKERS ?= 2
 WORKER_CONCURRENCY ?= 2
 WS_PORT ?= 8001
+# Where browsers reach daphne: admin pages served by gunicorn open their live socket there.
+LIVE_WS_ORIGIN ?= ws://$(HOST):$(WS_PORT)
 run-prod: install
 	@$(BIN)/python -m coffeeshop.preflight
 	rm -rf .data/prometheus && mkdir -p .data/prometheus
 	DJANGO_ENV=production $(BIN)/python manage.py init-db
 	DJANGO_ENV=production $(BIN)/python manage.py collectstatic --noinput -v 0
 	DJANGO_ENV=production PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/.data/prometheus WEB_WORKERS=$(WEB_WORKERS) \
-		WORKER_CONCURRENCY=$(WORKER_CONCURRENCY) WS_PORT=$(WS_PORT) PATH="$(CURDIR)/$(BIN):$$PATH" \
+		WORKER_CONCURRENCY=$(WORKER_CONCURRENCY) WS_PORT=$(WS_PORT) LIVE_WS_ORIGIN=$(LIVE_WS_ORIGIN) \
+		PATH="$(CURDIR)/$(BIN):$$PATH" \
 		$(BIN)/honcho -f Procfile.prod start
 
 run-web: install

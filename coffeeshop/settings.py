@@ -9,6 +9,7 @@ import ipaddress
 import os
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -65,6 +66,18 @@ STATUS_FOLD_HOURS_PER_RUN = int(os.environ.get("STATUS_FOLD_HOURS_PER_RUN", "24"
 STATUS_PRUNE_BATCH = int(os.environ.get("STATUS_PRUNE_BATCH", "5000"))  # raw records deleted per transaction
 # Without Redis there is no cross-process channel layer: staff sockets poll the database this often.
 LIVE_POLL_INTERVAL_S = float(os.environ.get("LIVE_POLL_INTERVAL_S", "3"))
+# Where admin pages open the staff socket when /ws/ is on another origin than the pages (daphne on
+# WS_PORT beside gunicorn on PORT, `make run-prod`): ws://host:port or wss://host. Empty: the page's own.
+LIVE_WS_ORIGIN = os.environ.get("LIVE_WS_ORIGIN", "").strip().rstrip("/")
+_ws_origin = urlsplit(LIVE_WS_ORIGIN)
+if LIVE_WS_ORIGIN and (
+    _ws_origin.scheme not in ("ws", "wss")
+    or not _ws_origin.hostname
+    or any((_ws_origin.path, _ws_origin.query, _ws_origin.fragment))
+):
+    raise ImproperlyConfigured(
+        f"LIVE_WS_ORIGIN must be ws://host[:port] or wss://host[:port], not {LIVE_WS_ORIGIN!r}"
+    )
 
 # --- Serving ---------------------------------------------------------------------------------
 # Past capacity, a request that waited longer than this for a web worker (in gunicorn's listen
@@ -395,7 +408,8 @@ CONTENT_SECURITY_POLICY = (
             "style-src": ["'self'", "'unsafe-inline'"],
             "img-src": ["'self'", "data:"],
             "font-src": ["'self'"],
-            "connect-src": ["'self'"],
+            # 'self' covers this origin's own ws:/wss:; a socket origin of its own must be named.
+            "connect-src": ["'self'", *([LIVE_WS_ORIGIN] if LIVE_WS_ORIGIN else [])],
             "object-src": ["'none'"],
             "base-uri": ["'self'"],
             "form-action": ["'self'"],

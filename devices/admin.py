@@ -9,6 +9,7 @@ import json
 from datetime import timedelta
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.core.exceptions import PermissionDenied
@@ -140,10 +141,12 @@ def fleet_counter(request):
         return None
     counts = selectors.fleet_counts(request.user)
     template = str(_("%(online)s / %(total)s online"))
+    # The counter is on every page live.js runs on, so it also tells live.js where the socket is.
     text = format_html(
-        '<span data-live="fleet" data-url="{}" data-template="{}">{}</span>'
+        '<span data-live="fleet" data-url="{}" data-socket-origin="{}" data-template="{}">{}</span>'
         ' · <span class="cs-time-zone" title="{}">{}</span>',
         reverse("admin:devices_device_fleet_counts"),
+        settings.LIVE_WS_ORIGIN,
         template,
         template % {"online": counts["online"], "total": counts["total"]},
         _("Times on this page are in this time zone"),

@@ -345,6 +345,23 @@ def test_production_sends_the_content_security_policy(run_django):
     assert directives["frame-ancestors"] == "'none'"
 
 
+def test_the_policy_lets_pages_reach_a_socket_origin_of_its_own(run_django):
+    (reply,) = anonymous_replies(
+        run_django, ["/api/v1/docs"], **production_env(LIVE_WS_ORIGIN="wss://live.example.com/")
+    )
+
+    directives = dict(part.strip().split(" ", 1) for part in reply["csp"].split(";"))
+    assert directives["connect-src"] == "'self' wss://live.example.com"
+
+
+def test_a_socket_origin_that_is_not_a_websocket_origin_is_refused_at_start(run_django):
+    for wrong in ("https://live.example.com", "ws://live.example.com/ws/live/", "live.example.com"):
+        result = run_django("manage.py", "check", **production_env(LIVE_WS_ORIGIN=wrong))
+
+        assert result.returncode != 0, wrong
+        assert "LIVE_WS_ORIGIN must be ws://host[:port] or wss://host[:port]" in result.stderr, wrong
+
+
 def test_json_replies_carry_no_policy_and_documents_do(run_django):
     """A browser never renders JSON (nosniff): machines' replies skip the cost of the header."""
     json_reply, document = anonymous_replies(

@@ -3,7 +3,8 @@
  *
  * Pages mark what a message may change with data attributes (devices/admin.py renders them):
  *   data-device-id="42" data-live="online|state|temperature|last_seen|bins"
- *   data-live="fleet"   the header's "online / total" counter, refreshed from its data-url
+ *   data-live="fleet"   the header's "online / total" counter, refreshed from its data-url; its
+ *                       data-socket-origin names the socket's origin when it is not the page's
  * and operations/admin/:
  *   data-live="alarms"  the sidebar's active alarm counts, refreshed from its data-url on alarm.*;
  *                       a new critical alarm also shows a notice (toast)
@@ -630,9 +631,16 @@
     }, 1500);
   }
 
+  // The socket's origin: settings.LIVE_WS_ORIGIN when /ws/ is served apart (daphne on its own port),
+  // else this page's.
+  function socketOrigin() {
+    var holder = document.querySelector("[data-socket-origin]");
+    if (holder && holder.dataset.socketOrigin) return holder.dataset.socketOrigin;
+    return (window.location.protocol === "https:" ? "wss" : "ws") + "://" + window.location.host;
+  }
+
   function connect() {
-    var scheme = window.location.protocol === "https:" ? "wss" : "ws";
-    var socket = new WebSocket(scheme + "://" + window.location.host + "/ws/live/");
+    var socket = new WebSocket(socketOrigin() + "/ws/live/");
     socket.addEventListener("open", function () {
       attempts = 0;
       document.documentElement.dataset.liveSocket = "connected";

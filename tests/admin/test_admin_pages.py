@@ -428,6 +428,16 @@ def test_the_fleet_counter_counts_only_the_users_machines(login, fleet):
     assert counts == {"total": 1, "online": 1, "offline": 0, "fault": 0}
 
 
+def test_pages_tell_live_js_the_socket_origin_when_ws_is_served_apart(login, fleet, settings):
+    client = login(Role.VIEWER)
+    assert 'data-socket-origin=""' in client.get(change_url(fleet["a_device"])).content.decode()
+
+    settings.LIVE_WS_ORIGIN = "wss://live.example.com"
+    content = client.get(change_url(fleet["a_device"])).content.decode()
+
+    assert 'data-socket-origin="wss://live.example.com"' in content
+
+
 # --- Who may change what ------------------------------------------------------------------------------
 
 

@@ -174,10 +174,11 @@ async def in_thread(fn, *args, **kwargs):
 
 
 @contextlib.contextmanager
-def celery_worker(queue: str, django_db_blocker, data_dir: Path, **extra_env):
+def celery_worker(queue: str, django_db_blocker, data_dir: Path, *, shared_queue: str = "", **extra_env):
     """A real `celery worker` process (solo pool) on the test database and Redis, taking tasks from
-    `queue` only (no other worker on the same Redis takes them). Yields the process once it has
-    answered a task; stops it afterwards unless the test killed it."""
+    `queue` only (no other worker on the same Redis takes them), and from `shared_queue` if given (one
+    that several workers take from, as in production). Yields the process once it has answered a task
+    on `queue`; stops it afterwards unless the test killed it."""
     if not settings.REDIS_URL:
         pytest.skip(reason="needs REDIS_URL: the worker takes its tasks from Redis, as in production")
     with django_db_blocker.unblock():
@@ -207,7 +208,7 @@ def celery_worker(queue: str, django_db_blocker, data_dir: Path, **extra_env):
                 "-P",
                 "solo",
                 "-Q",
-                queue,
+                f"{queue},{shared_queue}" if shared_queue else queue,
                 "--loglevel",
                 "INFO",
             ],
