@@ -113,7 +113,7 @@ def _live_server(name, command, port, django_db_blocker, tmp_path_factory, extra
     log = open(log_path, "w+")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a loaded machine can take that long to boot Django in a new process
     while True:
         try:
             if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
@@ -174,10 +174,13 @@ async def in_thread(fn, *args, **kwargs):
 
 
 @contextlib.contextmanager
-def celery_worker(queue: str, django_db_blocker, data_dir: Path, **extra_env):
-    """A real `celery worker` process (solo pool) on the test database and Redis, taking tasks from
-    `queue` only (no other worker on the same Redis takes them). Yields the process once it has
-    answered a task; stops it afterwards unless the test killed it."""
+def celery_worker(
+    queue: str, django_db_blocker, data_dir: Path, *, concurrency: int | None = None, **extra_env
+):
+    """A real `celery worker` process (solo pool; with `concurrency`, the prefork pool production runs)
+    on the test database and Redis, taking tasks from `queue` only (no other worker on the same Redis
+    takes them). Yields the process once it has answered a task; stops it afterwards unless the test
+    killed it."""
     if not settings.REDIS_URL:
         pytest.skip(reason="needs REDIS_URL: the worker takes its tasks from Redis, as in production")
     with django_db_blocker.unblock():
@@ -204,8 +207,11 @@ def celery_worker(queue: str, django_db_blocker, data_dir: Path, **extra_env):
                 "worker",
                 "--without-mingle",
                 "--without-gossip",
-                "-P",
-                "solo",
+                *(
+                    ["-P", "solo"]
+                    if concurrency is None
+                    else ["-P", "prefork", "--concurrency", str(concurrency)]
+                ),
                 "-Q",
                 queue,
                 "--loglevel",
