@@ -20,20 +20,21 @@ import weakref
 NORMAL_CLOSURE = 1000
 CLOSE_HANDSHAKE_S = 3.0  # how long a stop waits at most for clients that do not answer the close
 _open_consumers: weakref.WeakSet = weakref.WeakSet()
-_hooked_reactors: set[int] = set()
+_hooked = False
 
 
 class ClosesOnShutdown:
     """Mixin for a Channels `AsyncWebsocketConsumer` (put it first among the bases)."""
 
     is_open = False
+    is_closing = False  # the server has sent its close frame, the client has not answered yet
 
     async def __call__(self, scope, receive, send):
         self.finished = asyncio.Event()
         try:
             await super().__call__(scope, receive, send)
         except asyncio.CancelledError:
-            if self.is_open or getattr(self, "is_closing", False):
+            if self.is_open or self.is_closing:
                 await self.close_for_shutdown()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(_closed_by_client(receive), CLOSE_HANDSHAKE_S)
@@ -82,15 +83,16 @@ async def close_all_open_sockets() -> None:
 
 
 def _close_all_when_daphne_stops() -> None:
-    """Once per reactor: under daphne (Twisted's reactor running this loop), close the open sockets
+    """Once per process: under daphne (Twisted's reactor running this loop), close the open sockets
     before it shuts down. Elsewhere (tests' communicators, another ASGI server) nothing to hook."""
-    if "twisted.internet.reactor" not in sys.modules:
+    global _hooked
+    if _hooked or "twisted.internet.reactor" not in sys.modules:
         return
     from twisted.internet import defer, reactor
 
-    if id(reactor) in _hooked_reactors or not reactor.running:
+    if not reactor.running:
         return
-    _hooked_reactors.add(id(reactor))
+    _hooked = True
     reactor.addSystemEventTrigger(
         "before",
         "shutdown",
