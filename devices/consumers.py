@@ -17,12 +17,13 @@ from django.utils import timezone
 from accounts.models import Capability
 from accounts.tenancy import merchant_ids_for
 from coffeeshop.live import PLATFORM_GROUP, merchant_group, user_group
+from coffeeshop.socket_shutdown import ClosesOnShutdown
 from devices.selectors import changed_device_payloads
 
 UNAUTHORIZED_CLOSE_CODE = 4401
 
 
-class StaffLiveConsumer(AsyncJsonWebsocketConsumer):
+class StaffLiveConsumer(ClosesOnShutdown, AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
         if not (

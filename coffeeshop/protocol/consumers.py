@@ -12,6 +12,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from coffeeshop.protocol.auth import MalformedAuthorization, device_token_of
+from coffeeshop.socket_shutdown import ClosesOnShutdown
 from devices.services import identify_device
 from operations.services.commands import device_group, lease_deliverable_commands
 
@@ -29,7 +30,7 @@ def _device_token(scope) -> str | None:
     return None
 
 
-class MachineSocketConsumer(AsyncJsonWebsocketConsumer):
+class MachineSocketConsumer(ClosesOnShutdown, AsyncJsonWebsocketConsumer):
     async def connect(self):
         token = _device_token(self.scope)
         identity = await database_sync_to_async(identify_device)(token) if token else None

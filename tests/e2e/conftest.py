@@ -174,11 +174,20 @@ async def in_thread(fn, *args, **kwargs):
 
 
 @contextlib.contextmanager
-def celery_worker(queue: str, django_db_blocker, data_dir: Path, *, shared_queue: str = "", **extra_env):
-    """A real `celery worker` process (solo pool) on the test database and Redis, taking tasks from
-    `queue` only (no other worker on the same Redis takes them), and from `shared_queue` if given (one
-    that several workers take from, as in production). Yields the process once it has answered a task
-    on `queue`; stops it afterwards unless the test killed it."""
+def celery_worker(
+    queue: str,
+    django_db_blocker,
+    data_dir: Path,
+    *,
+    shared_queue: str = "",
+    concurrency: int | None = None,
+    **extra_env,
+):
+    """A real `celery worker` process (solo pool; with `concurrency`, the prefork pool production runs)
+    on the test database and Redis, taking tasks from `queue` only (no other worker on the same Redis
+    takes them), and from `shared_queue` if given (one that several workers take from, as in
+    production). Yields the process once it has answered a task on `queue`; stops it afterwards unless
+    the test killed it."""
     if not settings.REDIS_URL:
         pytest.skip(reason="needs REDIS_URL: the worker takes its tasks from Redis, as in production")
     with django_db_blocker.unblock():
@@ -205,8 +214,11 @@ def celery_worker(queue: str, django_db_blocker, data_dir: Path, *, shared_queue
                 "worker",
                 "--without-mingle",
                 "--without-gossip",
-                "-P",
-                "solo",
+                *(
+                    ["-P", "solo"]
+                    if concurrency is None
+                    else ["-P", "prefork", "--concurrency", str(concurrency)]
+                ),
                 "-Q",
                 f"{queue},{shared_queue}" if shared_queue else queue,
                 "--loglevel",
