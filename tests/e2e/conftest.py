@@ -174,10 +174,10 @@ async def in_thread(fn, *args, **kwargs):
 
 
 @contextlib.contextmanager
-def celery_worker(queue: str, django_db_blocker, data_dir: Path, **extra_env):
-    """A real `celery worker` process (solo pool) on the test database and Redis, taking tasks from
-    `queue` only (no other worker on the same Redis takes them). Yields the process once it has
-    answered a task; stops it afterwards unless the test killed it."""
+def celery_worker(queue: str, django_db_blocker, data_dir: Path, *, processes: int = 0, **extra_env):
+    """A real `celery worker` process (solo pool, or `processes` forked ones as in production) on the
+    test database and Redis, taking tasks from `queue` only (no other worker on the same Redis takes
+    them). Yields the process once it has answered a task; stops it afterwards unless the test killed it."""
     if not settings.REDIS_URL:
         pytest.skip(reason="needs REDIS_URL: the worker takes its tasks from Redis, as in production")
     with django_db_blocker.unblock():
@@ -204,8 +204,7 @@ def celery_worker(queue: str, django_db_blocker, data_dir: Path, **extra_env):
                 "worker",
                 "--without-mingle",
                 "--without-gossip",
-                "-P",
-                "solo",
+                *(["-P", "prefork", "--concurrency", str(processes)] if processes else ["-P", "solo"]),
                 "-Q",
                 queue,
                 "--loglevel",
@@ -220,7 +219,8 @@ def celery_worker(queue: str, django_db_blocker, data_dir: Path, **extra_env):
         from operations.tasks import sweep_commands
 
         try:
-            sweep_commands.apply_async(queue=queue).get(timeout=60)  # answers once the worker is up
+            # Answers once the worker is up: loading Django takes over 30 s when several runs share 2 cores.
+            sweep_commands.apply_async(queue=queue).get(timeout=120)
         except Exception as error:
             pytest.fail(f"the Celery worker did not answer ({error!r}):\n{log_path.read_text()[-3000:]}")
         yield worker
