@@ -1,6 +1,6 @@
 """What django-prometheus's database metrics (DB_METRICS, on by default) cost a query: the same bare
-query through Django's own engine and through the metered one, in alternating rounds on the same
-database in one process, so both halves see the same machine load.
+query through Django's own engine and through the metered one, in alternating rounds (each first in
+every other round) on the same database in one process, so both see the same machine load.
 
     .venv/bin/python bench/db_metrics.py [--database-url postgres://postgres@127.0.0.1:5432/postgres]
                                          [--queries 5000] [--rounds 7]
@@ -62,11 +62,11 @@ def measure(vendor: str, database_url: str, queries: int, rounds: int) -> dict:
             return (time.process_time() - started) / queries * 1e6
 
     per_query_us("default"), per_query_us("metered")  # connect and warm up both
-    plain, metered = [], []
-    for _ in range(rounds):
-        plain.append(per_query_us("default"))
-        metered.append(per_query_us("metered"))
-    return {"plain_us": plain, "metered_us": metered}
+    times = {"default": [], "metered": []}
+    for n in range(rounds):
+        for alias in ("default", "metered") if n % 2 else ("metered", "default"):  # neither always first
+            times[alias].append(per_query_us(alias))
+    return {"plain_us": times["default"], "metered_us": times["metered"]}
 
 
 def run_case(vendor: str, multiprocess: bool, args) -> dict:

@@ -175,8 +175,8 @@ if IS_POSTGRES and env_bool("DB_POOL", default=False):
         "timeout": float(os.environ.get("DB_POOL_TIMEOUT_S", "5")),
     }
 DATABASES["default"].setdefault("TEST", {})
-# django-prometheus's engines count and time every query on /metrics (django_db_*), for some 20 µs of
-# CPU a query on SQLite and 70 on PostgreSQL (bench/db_metrics.py); DB_METRICS=0 keeps Django's own.
+# django-prometheus's engines count and time every query on /metrics (django_db_*), for some 40 µs of
+# CPU a query on PostgreSQL, 17-33 on SQLite (bench/db_metrics.py); DB_METRICS=0 keeps Django's own.
 METERED_ENGINES = {
     "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
     "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
