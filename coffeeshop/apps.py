@@ -6,7 +6,8 @@ class CoffeeshopConfig(AppConfig):
     verbose_name = "coffeeshop"
 
     def ready(self):
-        from coffeeshop import checks, workers  # noqa: F401  (system checks; the workers' pulse)
+        # System checks; the workers' pulse; what each process counts of its own (Celery tasks).
+        from coffeeshop import checks, process_metrics, workers  # noqa: F401
         from coffeeshop.metrics import register_business_metrics
 
         register_business_metrics()

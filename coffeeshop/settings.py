@@ -188,6 +188,16 @@ if IS_POSTGRES and env_bool("DB_POOL", default=False):
         "timeout": float(os.environ.get("DB_POOL_TIMEOUT_S", "5")),
     }
 DATABASES["default"].setdefault("TEST", {})
+# django-prometheus's engines count and time every query on /metrics (django_db_*), for some 40 µs of
+# CPU a query on PostgreSQL, 17-33 on SQLite (bench/db_metrics.py); DB_METRICS=0 keeps Django's own.
+METERED_ENGINES = {
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}
+if env_bool("DB_METRICS", default=True):
+    DATABASES["default"]["ENGINE"] = METERED_ENGINES.get(
+        DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"]
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, throttles, Celery broker, Channels layer (all optional) ----------------------

@@ -163,7 +163,7 @@ def test_the_default_database_is_an_sqlite_file_in_the_data_folder(run_django, t
         run_django, "[settings.DATABASES['default'][key] for key in ('ENGINE', 'NAME')]"
     )
 
-    assert engine == "django.db.backends.sqlite3"
+    assert engine == "django_prometheus.db.backends.sqlite3"  # its queries counted on /metrics
     assert Path(name) == tmp_path / "coffeeshop.sqlite3"
 
 
@@ -174,7 +174,19 @@ def test_database_url_selects_postgresql(run_django):
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/coffeeshop",
     )
 
-    assert engine == "django.db.backends.postgresql"
+    assert engine == "django_prometheus.db.backends.postgresql"
+
+
+@pytest.mark.parametrize(
+    ("database_url", "engine"),
+    [("", "django.db.backends.sqlite3"), ("postgres://127.0.0.1/c", "django.db.backends.postgresql")],
+)
+def test_db_metrics_off_keeps_djangos_own_engines(run_django, database_url, engine):
+    value = settings_value(
+        run_django, "settings.DATABASES['default']['ENGINE']", DATABASE_URL=database_url, DB_METRICS="0"
+    )
+
+    assert value == engine
 
 
 def test_without_redis_url_nothing_needs_redis(run_django):

@@ -233,7 +233,8 @@ def celery_worker(
         from operations.tasks import sweep_commands
 
         try:
-            sweep_commands.apply_async(queue=queue).get(timeout=60)  # answers once the worker is up
+            # Answers once the worker is up: loading Django takes over 30 s when several runs share 2 cores.
+            sweep_commands.apply_async(queue=queue).get(timeout=120)
         except Exception as error:
             pytest.fail(f"the Celery worker did not answer ({error!r}):\n{log_path.read_text()[-3000:]}")
         yield worker
