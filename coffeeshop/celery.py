@@ -37,9 +37,13 @@ signals.task_prerun.connect(request_id.hold_task_request_id, weak=False)
 signals.task_postrun.connect(request_id.release_task_request_id, weak=False)
 
 
-@signals.setup_logging.connect
 def log_as_the_web_does(**_):
-    """Connected, it stands in for Celery's own logging set-up (and its banner-free handler)."""
+    """Connected to setup_logging, it stands in for Celery's own logging set-up; to celeryd_init, it
+    also covers the warnings a worker gives before that (running as root)."""
     from django.conf import settings
 
     logs.configure(settings.LOGGING)
+
+
+signals.celeryd_init.connect(log_as_the_web_does, weak=False)
+signals.setup_logging.connect(log_as_the_web_does, weak=False)

@@ -173,13 +173,10 @@ async def in_thread(fn, *args, **kwargs):
     return await asyncio.to_thread(run)
 
 
-@contextlib.contextmanager
-def celery_worker(queue: str, django_db_blocker, data_dir: Path, **extra_env):
-    """A real `celery worker` process (solo pool) on the test database and Redis, taking tasks from
-    `queue` only (no other worker on the same Redis takes them). Yields the process once it has
-    answered a task; stops it afterwards unless the test killed it."""
+def celery_env(django_db_blocker, data_dir: Path, **extra_env) -> dict:
+    """The environment of a Celery process (worker or beat) on the test database and Redis."""
     if not settings.REDIS_URL:
-        pytest.skip(reason="needs REDIS_URL: the worker takes its tasks from Redis, as in production")
+        pytest.skip(reason="needs REDIS_URL: Celery gets and sends tasks through Redis, as in production")
     with django_db_blocker.unblock():
         database_url = _database_url_of_test_db()
     env = {
@@ -192,6 +189,15 @@ def celery_worker(queue: str, django_db_blocker, data_dir: Path, **extra_env):
         **extra_env,
     }
     env.pop("CELERY_TASK_ALWAYS_EAGER", None)
+    return env
+
+
+@contextlib.contextmanager
+def celery_worker(queue: str, django_db_blocker, data_dir: Path, **extra_env):
+    """A real `celery worker` process (solo pool) on the test database and Redis, taking tasks from
+    `queue` only (no other worker on the same Redis takes them). Yields the process once it has
+    answered a task; stops it afterwards unless the test killed it."""
+    env = celery_env(django_db_blocker, data_dir, **extra_env)
     log_path = data_dir / f"celery-{queue}.log"
     with log_path.open("a") as log:
         worker = subprocess.Popen(
@@ -201,6 +207,7 @@ def celery_worker(queue: str, django_db_blocker, data_dir: Path, **extra_env):
                 "celery",
                 "-A",
                 "coffeeshop",
+                "--quiet",  # no banner: with LOG_FORMAT=json every line is JSON, as Procfile.prod runs it
                 "worker",
                 "--without-mingle",
                 "--without-gossip",
