@@ -38,6 +38,11 @@ def merchant_ids_for(user) -> frozenset[int] | None:
     return cached
 
 
+def merchant_ids_already_read(user) -> frozenset[int] | None:
+    """The merchant ids `merchant_ids_for` has cached on `user` this request, or None (never a query)."""
+    return getattr(user, _CACHE_ATTR, None)
+
+
 def forget_merchant_ids(user) -> None:
     if hasattr(user, _CACHE_ATTR):
         delattr(user, _CACHE_ATTR)

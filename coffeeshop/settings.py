@@ -15,6 +15,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from coffeeshop.logs import LOG_FORMATS, log_format, logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("COFFEESHOP_DATA_DIR", BASE_DIR / ".data"))
 
@@ -121,6 +123,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "coffeeshop.request_id.RequestIdMiddleware",  # first: its id and duration cover every other one
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -455,28 +458,11 @@ API_DOCS_PUBLIC = env_bool("API_DOCS_PUBLIC", default=not IS_PRODUCTION)
 
 # --- Logging ---------------------------------------------------------------------------------
 # LOG_FORMAT=json (default in production) writes one JSON object a line; text is for reading by eye.
-LOG_FORMAT = os.environ.get("LOG_FORMAT", "json" if IS_PRODUCTION else "text").strip().lower()
-if LOG_FORMAT not in {"json", "text"}:
+# Every process logs through this one handler (coffeeshop.logs): web, gunicorn, worker and beat.
+LOG_FORMAT = log_format()
+if LOG_FORMAT not in LOG_FORMATS:
     raise ImproperlyConfigured("LOG_FORMAT must be 'json' or 'text'")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        },
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {
-        "django.channels.server": {"level": "WARNING"},
-        "daphne": {"level": "WARNING"},
-        "axes": {"level": "WARNING"},
-    },
-}
+LOGGING = logging_config(LOG_FORMAT, os.environ.get("LOG_LEVEL", "INFO"))
 
 # --- Sales ---------------------------------------------------------------------------------
 PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "orders.payments.RecordedRefundGateway")

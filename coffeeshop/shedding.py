@@ -30,6 +30,8 @@ from gunicorn import util
 from gunicorn.workers.sync import SyncWorker
 from prometheus_client import Counter
 
+from coffeeshop.request_id import HEADER, accepted_request_id
+
 logger = logging.getLogger(__name__)
 
 SHED = Counter("coffeeshop_requests_shed_total", "Requests answered 503 because they waited too long")
@@ -54,12 +56,21 @@ def queue_wait_ms(sock: socket.socket) -> int | None:
     return struct.unpack_from("=I", info, LAST_DATA_RECV_OFFSET)[0]
 
 
-def waiting_request_line(sock: socket.socket) -> bytes:
-    """The first line of what the client has sent so far, left in place (b"" if nothing yet)."""
+def waiting_request(sock: socket.socket) -> bytes:
+    """The start of what the client has sent so far, left in place (b"" if nothing yet)."""
     try:
-        return sock.recv(4096, socket.MSG_PEEK | socket.MSG_DONTWAIT).split(b"\r\n", 1)[0]
+        return sock.recv(4096, socket.MSG_PEEK | socket.MSG_DONTWAIT)
     except OSError:  # BlockingIOError: nothing sent yet; or the connection is already gone
         return b""
+
+
+def offered_request_id(head: bytes) -> str | None:
+    """The X-Request-ID header's value in the start of a request, if it is there."""
+    at = head.lower().find(b"\r\nx-request-id:")
+    if at < 0:
+        return None
+    end = head.find(b"\r\n", at + 2)
+    return head[at + len(b"\r\nx-request-id:") : end if end >= 0 else None].strip().decode("latin-1")
 
 
 def drain(sock: socket.socket) -> int:
@@ -76,8 +87,9 @@ def drain(sock: socket.socket) -> int:
     return read
 
 
-def shed_replies() -> dict[bool, bytes]:
-    """The whole 503 reply, for a path under /api/ (True: the protocol's envelope) and elsewhere."""
+def shed_replies() -> dict[bool, tuple[bytes, bytes]]:
+    """The 503 reply, for a path under /api/ (True: the protocol's envelope) and elsewhere, in two parts
+    either side of its request id (coffeeshop.request_id: the caller's, or a new one)."""
     # Imported once the application is loaded: gunicorn's master imports this module before Django is set up.
     from coffeeshop.api.errors import OUTAGE_RETRY_AFTER_S, error_body
 
@@ -89,9 +101,10 @@ def shed_replies() -> dict[bool, bytes]:
     ):
         head = (
             f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\nRetry-After: {OUTAGE_RETRY_AFTER_S}\r\nConnection: close\r\n\r\n"
+            f"Content-Length: {len(body)}\r\nRetry-After: {OUTAGE_RETRY_AFTER_S}\r\nConnection: close\r\n"
+            f"{HEADER}: "
         )
-        replies[is_api] = head.encode() + body
+        replies[is_api] = (head.encode(), b"\r\n\r\n" + body)
     return replies
 
 
@@ -109,22 +122,24 @@ class SheddingSyncWorker(SyncWorker):
         if self.max_queue_wait_ms > 0:
             waited = queue_wait_ms(client)
             if waited is not None and waited > self.max_queue_wait_ms:
-                request_line = waiting_request_line(client)
-                if request_line:  # else nothing was sent yet: the time was the client's, not the queue's
-                    self.shed(client, request_line, waited)
+                request = waiting_request(client)
+                if request:  # else nothing was sent yet: the time was the client's, not the queue's
+                    self.shed(client, request, waited)
                     return
         client.setblocking(1)
         util.close_on_exec(client)
         self.handle(listener, client, addr)
 
-    def shed(self, client: socket.socket, request_line: bytes, waited_ms: int) -> None:
+    def shed(self, client: socket.socket, request: bytes, waited_ms: int) -> None:
         # Closing with unread bytes would reset the connection and could lose the reply. A request that
         # waited this long has arrived whole: read it and close at once, not waiting for the client's
         # FIN as gunicorn's graceful close does; a large body may still be coming in, and gets that.
         whole = False
         try:
             client.settimeout(1.0)
-            client.sendall(self.replies[b" /api/" in request_line])
+            head, tail = self.replies[b" /api/" in request.split(b"\r\n", 1)[0]]
+            request_id = accepted_request_id(offered_request_id(request)).encode("latin-1")
+            client.sendall(head + request_id + tail)
             client.setblocking(False)  # with a time-out Python would wait for more before each recv
             whole = drain(client) <= SMALL_REQUEST_BYTES
         except OSError:  # the client gave up meanwhile

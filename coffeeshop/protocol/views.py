@@ -28,6 +28,7 @@ from coffeeshop.api.errors import PayloadTooLarge, error_body, flatten_field_err
 from coffeeshop.api.throttling import DeviceRateThrottle, RegistrationThrottle
 from coffeeshop.exceptions import Conflict
 from coffeeshop.protocol.auth import (
+    DevicePrincipal,
     DeviceTokenAuthentication,
     IsTheDeviceInPath,
     MalformedAuthorization,
@@ -178,14 +179,16 @@ def quiet_heartbeat(request, device_id: str) -> JsonResponse | None:
     if reading is None or (reading.bins and not _materials_known(device_id, reading.bins)):
         return None
     throttle = DeviceRateThrottle()
-    if not devices.record_quiet_heartbeat(
+    identity = devices.record_quiet_heartbeat(
         token,
         device_id,
         reading,
         rate=(throttle.num_requests, throttle.duration),
         busy_keys=(pending_commands_key(device_id), rollouts.desired_key(device_id)),
-    ):
+    )
+    if identity is None:
         return None
+    request.user = DevicePrincipal(identity)  # who the access line names, as DRF does on the full path
     return JsonResponse(envelope(heartbeat_reply([])), json_dumps_params={"separators": (",", ":")})
 
 

@@ -160,11 +160,13 @@ def record_heartbeat(
 
 # One round trip for a heartbeat whose state is unchanged. Every check comes before any write, so a
 # "no" (0) leaves no trace and the full path counts and records the request as if this never ran.
-# Otherwise (1) the request is counted and the readings written behind; when the bin levels moved,
-# their new fingerprint is taken and the bins are written behind too (field "bins" of the readings).
+# Otherwise the request is counted and the readings written behind; when the bin levels moved, their
+# new fingerprint is taken and the bins are written behind too (field "bins" of the readings). The
+# answer is then the machine's merchant id, as the token's cache entry holds it.
 _QUIET_HEARTBEAT = """
 local who = redis.call('GET', KEYS[1])
-if not who or string.sub(who, 1, string.find(who, ':', 1, true) - 1) ~= ARGV[1] then return 0 end
+local colon = who and string.find(who, ':', 1, true)
+if not colon or string.sub(who, 1, colon - 1) ~= ARGV[1] then return 0 end
 if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[2]) then return 0 end
 if redis.call('GET', KEYS[3]) ~= ARGV[4] then return 0 end
 if redis.call('EXISTS', unpack(KEYS, 7)) > 0 then return 0 end
@@ -175,7 +177,7 @@ if ARGV[5] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[5] then
   redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])
   redis.call('HSET', KEYS[5], 'bins', ARGV[7])
 end
-return 1
+return tonumber(string.sub(who, colon + 1))
 """
 _QUIET_HEARTBEAT_SCRIPT = HotScript(_QUIET_HEARTBEAT)
 
@@ -188,19 +190,19 @@ def record_quiet_heartbeat(
     rate: tuple[int, int],
     busy_keys: tuple[str, ...],
     now: datetime | None = None,
-) -> bool:
+) -> DeviceIdentity | None:
     """Record a heartbeat whose state is unchanged in one Redis round trip, if that is all it is.
 
     Taken when the token is active and cached for this very machine, the machine is under its request
     `rate` (requests, per seconds), its state matches the last report taken, its temperature is in
     range and none of `busy_keys` (the machine has commands waiting, a package offered) is set. The
     request is then counted and the readings written behind, with the bins when their levels moved:
-    `flush_heartbeats` writes them and hands them to the alarms. Returns False, having written
-    nothing, when the full path must take it.
+    `flush_heartbeats` writes them and hands them to the alarms. Returns the machine the token proved
+    (its merchant read with the token), or None, having written nothing, when the full path must take it.
     """
     redis = get_redis()
     if redis is None or not temperature_in_range(reading.temperature_c):
-        return False
+        return None
     now = now or timezone.now()
     limit, window_s = rate
     token_hash = hash_token(token)
@@ -227,10 +229,11 @@ def record_quiet_heartbeat(
         *readings,
     )
     try:
-        return _QUIET_HEARTBEAT_SCRIPT(redis, keys, args) == 1
+        merchant_id = _QUIET_HEARTBEAT_SCRIPT(redis, keys, args)
     except REDIS_OUTAGE_ERRORS as error:
         redis_failed(error)
-        return False
+        return None
+    return DeviceIdentity(int(device_id), merchant_id) if merchant_id else None
 
 
 def _encode_bins(bins, now: datetime) -> str:

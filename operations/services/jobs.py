@@ -10,6 +10,7 @@ export writes its file again from the start). A run that another worker took ove
 report (`JobSuperseded`).
 """
 
+import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -23,6 +24,7 @@ from coffeeshop.live import broadcast_to_user
 from operations import dispatch
 from operations.models import TaskJob
 
+logger = logging.getLogger(__name__)
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -81,6 +83,10 @@ def claim_job(job_id: int) -> TaskJob | None:
     if not claimed:
         return None
     job = TaskJob.objects.get(pk=job_id)
+    logger.info(
+        "Job %s (%s) started, attempt %s", job.pk, job.kind, job.attempts,
+        extra={"job_id": job.pk, "job_kind": job.kind, "attempt": job.attempts},
+    )  # fmt: skip
     if job.cancel_requested:
         finish_job(job, TaskJob.Status.CANCELED)
         return None
@@ -139,6 +145,10 @@ def finish_job(job: TaskJob, status: str, *, error: str = "", rows: int | None =
     if status == TaskJob.Status.SUCCEEDED:
         job.progress = 100
     job.save()
+    logger.info(
+        "Job %s (%s) %s", job.pk, job.kind, status,
+        extra={"job_id": job.pk, "job_kind": job.kind, "job_status": status, "rows": job.result_rows},
+    )  # fmt: skip
     broadcast_to_user(job.created_by_id, "job.progress", job_payload(job))
     return job
 

@@ -173,6 +173,25 @@ async def in_thread(fn, *args, **kwargs):
     return await asyncio.to_thread(run)
 
 
+def celery_env(django_db_blocker, data_dir: Path, **extra_env) -> dict:
+    """The environment of a Celery process (worker or beat) on the test database and Redis."""
+    if not settings.REDIS_URL:
+        pytest.skip(reason="needs REDIS_URL: Celery gets and sends tasks through Redis, as in production")
+    with django_db_blocker.unblock():
+        database_url = _database_url_of_test_db()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_SETTINGS_MODULE": "coffeeshop.settings",
+        "COFFEESHOP_DATA_DIR": str(data_dir),
+        "REDIS_URL": settings.REDIS_URL,
+        "CACHE_KEY_PREFIX": settings.CACHES["default"].get("KEY_PREFIX", "coffeeshop"),
+        **extra_env,
+    }
+    env.pop("CELERY_TASK_ALWAYS_EAGER", None)
+    return env
+
+
 @contextlib.contextmanager
 def celery_worker(
     queue: str,
@@ -188,20 +207,7 @@ def celery_worker(
     takes them), and from `shared_queue` if given (one that several workers take from, as in
     production). Yields the process once it has answered a task on `queue`; stops it afterwards unless
     the test killed it."""
-    if not settings.REDIS_URL:
-        pytest.skip(reason="needs REDIS_URL: the worker takes its tasks from Redis, as in production")
-    with django_db_blocker.unblock():
-        database_url = _database_url_of_test_db()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "DJANGO_SETTINGS_MODULE": "coffeeshop.settings",
-        "COFFEESHOP_DATA_DIR": str(data_dir),
-        "REDIS_URL": settings.REDIS_URL,
-        "CACHE_KEY_PREFIX": settings.CACHES["default"].get("KEY_PREFIX", "coffeeshop"),
-        **extra_env,
-    }
-    env.pop("CELERY_TASK_ALWAYS_EAGER", None)
+    env = celery_env(django_db_blocker, data_dir, **extra_env)
     log_path = data_dir / f"celery-{queue}.log"
     with log_path.open("a") as log:
         worker = subprocess.Popen(
@@ -211,6 +217,7 @@ def celery_worker(
                 "celery",
                 "-A",
                 "coffeeshop",
+                "--quiet",  # no banner: with LOG_FORMAT=json every line is JSON, as Procfile.prod runs it
                 "worker",
                 "--without-mingle",
                 "--without-gossip",
