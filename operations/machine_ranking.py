@@ -12,7 +12,6 @@ are ranked on integer order counts; amounts are summed for the ten ranked machin
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from django.db import connection
@@ -25,13 +24,12 @@ from devices.models import Device
 from orders.models import DeviceSalesDay, Order, SalesHour
 from orders.selectors import SOLD_STATUSES, money_text, net_amount
 
-if TYPE_CHECKING:
-    from operations.dashboard import Scope
+# `scope` below is an operations.dashboard.Scope; not imported, since the dashboard imports this module.
 
 TOP = 10
 
 
-def _zones_in_scope(scope: Scope) -> dict[ZoneInfo, list[int]]:
+def _zones_in_scope(scope) -> dict[ZoneInfo, list[int]]:
     merchants = Merchant.objects.order_by("pk")
     if scope.merchant_id is not None:
         merchants = merchants.filter(pk=scope.merchant_id)
@@ -56,7 +54,7 @@ def _part(queryset: QuerySet, orders, amount) -> QuerySet:
     )
 
 
-def _edge(scope: Scope, merchant_ids: list[int], start: datetime, end: datetime) -> QuerySet:
+def _edge(scope, merchant_ids: list[int], start: datetime, end: datetime) -> QuerySet:
     if _is_whole_hour(start) and _is_whole_hour(end):
         hours = scope.narrow(scope.mine(SalesHour.objects), device_path="")
         hours = hours.filter(merchant_id__in=merchant_ids, hour__gte=start, hour__lt=end)
@@ -68,7 +66,7 @@ def _edge(scope: Scope, merchant_ids: list[int], start: datetime, end: datetime)
     return _part(sold, Cast(Value(1), IntegerField()), net_amount())
 
 
-def sales_parts(scope: Scope) -> list[QuerySet]:
+def sales_parts(scope) -> list[QuerySet]:
     """The rows that add up to the range's sales per machine, in as few parts as its zones allow."""
     days_parts, edges = [], []
     for zone, merchant_ids in _zones_in_scope(scope).items():
@@ -100,7 +98,7 @@ def _from_db(field_name: str, value):
     return value
 
 
-def top_and_silent_machines(scope: Scope) -> dict:
+def top_and_silent_machines(scope) -> dict:
     parts = sales_parts(scope)
     machines = scope.narrow(scope.mine(Device.objects), device_path="").order_by().values("pk")
     if not parts:
