@@ -62,7 +62,7 @@ run-worker: install
 	$(BIN)/celery -A coffeeshop worker --loglevel INFO --concurrency 2
 
 run-beat: install
-	$(BIN)/celery -A coffeeshop beat --loglevel INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler
+	$(BIN)/celery -A coffeeshop beat --loglevel INFO --scheduler coffeeshop.beat:Scheduler
 
 run-fleet: install
 	$(BIN)/python manage.py simulate-fleet --devices $(FLEET_SIZE) --base-url http://127.0.0.1:$(PORT)

@@ -324,7 +324,7 @@ def start_background_jobs(children: Children, env: dict[str, str], log_path: Pat
             "coffeeshop",
             "beat",
             "--scheduler",
-            "django_celery_beat.schedulers:DatabaseScheduler",
+            "coffeeshop.beat:Scheduler",
         ],
     )
     with log_path.open("a") as log:

@@ -4,10 +4,12 @@ The worker and beat log as the web does (coffeeshop.logs), and a task queued whi
 carries that request's id into the worker's lines for it (coffeeshop.request_id).
 """
 
+import logging
 import os
 
 from celery import Celery, signals
 from celery.app.task import Task as CeleryTask
+from celery.apps import worker as celery_worker_app
 from celery.worker.request import Request
 
 from coffeeshop import logs, request_id
@@ -47,3 +49,14 @@ def log_as_the_web_does(**_):
 
 signals.celeryd_init.connect(log_as_the_web_does, weak=False)
 signals.setup_logging.connect(log_as_the_web_does, weak=False)
+
+
+def say_through_the_log(message, f=None):
+    """The worker's notices ("worker: Warm shutdown (MainProcess)") go through its log, as JSON lines
+    when the rest are, instead of straight to the stream. Celery writes them from its signal handler
+    with os.write to be safe under eventlet; this project runs prefork, where logging there is safe
+    (the handlers' locks are re-entrant)."""
+    logging.getLogger("celery.apps.worker").warning(message)
+
+
+celery_worker_app.safe_say = say_through_the_log

@@ -14,6 +14,7 @@ import logging
 import re
 import time
 import uuid
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 from django.utils.functional import empty
@@ -107,10 +108,21 @@ def log_access(request, status: int, duration_ms: float) -> None:
 
 
 def add_request_id_header(headers: dict | None = None, **_) -> None:
-    """before_task_publish: a task queued while serving a request (or running a task) carries its id."""
-    request_id = _request_id.get()
-    if request_id is not None and headers is not None:
-        headers.setdefault(TASK_HEADER, request_id)
+    """before_task_publish: a task queued while serving a request (or running a task, or sent by beat)
+    carries its id; one queued from anywhere else (a shell, a command) gets an id of its own, so its
+    lines in the worker still tell one run from another."""
+    if headers is not None:
+        headers.setdefault(TASK_HEADER, _request_id.get() or uuid.uuid4().hex)
+
+
+@contextmanager
+def holding(request_id: str):
+    """Every line logged and every task queued inside the block carries `request_id`."""
+    token = _request_id.set(request_id)
+    try:
+        yield request_id
+    finally:
+        _request_id.reset(token)
 
 
 _task_tokens: dict[str, object] = {}

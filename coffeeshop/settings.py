@@ -265,7 +265,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_EXPIRES = 3600
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "coffeeshop.beat:Scheduler"
 # Beat writes each periodic task's last_run_at after every send (not every 3 minutes, its default), so
 # that /api/v1/health can tell a ticking beat from a stopped one (coffeeshop/workers.py).
 CELERY_BEAT_SYNC_EVERY = 1

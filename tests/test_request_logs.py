@@ -11,6 +11,7 @@ import socket
 import pytest
 
 from accounts.models import Role
+from coffeeshop import request_id
 from coffeeshop.logs import logging_config
 from coffeeshop.request_id import RequestIdFilter, accepted_request_id
 from coffeeshop.shedding import SheddingSyncWorker, offered_request_id, shed_replies
@@ -221,3 +222,14 @@ def test_a_shed_503_carries_a_request_id():
     head, body = reply.split(b"\r\n\r\n", 1)
     assert head.startswith(b"HTTP/1.1 503") and b"\r\nX-Request-ID: lb-shed-0001" in head
     assert json.loads(body)["error"]["code"] == "UNAVAILABLE"
+
+
+def test_a_task_queued_outside_any_request_gets_an_id_of_its_own():
+    """A shell's or a command's tasks: each send its own id, so its worker lines still join up."""
+    first, second, inside = {}, {}, {}
+    request_id.add_request_id_header(headers=first)
+    request_id.add_request_id_header(headers=second)
+    with request_id.holding("req-12345678"):
+        request_id.add_request_id_header(headers=inside)
+    assert request_id.TASK_HEADER in first and first != second
+    assert inside == {request_id.TASK_HEADER: "req-12345678"}
