@@ -229,6 +229,68 @@ def _sales_by(sales: Sales, scope: Scope, name: str, bucket, label) -> list[dict
     ]
 
 
+def _sales_from_orders(scope: Scope, sales: Sales, today_start: datetime) -> dict:
+    """Sales today, over the range, per day and per hour of the day, each read from the orders."""
+    return {
+        "sales_today": _sales_totals(sales, sales.rows.filter(**{f"{sales.when}__gte": today_start})),
+        "sales": _sales_totals(sales, sales_in_range(sales, scope)),
+        "sales_per_day": sales_per_day(scope, sales),
+        "sales_per_hour": sales_per_hour(scope, sales),
+    }
+
+
+def _hourly_sales(scope: Scope, sales: Sales, today_start: datetime) -> dict:
+    """Sales today, over the range, per day and per hour of the day, from one read of the rolled-up
+    hours of the range and of today (the four queries of the orders' path, at the cost of one): each
+    hour and currency summed once in SQL, then added into its local day and hour here."""
+    when = sales.when
+    rows = (
+        sales.rows.filter(
+            Q(**{f"{when}__gte": scope.start, f"{when}__lt": scope.end}) | Q(**{f"{when}__gte": today_start})
+        )
+        .values(when, "currency")
+        .annotate(n=sales.orders, total=sales.amount)
+        .order_by()
+    )
+    today, in_range, per_day, per_hour = {}, {}, {}, {}
+    for row in rows:
+        hour, currency, tally = row[when], row["currency"], (row["n"], row["total"])
+        if hour >= today_start:
+            _add(today, currency, tally)
+        if scope.start <= hour < scope.end:
+            local = hour.astimezone(scope.zone)
+            _add(in_range, currency, tally)
+            _add(per_day, (local.date().isoformat(), currency), tally)
+            _add(per_hour, (local.hour, currency), tally)
+    return {
+        "sales_today": _totals(today),
+        "sales": _totals(in_range),
+        "sales_per_day": _buckets("date", per_day),
+        "sales_per_hour": _buckets("hour", per_hour),
+    }
+
+
+def _add(tallies: dict, key, tally: tuple[int, Decimal]) -> None:
+    orders, amount = tallies.get(key, (0, Decimal(0)))
+    tallies[key] = (orders + tally[0], amount + tally[1])
+
+
+def _totals(tallies: dict) -> list[dict]:
+    return _with_average_ticket(
+        [
+            {"currency": currency, "orders": n, "amount": money_text(total)}
+            for currency, (n, total) in sorted(tallies.items())
+        ]
+    )
+
+
+def _buckets(name: str, tallies: dict) -> list[dict]:
+    return [
+        {name: bucket, "currency": currency, "orders": n, "amount": money_text(total)}
+        for (bucket, currency), (n, total) in sorted(tallies.items())
+    ]
+
+
 def sales_per_day(scope: Scope, sales: Sales) -> list[dict]:
     return _sales_by(sales, scope, "date", TruncDate(sales.when, tzinfo=scope.zone), date.isoformat)
 
@@ -342,19 +404,17 @@ def dashboard_summary(scope: Scope, now: datetime | None = None, *, from_orders:
     today_start = datetime.combine(today, time(), tzinfo=scope.zone)
     commands = scope.narrow(scope.mine(RemoteCommand.objects), device_path="device__")
     sales = sales_source(scope, now, from_orders=from_orders, per_machine=False)
+    read_sales = _sales_from_orders if sales.from_orders else _hourly_sales
     return {
         "time_zone": str(scope.zone),
         "from": scope.first_day.isoformat(),
         "to": scope.last_day.isoformat(),
         "machines": machine_counts(scope),
-        "sales_today": _sales_totals(sales, sales.rows.filter(**{f"{sales.when}__gte": today_start})),
-        "sales": _sales_totals(sales, sales_in_range(sales, scope)),
+        **read_sales(scope, sales, today_start),
         "open_alarms": open_alarms(scope),
         "bins": bin_counts(scope),
         "pending_commands": commands.filter(status__in=UNFINISHED_COMMAND_STATUSES).count(),
         "running_rollouts": running_rollouts(scope),
-        "sales_per_day": sales_per_day(scope, sales),
-        "sales_per_hour": sales_per_hour(scope, sales),
         "online_rate_per_day": online_rate_per_day(scope),
         "top_products": top_products(scope, sales),
         **{f"{k}_machines": v for k, v in top_and_silent_machines(scope, sales).items()},
