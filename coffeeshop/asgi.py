@@ -19,10 +19,11 @@ log_failed_checks_at_start()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from coffeeshop.routing import websocket_urlpatterns  # noqa: E402
+from coffeeshop.socket_logs import SocketRequestIdMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": URLRouter(websocket_urlpatterns),
+        "websocket": SocketRequestIdMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.models import Capability
 from accounts.tenancy import merchant_ids_for
 from coffeeshop.live import PLATFORM_GROUP, merchant_group, user_group
+from coffeeshop.socket_logs import name_the_caller
 from coffeeshop.socket_shutdown import ClosesOnShutdown
 from devices.selectors import changed_device_payloads
 
@@ -32,6 +33,8 @@ class StaffLiveConsumer(ClosesOnShutdown, AsyncJsonWebsocketConsumer):
             await self.close(code=UNAUTHORIZED_CLOSE_CODE)
             return
         merchant_ids = await database_sync_to_async(merchant_ids_for)(user)
+        only_merchant = next(iter(merchant_ids)) if merchant_ids and len(merchant_ids) == 1 else None
+        name_the_caller(self.scope, user_id=user.pk, merchant_id=only_merchant)
         self.live_groups = (
             [PLATFORM_GROUP] if merchant_ids is None else [merchant_group(i) for i in merchant_ids]
         ) + [user_group(user.pk)]

@@ -12,6 +12,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from coffeeshop.protocol.auth import MalformedAuthorization, device_token_of
+from coffeeshop.socket_logs import name_the_caller
 from coffeeshop.socket_shutdown import ClosesOnShutdown
 from devices.services import identify_device
 from operations.services.commands import device_group, lease_deliverable_commands
@@ -37,6 +38,7 @@ class MachineSocketConsumer(ClosesOnShutdown, AsyncJsonWebsocketConsumer):
         if identity is None:
             await self.close(code=UNAUTHORIZED)
             return
+        name_the_caller(self.scope, device_id=identity.device_id, merchant_id=identity.merchant_id)
         if str(identity.device_id) != str(self.scope["url_route"]["kwargs"]["device_id"]):
             await self.close(code=FORBIDDEN)
             return
