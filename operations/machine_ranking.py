@@ -107,31 +107,31 @@ def top_and_silent_machines(scope) -> dict:
     sold = " UNION ALL ".join(sql for sql, _ in compiled)
     sold_params = [p for _, params in compiled for p in params]
     machines_sql, machines_params = machines.query.sql_with_params()
-    # One NOT EXISTS a part: the days rule out most machines before the edges' hours are looked up.
-    unsold = " AND ".join(
-        f"NOT EXISTS (SELECT 1 FROM ({sql}) s WHERE s.r_device = m.id)" for sql, _ in compiled
-    )
     quote = connection.ops.quote_name
     device = quote(Device._meta.db_table)
+    # `sold` is read once (PostgreSQL materializes a CTE named twice): ranked for the top ten, and the
+    # machines without a row in it are the silent ones.
     statement = f"""
+        WITH sold AS (SELECT r_device, r_currency, SUM(r_orders) AS n FROM ({sold}) s
+                      GROUP BY r_device, r_currency)
         SELECT 'top', d.id, d.alias, d.serial, r.r_currency, r.n,
                (SELECT SUM(s.r_amount) FROM ({sold}) s
                 WHERE s.r_device = r.r_device AND s.r_currency = r.r_currency),
                NULL, NULL, ROW_NUMBER() OVER (ORDER BY r.n DESC, r.r_device, r.r_currency)
-        FROM (SELECT r_device, r_currency, SUM(r_orders) AS n FROM ({sold}) s
-              GROUP BY r_device, r_currency ORDER BY n DESC, r_device, r_currency LIMIT {TOP}) r
+        FROM (SELECT r_device, r_currency, n FROM sold
+              ORDER BY n DESC, r_device, r_currency LIMIT {TOP}) r
         JOIN {device} d ON d.id = r.r_device
         UNION ALL
         SELECT 'silent', q.id, q.alias, q.serial, NULL, NULL, NULL, q.is_online, q.last_seen_at,
                ROW_NUMBER() OVER (ORDER BY q.is_online DESC, q.serial)
         FROM (SELECT m.id, m.alias, m.serial, m.is_online, m.last_seen_at FROM {device} m
               WHERE m.id IN ({machines_sql})
-                AND {unsold}
+                AND NOT EXISTS (SELECT 1 FROM sold WHERE sold.r_device = m.id)
               ORDER BY m.is_online DESC, m.serial LIMIT {TOP}) q
         ORDER BY 1 DESC, 10
     """
     with connection.cursor() as cursor:
-        cursor.execute(statement, [*sold_params, *sold_params, *machines_params, *sold_params])
+        cursor.execute(statement, [*sold_params, *sold_params, *machines_params])
         rows = cursor.fetchall()
     top, silent = [r for r in rows if r[0] == "top"], [r for r in rows if r[0] == "silent"]
     return {
