@@ -11,6 +11,9 @@ state from one record to the next) for a twelfth of the rows: seeding must be qu
 import random
 from datetime import datetime, timedelta
 
+from django.db import connection
+
+from coffeeshop.demo.history import insert_rows
 from devices.models import DeviceState, DeviceStatusHistory, StatusEvent
 from devices.services.history_rollup import fold_hour
 
@@ -38,14 +41,18 @@ def _offline_spells(rng: random.Random, start: datetime, end: datetime) -> list[
         moment = back
 
 
-def _record(device_id, at, event, is_online, rng=None) -> DeviceStatusHistory:
-    return DeviceStatusHistory(
-        device_id=device_id,
-        recorded_at=at,
-        event=event,
-        state=DeviceState.IDLE,
-        is_online=is_online,
-        temperature_c=round(rng.gauss(*BOILER_C), 1) if rng else None,
+RECORD_COLUMNS = ("device_id", "recorded_at", "event", "state", "is_online", "temperature_c")
+
+
+def _record(device_id, at, event, is_online, rng=None) -> tuple:
+    temperature = round(rng.gauss(*BOILER_C), 1) if rng else None
+    return (
+        device_id,
+        connection.ops.adapt_datetimefield_value(at),
+        event,
+        DeviceState.IDLE,
+        is_online,
+        temperature,
     )
 
 
@@ -69,7 +76,7 @@ def record_week(devices, *, start: datetime, end: datetime, seed) -> int:
     records = []
     for device in devices:
         records += machine_records(device.pk, random.Random(f"{seed}:online:{device.serial}"), start, end)
-    DeviceStatusHistory.objects.bulk_create(records, batch_size=2000)
+    insert_rows(DeviceStatusHistory, RECORD_COLUMNS, records)
     return len(records)
 
 
