@@ -9,7 +9,7 @@ from decimal import Decimal
 from coffeeshop.protocol.serializers import OrderSerializer
 from simulator import CHINA, FLAT_SALES_CURVE, MENU, UK, SimulatedMachine, build_fleet
 from simulator.cli import add_fleet_arguments
-from tests.simulator.fakes import FakeServer, fly
+from tests.simulator.fakes import FakeServer, fake_client, fly, no_sleep_session
 
 PROTOCOL_METHODS = {"wechat", "alipay", "card", "corp", "cash"}
 
@@ -56,3 +56,20 @@ def test_the_command_line_takes_a_region_and_defaults_to_china():
 
     assert parser.parse_args(base).region == "cn"
     assert parser.parse_args([*base, "--region", "uk"]).region == "uk"
+
+
+async def test_a_london_machine_follows_the_daily_curve_on_londons_clock_not_chinas():
+    server = FakeServer()
+    client = fake_client(server)
+    only_eight_oclock = tuple(1.0 if hour == 8 else 0.0 for hour in range(24))
+    half_past_eight_in_london = datetime(2026, 12, 7, 8, 30, tzinfo=UTC)  # 16:30 in Shanghai
+    sold = {}
+    for serial, region in (("BML-000001", UK), ("SIM-000001", CHINA)):
+        machine = SimulatedMachine(serial, "CM-2000", "1.4.2", "Lobby 1", rng=random.Random(3), region=region)
+        session = no_sleep_session(client, sales_per_hour=36_000, sales_curve=only_eight_oclock)
+        await machine.register(session)
+        machine.clock_skew = half_past_eight_in_london - datetime.now(UTC)
+        await machine.trade(session, 0.3)
+        sold[region.code] = session.stats.orders_sold
+
+    assert sold["uk"] > 0 and sold["cn"] == 0, sold
