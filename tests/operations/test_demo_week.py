@@ -12,11 +12,14 @@ from django.db.models import Sum
 
 from accounts.models import Merchant, User
 from audit.models import OperationLog
+from coffeeshop.demo.history import order_input
 from devices.models import Device, DeviceStatusHistory, DeviceStatusHour
 from devices.services.history_rollup import HOUR_FIELDS, fold_hour
+from devices.services.registration import register_device
 from operations.dashboard import dashboard_summary, scope_for
 from orders.models import DeviceSalesDay, Order, Refund, SalesHour
-from simulator import OrderNumbers
+from orders.services.ingest import ingest_orders
+from simulator import OrderNumbers, build_fleet
 from simulator.cli import default_state_file
 
 pytestmark = pytest.mark.django_db
@@ -140,3 +143,21 @@ def test_a_second_run_changes_nothing_and_the_live_fleet_numbers_on_after_the_hi
 def test_the_operation_log_shows_people_nothing_new(seeded):
     people = OperationLog.objects.filter(source__in=[OperationLog.Source.ADMIN, OperationLog.Source.API])
     assert people.count() == 0
+
+
+def test_on_a_database_the_live_fleet_has_sold_on_its_machines_keep_their_data(settings, tmp_path):
+    settings.DATA_DIR = tmp_path
+    call_command("seed-demo", "--fleet-size=0", "--london-fleet-size=0", "--no-history", verbosity=0)
+    (live,) = build_fleet(1, "SIM", seed=5)
+    secret = Merchant.objects.get(name="Demo Coffee Co").provisioning_secret
+    registration = register_device(
+        serial=live.serial, model=live.model, firmware=live.firmware, provisioning_secret=secret
+    )
+    ingest_orders(registration.device.pk, [order_input(live.make_order(NOW - timedelta(hours=1)).body)])
+
+    call_command(*SEED, verbosity=0)
+
+    assert Order.objects.filter(device__serial="SIM-000001").count() == 1, "its live sale, and no history"
+    assert Order.objects.filter(device__serial="SIM-000002").count() > 100
+    scope, _ = _scope(Merchant.objects.get(name="Demo Coffee Co"))
+    assert dashboard_summary(scope, now=NOW) == dashboard_summary(scope, now=NOW, from_orders=True)
