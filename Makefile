@@ -7,13 +7,16 @@ PORT ?= 8000
 # Only this machine by default: HOST=0.0.0.0 opens the web server to the network.
 HOST ?= 127.0.0.1
 FLEET_SIZE ?= 20
+LONDON_FLEET_SIZE ?= 3
+# Drinks per machine and hour, on average over the day: what seed-demo's week and the live fleets sell.
+DEMO_SALES_PER_HOUR ?= 2
 SIMULATOR ?= 1
 PYTEST_ARGS ?=
 
 # honcho assigns its own PORT to every process, so the web port travels as WEB_PORT.
 export WEB_PORT = $(PORT)
 export WEB_HOST = $(HOST)
-export FLEET_SIZE
+export FLEET_SIZE LONDON_FLEET_SIZE DEMO_SALES_PER_HOUR
 
 .PHONY: install run run-prod run-web run-worker run-beat run-fleet test lint format init-db seed-demo bench clean \
 	messages compilemessages
@@ -33,10 +36,11 @@ seed-demo: init-db
 	$(BIN)/python manage.py seed-demo
 
 ## make run: everything on the embedded default (SQLite, no servers), or on PostgreSQL/Redis when
-## DATABASE_URL/REDIS_URL are set. SIMULATOR=0 leaves out the simulated fleet.
+## DATABASE_URL/REDIS_URL are set, with a week of demo sales behind the dashboard (seed-demo) and the
+## live fleets of Shanghai and London. SIMULATOR=0 leaves out the simulated fleets.
 run: seed-demo
 	@echo "coffeeshop: http://127.0.0.1:$(PORT)/admin/  (admin@example.com / Admin123!), listening on $(HOST)"
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile start web worker beat $(if $(filter 1,$(SIMULATOR)),fleet,)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile start web worker beat $(if $(filter 1,$(SIMULATOR)),fleet fleet-london,)
 
 ## make run-prod: the production shape on this machine (README, "Deployment"): gunicorn (WEB_WORKERS) on
 ## PORT, daphne for /ws/ on WS_PORT, celery (WORKER_CONCURRENCY) and beat; PostgreSQL and Redis required.
@@ -65,7 +69,8 @@ run-beat: install
 	$(BIN)/celery -A coffeeshop beat --loglevel INFO --scheduler coffeeshop.beat:Scheduler
 
 run-fleet: install
-	$(BIN)/python manage.py simulate-fleet --devices $(FLEET_SIZE) --base-url http://127.0.0.1:$(PORT)
+	$(BIN)/python manage.py simulate-fleet --devices $(FLEET_SIZE) --sales-per-hour $(DEMO_SALES_PER_HOUR) \
+		--base-url http://127.0.0.1:$(PORT)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -85,6 +85,7 @@ from simulator.physics import (
 )
 from simulator.sales import (
     BACKLOG_LIMIT,
+    CHINA,
     CURRENCY,
     DAILY_SALES_CURVE,
     DEFAULT_DUPLICATE_PROBABILITY,
@@ -93,8 +94,11 @@ from simulator.sales import (
     LARGE_CUP_SCALE,
     MENU,
     PAYMENT_METHODS,
+    REGIONS,
+    UK,
     OrderNumbers,
     Product,
+    Region,
     SaleOrder,
     backlog_chunks,
     sales_rate_per_hour,
@@ -121,6 +125,7 @@ from simulator.vocabulary import (
 
 __all__ = [
     "BACKLOG_LIMIT",
+    "CHINA",
     "CURRENCY",
     "DAILY_SALES_CURVE",
     "DEFAULT_BINS",
@@ -139,6 +144,8 @@ __all__ = [
     "MENU",
     "MIXED_CHANNELS",
     "PAYMENT_METHODS",
+    "REGIONS",
+    "UK",
     "BinLevel",
     "BinSpec",
     "BoilerTemperature",
@@ -164,6 +171,7 @@ __all__ = [
     "ProtocolError",
     "ProtocolViolation",
     "RefillRounds",
+    "Region",
     "Rejected",
     "Reply",
     "SaleOrder",

@@ -24,11 +24,12 @@ from simulator.physics import (
     DEFAULT_REFILL_ROUND_TICKS,
 )
 from simulator.sales import (
-    CURRENCY,
+    CHINA,
     DAILY_SALES_CURVE,
     DEFAULT_DUPLICATE_PROBABILITY,
     DEFAULT_SALES_PER_HOUR,
     FLAT_SALES_CURVE,
+    REGIONS,
 )
 from simulator.session import DEFAULT_OFFLINE_PROBABILITY, EventKind, FleetEvent, FleetStats
 from simulator.vocabulary import (
@@ -123,6 +124,14 @@ def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
         help="Chance per heartbeat that a machine drops offline for a while (default %(default)s).",
     )
     parser.add_argument("--serial-prefix", default="SIM", help="Serials: PREFIX-000001 (default SIM).")
+    parser.add_argument(
+        "--region",
+        choices=sorted(REGIONS),
+        default=CHINA.code,
+        help="Where the shops are: cn sells in CNY on China's clock (UTC+8), paid mostly by WeChat and "
+        "Alipay; uk sells at London prices in GBP on London's clock, paid by card, company account "
+        "or cash (default %(default)s). The daily curve runs on the region's clock.",
+    )
     parser.add_argument("--seed", type=int, help="Make the machines' behaviour reproducible.")
     parser.add_argument(
         "--sales-per-hour",
@@ -214,11 +223,11 @@ class Console:
         line = f"{event.serial}  {event.kind:<12}  {event.detail}".rstrip()
         self.write(self.warning(line) if event.kind in ALARMING_EVENTS else line)
 
-    def stats(self, stats: FleetStats) -> None:
+    def stats(self, stats: FleetStats, currency: str = CHINA.currency) -> None:
         self.write(self.success("Fleet stopped."))
         for name, value in stats.as_dict().items():
             self.write(f"  {name.replace('_', ' ')}: {value}")
-        self.write(f"  sales delivered: {len(stats.delivered)} orders, {stats.delivered_total} {CURRENCY}")
+        self.write(f"  sales delivered: {len(stats.delivered)} orders, {stats.delivered_total} {currency}")
 
 
 def simulate(secret: str, options: dict[str, Any], data_dir: Path, console: Console) -> None:
@@ -232,16 +241,20 @@ def simulate(secret: str, options: dict[str, Any], data_dir: Path, console: Cons
         console.write(
             f"Simulating {options['devices']} machines against {options['base_url']} (Ctrl-C stops)."
         )
-    state_file = (
-        options["state_file"] or data_dir / "simulator" / f"{options['serial_prefix']}-order-numbers.json"
-    )
+    state_file = options["state_file"] or default_state_file(data_dir, options["serial_prefix"])
     try:
         stats = asyncio.run(_simulate(secret, options, state_file, console))
     except KeyboardInterrupt:
         # Only where the loop cannot take over SIGINT (Windows); the counters are lost with the loop.
         console.write("Stopped.")
         return
-    console.stats(stats)
+    console.stats(stats, REGIONS[options.get("region", CHINA.code)].currency)
+
+
+def default_state_file(data_dir: Path, serial_prefix: str) -> Path:
+    """Where a fleet of `serial_prefix` keeps its order counters by default (one file per prefix, so
+    two fleets never share one)."""
+    return data_dir / "simulator" / f"{serial_prefix}-order-numbers.json"
 
 
 def quiet_logging(verbosity: int) -> None:
@@ -281,6 +294,7 @@ async def _simulate(secret: str, options: dict[str, Any], state_file: Path, cons
             forget_refill_probability=options["forget_refill_probability"],
             install_failure_probability=options["install_failure_probability"],
             misbehave=misbehaviour_option(options["misbehave"]),
+            region=REGIONS[options.get("region", CHINA.code)],
         )
     finally:
         for stop_signal in installed:

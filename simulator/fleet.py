@@ -20,11 +20,13 @@ from simulator.errors import FleetConfigurationError
 from simulator.machine import SimulatedMachine
 from simulator.physics import DEFAULT_FORGET_REFILL_PROBABILITY, DEFAULT_REFILL_ROUND_TICKS, RefillRounds
 from simulator.sales import (
+    CHINA,
     DAILY_SALES_CURVE,
     DEFAULT_DUPLICATE_PROBABILITY,
     DEFAULT_SALES_PER_HOUR,
     MAX_SERIAL_PREFIX_FOR_SALES,
     OrderNumbers,
+    Region,
 )
 from simulator.session import (
     DEFAULT_OFFLINE_PROBABILITY,
@@ -65,15 +67,18 @@ def fleet_serial(prefix: str, index: int) -> str:
     return f"{prefix}-{index:06d}"
 
 
-def build_fleet(devices: int, serial_prefix: str = "SIM", seed: int | None = None) -> list[SimulatedMachine]:
-    """The same prefix and seed give the same machines (serials, models, aliases, starting levels)."""
+def build_fleet(
+    devices: int, serial_prefix: str = "SIM", seed: int | None = None, region: Region = CHINA
+) -> list[SimulatedMachine]:
+    """The same prefix and seed give the same machines (serials, models, aliases, starting levels);
+    they sell the `region`'s menu in its currency, on its shops' clock."""
     machines = []
     for index in range(1, devices + 1):
         serial = fleet_serial(serial_prefix, index)
         model, firmware = MACHINE_MODELS[(index - 1) % len(MACHINE_MODELS)]
         alias = f"{ALIAS_PLACES[(index - 1) % len(ALIAS_PLACES)]} {(index - 1) // len(ALIAS_PLACES) + 1}"
         rng = random.Random(f"{seed}:{serial}") if seed is not None else random.Random()
-        machines.append(SimulatedMachine(serial, model, firmware, alias, rng=rng))
+        machines.append(SimulatedMachine(serial, model, firmware, alias, rng=rng, region=region))
     return machines
 
 
@@ -229,6 +234,7 @@ async def run_fleet(
     misbehaving_serials: Mapping[str, Collection[str]] | None = None,
     misbehaviour_timings: Mapping[str, EpisodeTiming] | None = None,
     connect_socket: SocketConnector | None = None,
+    region: Region = CHINA,
 ) -> FleetStats:
     """Run `devices` machines concurrently until `duration_s` passes, `stop` is set or all have stopped.
 
@@ -236,6 +242,8 @@ async def run_fleet(
     is the chance per tick that a machine drops offline, for `offline_intervals` (low, high) heartbeat
     intervals. Each machine sells `sales_per_hour` drinks on average over the day, shaped by
     `sales_curve` (24 hourly weights, shop time; `FLAT_SALES_CURVE` for a steady rate); 0 sells nothing.
+    `region` says where the shops are: the factory menu, the currency, the payment methods and the clock
+    the curve runs on (`CHINA` by default, `UK` for London).
     `duplicate_probability` is the chance that a machine re-sends an answered order (a lost reply).
     `state_file` keeps each machine's order counter across runs, so a restarted fleet never reuses an
     order id; without it the counters start at 1. `transport` (and `connect_socket`, the WebSocket
@@ -285,7 +293,7 @@ async def run_fleet(
         session_settings,
     )
     order_numbers = OrderNumbers(state_file)
-    machines = build_fleet(devices, serial_prefix, seed)
+    machines = build_fleet(devices, serial_prefix, seed, region)
     misbehaving = choose_misbehaving(
         [machine.serial for machine in machines],
         fractions,

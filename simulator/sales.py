@@ -4,15 +4,17 @@ daily sales curve, the orders as the machine keeps them (`SaleOrder`) and their 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from simulator.errors import FleetConfigurationError
 
@@ -70,12 +72,27 @@ MENU: tuple[Product, ...] = tuple(
     )
 )
 MENU_BY_ID = {product.product_id: product for product in MENU}
+# The same drinks at a London coffee bar's prices, in pounds.
+UK_PRICES = {
+    "americano": "2.80",
+    "latte": "3.40",
+    "cappuccino": "3.40",
+    "flat_white": "3.60",
+    "mocha": "3.80",
+    "hot_chocolate": "3.20",
+    "espresso": "2.40",
+}
+UK_MENU: tuple[Product, ...] = tuple(
+    dataclasses.replace(product, price=Decimal(UK_PRICES[product.product_id])) for product in MENU
+)
 # (value, weight) pairs: how often each choice is made.
 LINES_PER_ORDER = ((1, 90), (2, 10))
 QUANTITIES = ((1, 85), (2, 15))
 SIZES = (("regular", 70), ("large", 30))
 SUGAR_LEVELS = ((0, 50), (1, 30), (2, 20))
 PAYMENT_METHODS = (("wechat", 55), ("alipay", 30), ("card", 10), ("corp", 3), ("cash", 2))
+# London pays by card (contactless), a little by company account or cash; all protocol methods.
+UK_PAYMENT_METHODS = (("card", 85), ("corp", 5), ("cash", 10))
 PAYMENT_STATUSES = (("paid", 95), ("unpaid", 3), ("failed", 2))
 # Cash has no provider, so no transaction id; a cash sale only happens once the coins are in.
 TRANSACTION_PREFIXES = {"wechat": "wx", "alipay": "ali", "card": "card", "corp": "corp"}
@@ -97,6 +114,23 @@ DAILY_SALES_CURVE: tuple[float, ...] = (
 FLAT_SALES_CURVE: tuple[float, ...] = (1.0,) * 24
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where a fleet's shops are: the currency its orders are in, the clock its daily curve runs on,
+    its factory menu and how its customers pay."""
+
+    code: str
+    currency: str
+    shop_timezone: tzinfo
+    menu: tuple[Product, ...]
+    payment_methods: tuple[tuple[str, float], ...]
+
+
+CHINA = Region("cn", CURRENCY, SHOP_TIMEZONE, MENU, PAYMENT_METHODS)
+UK = Region("uk", "GBP", ZoneInfo("Europe/London"), UK_MENU, UK_PAYMENT_METHODS)
+REGIONS = {region.code: region for region in (CHINA, UK)}
 
 
 def weighted_choice(rng: random.Random, choices: Sequence[tuple[T, float]]) -> T:
@@ -174,6 +208,14 @@ class OrderNumbers:
             return
         self._reserved[serial] = next_free + self.RESERVE_BLOCK
         self._write({serial: self._reserved[serial]}, exact=False)
+
+    def continue_after(self, next_free: dict[str, int]) -> None:
+        """The machines' numbers below these are taken (their history was written elsewhere): the fleet
+        goes on from them, or from what the file already holds if that is higher."""
+        for serial, number in next_free.items():
+            self._reserved[serial] = max(number, self._reserved.get(serial, 1))
+        if self.path is not None and next_free:
+            self._write(next_free, exact=False)
 
     def settle(self, next_free: dict[str, int]) -> None:
         """A clean stop: remember exactly where each machine is, so its numbering goes on without a gap."""

@@ -9,7 +9,7 @@ import random
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -32,11 +32,9 @@ from simulator.physics import (
 )
 from simulator.sales import (
     BREW_SECONDS_PER_CUP,
-    CURRENCY,
+    CHINA,
     LARGE_CUP_SCALE,
     LINES_PER_ORDER,
-    MENU,
-    PAYMENT_METHODS,
     PAYMENT_STATUSES,
     QUANTITIES,
     SIZES,
@@ -44,6 +42,7 @@ from simulator.sales import (
     SUGAR_PER_LEVEL_G,
     TRANSACTION_PREFIXES,
     Product,
+    Region,
     SaleOrder,
     format_money,
     machine_order_id,
@@ -78,8 +77,10 @@ class Body:
         bins: Sequence[BinSpec] = DEFAULT_BINS,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        region: Region = CHINA,
     ):
         self.serial = serial
+        self.region = region
         self.model = model
         self.firmware = firmware
         self.alias = alias
@@ -93,15 +94,15 @@ class Body:
         self.ip = f"10.{self.rng.randint(0, 255)}.{self.rng.randint(0, 255)}.{self.rng.randint(2, 254)}"
         self.wifi_ssid = self.rng.choice(WIFI_NETWORKS)
         self.rssi_dbm = self.rng.randint(-75, -45)
-        # A real fleet has been running for a while and its clocks drift; some report local China time.
+        # A real fleet has been running for a while and its clocks drift; some report the shops' local time.
         self._uptime_at_boot_s = self.rng.randint(600, 30 * 86400)
         self._booted_at = clock()
         self.clock_skew = timedelta(seconds=self.rng.uniform(-20.0, 20.0))
-        self.tz = self.rng.choice((UTC, timezone(timedelta(hours=8))))
+        self.tz = self.rng.choice((UTC, region.shop_timezone))
         self.device_id: str | None = None
         self.token: str | None = None
         self.server_interval_s = DEFAULT_HEARTBEAT_INTERVAL_S
-        # Recipes: the package installed (None: the factory recipes, the built-in MENU), the one the
+        # Recipes: the package installed (None: the factory recipes, the region's menu), the one the
         # server wants it to run, and the ones that failed to install (tried again later, not every tick).
         self.package: InstalledPackage | None = None
         self.desired_package: PackageOffer | None = None
@@ -277,7 +278,7 @@ class Body:
     @property
     def menu(self) -> tuple[Product, ...]:
         """What the machine sells: its package's recipes, or the built-in menu without one."""
-        return self.package.menu if self.package else MENU
+        return self.package.menu if self.package else self.region.menu
 
     def product(self, product_id: str) -> Product | None:
         return next((product for product in self.menu if product.product_id == product_id), None)
@@ -325,7 +326,7 @@ class Body:
         body = {
             "order_id": order_id,
             "created_at": format_timestamp(moment),
-            "currency": CURRENCY,
+            "currency": self.region.currency,
             "total": format_money(total),
             "payment": self._payment(),
             "items": [
@@ -350,7 +351,7 @@ class Body:
         return {"size": weighted_choice(self.rng, SIZES), "sugar": weighted_choice(self.rng, SUGAR_LEVELS)}
 
     def _payment(self) -> dict[str, str]:
-        method = weighted_choice(self.rng, PAYMENT_METHODS)
+        method = weighted_choice(self.rng, self.region.payment_methods)
         status = "paid" if method == "cash" else weighted_choice(self.rng, PAYMENT_STATUSES)
         payment = {"method": method, "status": status}
         if status == "paid" and method in TRANSACTION_PREFIXES:

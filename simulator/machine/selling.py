@@ -9,7 +9,7 @@ from typing import Any
 
 from simulator.client import Reply, _backlog_results, _error_of, _is_worth_retrying, _single_order_result
 from simulator.errors import ProtocolError, Rejected
-from simulator.sales import SHOP_TIMEZONE, SaleOrder, backlog_chunks
+from simulator.sales import SaleOrder, backlog_chunks
 from simulator.session import EventKind, FleetSession, OrderRecord
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class Selling:
             if await session.pause(self._next_customer_at - loop.time()):
                 return
             self._next_customer_at = None
-            shop_time = self.machine_time().astimezone(SHOP_TIMEZONE)
+            shop_time = self.machine_time().astimezone(self.region.shop_timezone)
             # A locked machine serves nobody, nor does one whose package has no recipes.
             if (
                 self.rng.random() * peak < session.settings.sales_rate_per_hour(shop_time)

@@ -1,8 +1,14 @@
-from django.core.management.base import BaseCommand
+import time
+from datetime import datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from accounts.models import Merchant, Role
+from accounts.models import Merchant, Role, User
 from accounts.services import create_or_update_user
+from coffeeshop.demo.week import DEFAULT_SEED, demo_fleets, seed_week
 from devices.models import Location
 from inventory.models import Material
 from operations.models import NotificationChannel, Severity
@@ -45,11 +51,76 @@ DEMO_STAFF = [
 ]
 
 
-class Command(BaseCommand):
-    help = "Load demo merchants, locations, materials and users (idempotent: safe to run on every start)."
+def _moment(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError("give the offset, e.g. 2026-12-07T16:30:00+00:00")
+    return moment
 
-    @transaction.atomic
+
+class Command(BaseCommand):
+    help = (
+        "Load demo merchants, locations, materials and users, register the demo fleets (Shanghai and "
+        "London) and give each new machine the week of sales and connectivity before now (idempotent: "
+        "safe to run on every start)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--fleet-size",
+            type=int,
+            help="Demo Coffee Co's machines SIM-000001... (default $FLEET_SIZE, else 20).",
+        )
+        parser.add_argument(
+            "--london-fleet-size",
+            type=int,
+            help="Bean Machine Ltd's machines BML-000001... (default $LONDON_FLEET_SIZE, else 3).",
+        )
+        parser.add_argument(
+            "--sales-per-hour",
+            type=float,
+            help="Each machine's average sales per hour, as the live fleets sell "
+            "(default $DEMO_SALES_PER_HOUR, else 2).",
+        )
+        parser.add_argument(
+            "--now", type=_moment, help="Write the week before this moment (ISO 8601 with offset; tests)."
+        )
+        parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="The history's random seed.")
+        parser.add_argument(
+            "--no-history", action="store_true", help="Register the fleets but write no sales or history."
+        )
+
     def handle(self, *args, **options):
+        started = time.monotonic()
+        with transaction.atomic():
+            demo = self._load_demo()
+            fleets = demo_fleets(options["fleet_size"], options["london_fleet_size"])
+            if any(fleet.size < 0 for fleet in fleets):
+                raise CommandError("A fleet size cannot be negative.")
+            report = seed_week(
+                fleets,
+                refunded_by=User.objects.get(email=ADMIN[0]),
+                data_dir=Path(settings.DATA_DIR),
+                now=options["now"],
+                sales_per_hour=options["sales_per_hour"],
+                seed=options["seed"],
+                history=not options["no_history"],
+            )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo data ready: {len(MERCHANTS)} merchants, {len(MATERIALS)} materials each; "
+                f"log in as {ADMIN[0]} / {ADMIN[1]}. "
+                f"Demo Coffee Co's provisioning secret: {demo.provisioning_secret}"
+            )
+        )
+        machines = ", ".join(f"{name}: {count}" for name, count in report.machines.items())
+        self.stdout.write(
+            f"Demo fleets: {machines} machines ({report.registered} newly registered); "
+            f"{report.with_history} given a week of history: {report.orders} orders, {report.refunds} "
+            f"refunds, {report.status_records} status records ({time.monotonic() - started:.1f} s)."
+        )
+
+    def _load_demo(self) -> Merchant:
         merchants = {}
         for name, demo in MERCHANTS.items():
             where = {"time_zone": demo["time_zone"], "currency": demo["currency"]}
@@ -89,10 +160,4 @@ class Command(BaseCommand):
         )
         for email, password, name, role in DEMO_STAFF:
             create_or_update_user(email=email, password=password, name=name, role=role, merchants=[demo])
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Demo data ready: {len(merchants)} merchants, {len(MATERIALS)} materials each; "
-                f"log in as {ADMIN[0]} / {ADMIN[1]}. "
-                f"Demo Coffee Co's provisioning secret: {demo.provisioning_secret}"
-            )
-        )
+        return demo
