@@ -8,15 +8,18 @@ statements sent together as one query string, which PostgreSQL runs as one impli
 1. the order, with the machine's merchant, location and package read from its row in the same
    statement, and its items (one `INSERT ... RETURNING` feeding the other);
 2. the sales rollups, one `INSERT ... ON CONFLICT DO UPDATE` per table in `rollups.TABLES` order
-   (the order every writer keeps), their key read from the order just written.
+   (the order every writer keeps), their key read from the order and items just written.
+
+The statements' text depends only on the number of items and whether the order is a sale, so it
+is built once per shape; a request only adapts its values.
 
 Anything else is the full path's: an order already received (the unique constraint fails the
 insert and nothing is written), a machine gone, a method the merchant has not defined, SQLite.
 """
 
+import functools
 from contextlib import nullcontext
 from datetime import datetime
-from decimal import Decimal
 
 from django.db import IntegrityError, connection, transaction
 
@@ -29,8 +32,28 @@ from orders.services import rollups
 from orders.services.ingest import OrderInput, item_rows, order_fields, orders_created_event
 from orders.services.rollups import TABLES
 
-# Where each column of a rollup key comes from: the order row `o`, its merchant `m`, or the item
-# values `v` (product tables only).
+# The columns a machine's order fills; the machine's row gives merchant, location and package.
+MACHINE_COLUMNS = (
+    "machine_order_id",
+    "currency",
+    "total",
+    "payment_method",
+    "payment_status",
+    "transaction_id",
+    "device_created_at",
+    "received_at",
+    "is_test",
+    "content_hash",
+)
+FROM_DEVICE = {
+    "merchant_id": "d.merchant_id",
+    "location_id": "d.location_id",
+    "device_id": "d.id",
+    "package_version": "d.package_version",
+}
+ITEM_COLUMNS = ("position", "product_id", "name", "qty", "unit_price", "recipe_version", "options")
+# Where each column of a rollup key or sum comes from: the order `o`, its merchant `m`, or its
+# items summed per product and name `v` (product tables only).
 _ROLLUP_SOURCES = {
     "merchant_id": "o.merchant_id",
     "location_id": "o.location_id",
@@ -44,7 +67,6 @@ _ROLLUP_SOURCES = {
     "orders": "1",
     "qty": "v.qty",
 }
-_PRODUCT_VALUES = ("product_id", "name", "qty", "amount")
 
 
 def takes_lone_order(order: OrderInput) -> bool:
@@ -56,100 +78,100 @@ def insert_lone_order(device_id: int, order: OrderInput, now: datetime) -> Order
     """Record a new lone order (see `takes_lone_order`) and return it; None, having written nothing,
     when the order was already received or the machine is gone: `ingest_orders` then answers."""
     values = order_fields(order, now)
-    statements = [_order_statement(device_id, values, order)]
-    if not order.is_test and order.payment_status in SOLD_STATUSES:
-        statements += [_rollup_statement(model, key, sums, device_id, order) for model, key, sums in TABLES]
-    sql = "; ".join(s for s, _ in statements)
-    params = [p for _, ps in statements for p in ps]
+    is_sale = not order.is_test and order.payment_status in SOLD_STATUSES
+    params = [field.get_db_prep_save(values[field.attname], connection) for field in _machine_fields()]
+    params.append(device_id)
+    item_fields = _fields(OrderItem, ITEM_COLUMNS)
+    for item in item_rows(None, order):
+        params += [field.get_db_prep_save(getattr(item, field.attname), connection) for field in item_fields]
+    if is_sale:
+        params += [device_id, order.order_id] * len(TABLES)
     try:
         block = transaction.atomic() if connection.in_atomic_block else nullcontext()
         with block, connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(_statements(len(order.items), is_sale), params)
             row = cursor.fetchone()
     except IntegrityError:
         return None
     saved = Order(pk=row[0], merchant_id=row[1], location_id=row[2], device_id=device_id, **values)
-    event, payload = orders_created_event(device_id, [saved])
-    broadcast_after_commit(saved.merchant_id, event, payload)
+    broadcast_after_commit(saved.merchant_id, *orders_created_event(device_id, [saved]))
     return saved
+
+
+@functools.cache
+def _machine_fields() -> tuple:
+    """The order's fields a machine fills, in the order of the table's columns (of the statement)."""
+    return tuple(f for f in Order._meta.concrete_fields if f.attname in MACHINE_COLUMNS)
+
+
+@functools.cache
+def _fields(model, names: tuple[str, ...]) -> tuple:
+    return tuple(model._meta.get_field(name) for name in names)
 
 
 def _cast(field) -> str:
     return f"CAST(%s AS {field.cast_db_type(connection)})"
 
 
-def _order_statement(device_id: int, values: dict, order: OrderInput) -> tuple[str, list]:
+@functools.cache
+def _statements(item_count: int, is_sale: bool) -> str:
+    sql = _order_statement(item_count)
+    if is_sale:
+        sql += "; " + "; ".join(_rollup_statement(model, key, sums) for model, key, sums in TABLES)
+    return sql
+
+
+def _order_statement(item_count: int) -> str:
     """The order and its items. The machine's row is joined to a row that always exists: a machine
-    gone leaves its columns NULL and the insert fails on NOT NULL rather than writing nothing."""
+    gone leaves its columns NULL and the insert fails on NOT NULL rather than writing nothing.
+    Columns the lane never sets (a refund, an exception) take their model default, inlined."""
     quote = connection.ops.quote_name
-    from_device = {
-        "merchant_id": "d.merchant_id",
-        "location_id": "d.location_id",
-        "device_id": "d.id",
-        "package_version": "d.package_version",
-    }
-    template = Order(**values)
-    columns, selected, params = [], [], []
+    defaults = Order()
+    columns, selected = [], []
     for field in Order._meta.concrete_fields:
         if field.primary_key:
             continue
         columns.append(quote(field.column))
-        if field.attname in from_device:
-            selected.append(from_device[field.attname])
-        else:
+        if field.attname in FROM_DEVICE:
+            selected.append(FROM_DEVICE[field.attname])
+        elif field.attname in MACHINE_COLUMNS:
             selected.append(_cast(field))
-            params.append(field.get_db_prep_save(getattr(template, field.attname), connection))
-    item_fields = [OrderItem._meta.get_field(n) for n in ("position", "product_id", "name", "qty")]
-    item_fields += [OrderItem._meta.get_field(n) for n in ("unit_price", "recipe_version", "options")]
-    rows = []
-    for item_row in item_rows(None, order):
-        rows.append("(" + ", ".join(_cast(f) for f in item_fields) + ")")
-        params += [f.get_db_prep_save(getattr(item_row, f.attname), connection) for f in item_fields]
-    item_columns = ", ".join(quote(f.column) for f in item_fields)
-    sql = (
+        else:
+            default = field.get_db_prep_save(getattr(defaults, field.attname), connection)
+            selected.append(connection.ops.compose_sql(_cast(field), [default]))
+    item_fields = _fields(OrderItem, ITEM_COLUMNS)
+    row = "(" + ", ".join(_cast(f) for f in item_fields) + ")"
+    return (
         f"WITH o AS (INSERT INTO {quote(Order._meta.db_table)} ({', '.join(columns)}) "
         f"SELECT {', '.join(selected)} FROM (SELECT 1) AS one LEFT JOIN {quote(Device._meta.db_table)} d "
-        f"ON d.id = {int(device_id)} RETURNING id, merchant_id, location_id), "
-        f"i AS (INSERT INTO {quote(OrderItem._meta.db_table)} (order_id, {item_columns}) "
-        f"SELECT o.id, v.* FROM o CROSS JOIN (VALUES {', '.join(rows)}) AS v) "
+        f"ON d.id = %s RETURNING id, merchant_id, location_id), "
+        f"i AS (INSERT INTO {quote(OrderItem._meta.db_table)} "
+        f"(order_id, {', '.join(quote(f.column) for f in item_fields)}) "
+        f"SELECT o.id, v.* FROM o CROSS JOIN (VALUES {', '.join([row] * item_count)}) AS v) "
         f"SELECT id, merchant_id, location_id FROM o"
     )
-    return sql, params
 
 
-def _product_rows(order: OrderInput) -> list[tuple]:
-    """The order's items per (product, name), in the order `rollups` writes a table's rows."""
-    sums: dict[tuple[str, str], list] = {}
-    for item in order.items:
-        row = sums.setdefault((item.product_id, item.name), [0, Decimal(0)])
-        row[0] += item.qty
-        row[1] += item.qty * item.unit_price
-    return sorted(((*k, *v) for k, v in sums.items()), key=lambda r: repr((r[0], r[1])))
-
-
-def _rollup_statement(model, key: tuple, sums: tuple, device_id: int, order: OrderInput) -> tuple[str, list]:
+def _rollup_statement(model, key: tuple, sums: tuple) -> str:
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
-    is_product = "product_id" in key
-    sources = {**_ROLLUP_SOURCES, "amount": "v.amount" if is_product else "o.total"}
-    params: list = []
+    orders, merchants = quote(Order._meta.db_table), quote(Merchant._meta.db_table)
+    sources = {**_ROLLUP_SOURCES, "amount": "o.total"}
     items = ""
-    if is_product:
-        fields = [model._meta.get_field(n) for n in _PRODUCT_VALUES]
-        rows = []
-        for values in _product_rows(order):
-            rows.append("(" + ", ".join(_cast(f) for f in fields) + ")")
-            params += [f.get_db_prep_save(v, connection) for f, v in zip(fields, values, strict=True)]
-        items = f" CROSS JOIN (VALUES {', '.join(rows)}) AS v ({', '.join(_PRODUCT_VALUES)})"
-    params += [order.order_id]
+    if "product_id" in key:
+        sources["amount"] = "v.amount"
+        # Per product and name, in the order `rollups` writes a table's rows (by key).
+        items = (
+            f" CROSS JOIN LATERAL (SELECT product_id, name, SUM(qty) AS qty, SUM(qty * unit_price) AS amount "
+            f"FROM {quote(OrderItem._meta.db_table)} WHERE order_id = o.id GROUP BY product_id, name "
+            f'ORDER BY product_id COLLATE "C", name COLLATE "C") AS v'
+        )
     target = ", ".join(rollups.key_column(c) for c in key)
     updates = ", ".join(f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in sums)
-    orders, merchants = quote(Order._meta.db_table), quote(Merchant._meta.db_table)
-    sql = (
+    return (
         f"INSERT INTO {table} ({', '.join(quote(c) for c in key + sums)}) "
         f"SELECT {', '.join(sources[c] for c in key + sums)} "
         f"FROM {orders} o JOIN {merchants} m ON m.id = o.merchant_id{items} "
-        f"WHERE o.device_id = {int(device_id)} AND o.machine_order_id = %s "
+        f"WHERE o.device_id = %s AND o.machine_order_id = %s "
         f"ON CONFLICT ({target}) DO UPDATE SET {updates}"
     )
-    return sql, params
