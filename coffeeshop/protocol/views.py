@@ -302,6 +302,7 @@ def quick_order(request, device_id: str) -> JsonResponse | None:
         or not settings.ENABLE_DEVICE_TOKEN
         or request.method != "POST"
         or request.content_type != "application/json"
+        or request.content_params.get("charset", "utf-8").lower() not in ("utf-8", "utf8")
     ):
         return None
     try:
