@@ -32,19 +32,7 @@ from orders.services import rollups
 from orders.services.ingest import OrderInput, item_rows, order_fields, orders_created_event
 from orders.services.rollups import TABLES
 
-# The columns a machine's order fills; the machine's row gives merchant, location and package.
-MACHINE_COLUMNS = (
-    "machine_order_id",
-    "currency",
-    "total",
-    "payment_method",
-    "payment_status",
-    "transaction_id",
-    "device_created_at",
-    "received_at",
-    "is_test",
-    "content_hash",
-)
+# The columns the machine's row gives; the others are `order_fields` or their model default.
 FROM_DEVICE = {
     "merchant_id": "d.merchant_id",
     "location_id": "d.location_id",
@@ -79,7 +67,8 @@ def insert_lone_order(device_id: int, order: OrderInput, now: datetime) -> Order
     when the order was already received or the machine is gone: `ingest_orders` then answers."""
     values = order_fields(order, now)
     is_sale = not order.is_test and order.payment_status in SOLD_STATUSES
-    params = [field.get_db_prep_save(values[field.attname], connection) for field in _machine_fields()]
+    names = tuple(values)
+    params = [field.get_db_prep_save(values[field.attname], connection) for field in _machine_fields(names)]
     params.append(device_id)
     item_fields = _fields(OrderItem, ITEM_COLUMNS)
     for item in item_rows(None, order):
@@ -89,7 +78,7 @@ def insert_lone_order(device_id: int, order: OrderInput, now: datetime) -> Order
     try:
         block = transaction.atomic() if connection.in_atomic_block else nullcontext()
         with block, connection.cursor() as cursor:
-            cursor.execute(_statements(len(order.items), is_sale), params)
+            cursor.execute(_statements(names, len(order.items), is_sale), params)
             row = cursor.fetchone()
     except IntegrityError:
         return None
@@ -99,9 +88,10 @@ def insert_lone_order(device_id: int, order: OrderInput, now: datetime) -> Order
 
 
 @functools.cache
-def _machine_fields() -> tuple:
-    """The order's fields a machine fills, in the order of the table's columns (of the statement)."""
-    return tuple(f for f in Order._meta.concrete_fields if f.attname in MACHINE_COLUMNS)
+def _machine_fields(names: tuple[str, ...]) -> tuple:
+    """The fields `names` (the order's, as a machine fills them), in the order of the table's columns
+    (that of the statement's placeholders)."""
+    return tuple(f for f in Order._meta.concrete_fields if f.attname in names)
 
 
 @functools.cache
@@ -114,14 +104,14 @@ def _cast(field) -> str:
 
 
 @functools.cache
-def _statements(item_count: int, is_sale: bool) -> str:
-    sql = _order_statement(item_count)
+def _statements(names: tuple[str, ...], item_count: int, is_sale: bool) -> str:
+    sql = _order_statement(names, item_count)
     if is_sale:
         sql += "; " + "; ".join(_rollup_statement(model, key, sums) for model, key, sums in TABLES)
     return sql
 
 
-def _order_statement(item_count: int) -> str:
+def _order_statement(names: tuple[str, ...], item_count: int) -> str:
     """The order and its items. The machine's row is joined to a row that always exists: a machine
     gone leaves its columns NULL and the insert fails on NOT NULL rather than writing nothing.
     Columns the lane never sets (a refund, an exception) take their model default, inlined."""
@@ -134,7 +124,7 @@ def _order_statement(item_count: int) -> str:
         columns.append(quote(field.column))
         if field.attname in FROM_DEVICE:
             selected.append(FROM_DEVICE[field.attname])
-        elif field.attname in MACHINE_COLUMNS:
+        elif field.attname in names:
             selected.append(_cast(field))
         else:
             default = field.get_db_prep_save(getattr(defaults, field.attname), connection)
