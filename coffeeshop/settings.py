@@ -472,6 +472,9 @@ ORDERS_EXPORT_CHUNK = int(os.environ.get("ORDERS_EXPORT_CHUNK", "2000"))
 ANALYTICS_EXPORT_CHUNK = int(os.environ.get("ANALYTICS_EXPORT_CHUNK", "500"))
 # The most orders one offline-backlog upload may carry (protocol: at most 500; more is 413).
 ORDER_BACKLOG_LIMIT = 500
+# A lone new order takes the quick lane (coffeeshop.protocol.views.quick_order); false sends every
+# order through DRF, the reference the lane's differential test compares it with.
+ORDER_QUICK_LANE = env_bool("ORDER_QUICK_LANE", default=True)
 
 # --- Stock and recipes ---------------------------------------------------------------------
 # Bins the forecast job (inventory.forecast_bins) takes per transaction.

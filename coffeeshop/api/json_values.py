@@ -20,6 +20,10 @@ def _first_nul(value, path: tuple[str, ...]) -> tuple[str, ...] | None:
     return None
 
 
+def holds_nul(value) -> bool:
+    return _first_nul(value, ()) is not None
+
+
 def no_nul(value) -> None:
     """A field validator: a ValidationError naming (dotted, below the field) the first value that
     holds NUL, or the object whose key does."""

@@ -2,10 +2,12 @@
 
 from devices.services.credentials import (
     DeviceIdentity,
+    claim_quiet_request,
     identify_device,
     identify_device_and_count,
     identity_of,
     issue_token,
+    release_quiet_request,
     revoke_device_token,
     revoke_tokens,
     rotate_device_token,
@@ -34,6 +36,7 @@ __all__ = [
     "Registration",
     "ReportOutcome",
     "StatusReading",
+    "claim_quiet_request",
     "create_location",
     "delete_location",
     "flush_heartbeats",
@@ -46,6 +49,7 @@ __all__ = [
     "record_heartbeat",
     "record_quiet_heartbeat",
     "register_device",
+    "release_quiet_request",
     "revoke_device_token",
     "revoke_tokens",
     "rotate_device_token",

@@ -17,6 +17,7 @@ from django.utils import timezone
 from audit import services as audit
 from coffeeshop.redis import (
     REDIS_OUTAGE_ERRORS,
+    HotScript,
     delete_matching,
     get_redis,
     key,
@@ -152,3 +153,43 @@ def identity_of(device_id: int) -> DeviceIdentity | None:
     """Used only when device tokens are disabled (ENABLE_DEVICE_TOKEN=false): trust the path's id."""
     merchant_id = Device.objects.filter(pk=device_id).values_list("merchant_id", flat=True).first()
     return None if merchant_id is None else DeviceIdentity(device_id, merchant_id)
+
+
+# One round trip for a request on a quiet lane (a lone order): the token must be cached for this very
+# machine and the machine under its rate, else 0 and nothing counted (the full path then counts it).
+# Otherwise the request is counted and the answer is the machine's merchant id.
+_CLAIM_QUIET_REQUEST = """
+local who = redis.call('GET', KEYS[1])
+local colon = who and string.find(who, ':', 1, true)
+if not colon or string.sub(who, 1, colon - 1) ~= ARGV[1] then return 0 end
+if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[2]) then return 0 end
+if redis.call('INCR', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
+return tonumber(string.sub(who, colon + 1))
+"""
+_CLAIM_QUIET_REQUEST_SCRIPT = HotScript(_CLAIM_QUIET_REQUEST)
+
+
+def claim_quiet_request(token: str, device_id: str, rate: tuple[int, int]) -> DeviceIdentity | None:
+    """The machine `token` proves, with the request counted against `rate` (requests, per seconds), when
+    the token is active and cached for `device_id` and the machine is under its rate; None, having
+    counted nothing, when the full path must take the request (or Redis is absent or out)."""
+    redis = get_redis()
+    if redis is None:
+        return None
+    limit, window_s = rate
+    token_hash = hash_token(token)
+    keys = (token_cache_key(token_hash), request_counter_key(token_hash, window_s))
+    try:
+        merchant_id = _CLAIM_QUIET_REQUEST_SCRIPT(redis, keys, (device_id, limit, window_s * 2))
+    except REDIS_OUTAGE_ERRORS as error:
+        redis_failed(error)
+        return None
+    return DeviceIdentity(int(device_id), merchant_id) if merchant_id else None
+
+
+def release_quiet_request(token: str, rate: tuple[int, int]) -> None:
+    """Uncount a claimed request that the full path takes after all (it counts it again)."""
+    redis = get_redis()
+    if redis is not None:
+        with outage_tolerated():
+            redis.decr(request_counter_key(hash_token(token), rate[1]))

@@ -161,17 +161,8 @@ def _insert(device: Device, orders: list[OrderInput], now: datetime) -> list[Ord
                 merchant_id=device.merchant_id,
                 location_id=device.location_id,
                 device_id=device.pk,
-                machine_order_id=o.order_id,
-                currency=o.currency,
-                total=o.total,
-                payment_method=o.payment_method,
-                payment_status=o.payment_status,
-                transaction_id=o.transaction_id,
-                device_created_at=o.created_at,
-                received_at=now,
-                is_test=o.is_test,
                 package_version=device.package_version,
-                content_hash=o.content_hash(),
+                **order_fields(o, now),
             )
             for o in orders
         ]
@@ -185,41 +176,62 @@ def _insert(device: Device, orders: list[OrderInput], now: datetime) -> list[Ord
         }
         rows = [by_id[o.order_id] for o in orders]
     items = OrderItem.objects.bulk_create(
-        [
-            OrderItem(
-                order=row,
-                position=position,
-                product_id=item.product_id,
-                name=item.name,
-                qty=item.qty,
-                unit_price=item.unit_price,
-                recipe_version=item.recipe_version,
-                options=item.options,
-            )
-            for row, order in zip(rows, orders, strict=True)
-            for position, item in enumerate(order.items)
-        ]
+        [item for row, order in zip(rows, orders, strict=True) for item in item_rows(row, order)]
     )
     rollups.add_sales(rows, items)
-    broadcast_after_commit(
-        device.merchant_id,
-        "orders.created",
-        {
-            "device_id": device.pk,
-            "orders": [
-                {
-                    "id": row.pk,
-                    "order_id": row.machine_order_id,
-                    "total": str(row.total),
-                    "currency": row.currency,
-                    "payment_method": row.payment_method,
-                    "payment_status": row.payment_status,
-                }
-                for row in rows
-            ],
-        },
-    )
+    broadcast_after_commit(device.merchant_id, *orders_created_event(device.pk, rows))
     return rows
+
+
+def order_fields(order: OrderInput, now: datetime) -> dict:
+    """An order's columns as the machine sent it, received `now`."""
+    return {
+        "machine_order_id": order.order_id,
+        "currency": order.currency,
+        "total": order.total,
+        "payment_method": order.payment_method,
+        "payment_status": order.payment_status,
+        "transaction_id": order.transaction_id,
+        "device_created_at": order.created_at,
+        "received_at": now,
+        "is_test": order.is_test,
+        "content_hash": order.content_hash(),
+    }
+
+
+def item_rows(row: Order | None, order: OrderInput) -> list[OrderItem]:
+    """The order's items, unsaved, for the order `row`."""
+    return [
+        OrderItem(
+            order=row,
+            position=position,
+            product_id=item.product_id,
+            name=item.name,
+            qty=item.qty,
+            unit_price=item.unit_price,
+            recipe_version=item.recipe_version,
+            options=item.options,
+        )
+        for position, item in enumerate(order.items)
+    ]
+
+
+def orders_created_event(device_id: int, rows: list[Order]) -> tuple[str, dict]:
+    """The live event staff pages hear when a machine's orders were recorded."""
+    return "orders.created", {
+        "device_id": device_id,
+        "orders": [
+            {
+                "id": row.pk,
+                "order_id": row.machine_order_id,
+                "total": str(row.total),
+                "currency": row.currency,
+                "payment_method": row.payment_method,
+                "payment_status": row.payment_status,
+            }
+            for row in rows
+        ],
+    }
 
 
 def undefined_payment_methods(merchant_id: int, codes: set[str]) -> set[str]:

@@ -150,7 +150,7 @@ def _adapt(value):
     return value
 
 
-def _key_column(column: str) -> str:
+def key_column(column: str) -> str:
     return "COALESCE(location_id, 0)" if column == "location_id" else connection.ops.quote_name(column)
 
 
@@ -159,7 +159,7 @@ def _upsert(model, key: tuple, sums: tuple, deltas: dict) -> tuple[str, list] | 
         return None
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
-    target = ", ".join(_key_column(c) for c in key)
+    target = ", ".join(key_column(c) for c in key)
     row = "(" + ", ".join(["%s"] * (len(key) + len(sums))) + ")"
     updates = ", ".join(f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in sums)
     params = []
@@ -177,7 +177,7 @@ def _delete_emptied(model, key: tuple, sums: tuple, deltas: dict) -> tuple[str, 
     if not deltas:
         return None
     quote = connection.ops.quote_name
-    match = "(" + " AND ".join(f"{_key_column(c)} = %s" for c in key) + ")"
+    match = "(" + " AND ".join(f"{key_column(c)} = %s" for c in key) + ")"
     params = []
     for row_key in deltas:
         params += [
