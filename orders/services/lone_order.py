@@ -14,14 +14,15 @@ The statements' text depends only on the number of items and whether the order i
 is built once per shape; a request only adapts its values.
 
 Anything else is the full path's: an order already received (the unique constraint fails the
-insert and nothing is written), a machine gone, a method the merchant has not defined, SQLite.
+insert and nothing is written), a machine gone, a method the merchant has not defined, SQLite, and a
+database connection found dead (closed here, so the full path opens a new one).
 """
 
 import functools
 from contextlib import nullcontext
 from datetime import datetime
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 
 from accounts.models import Merchant
 from coffeeshop.live import broadcast_after_commit
@@ -81,6 +82,14 @@ def insert_lone_order(device_id: int, order: OrderInput, now: datetime) -> Order
             cursor.execute(_statements(names, len(order.items), is_sale), params)
             row = cursor.fetchone()
     except IntegrityError:
+        return None
+    except (OperationalError, InterfaceError):
+        if connection.in_atomic_block:
+            raise
+        # A connection that died with its server (a PostgreSQL restart this process slept through)
+        # fails its first statement: drop it, and the full path answers on a new one, or 503 if the
+        # server is still down, as it would have without this lane.
+        connection.close_if_unusable_or_obsolete()
         return None
     saved = Order(pk=row[0], merchant_id=row[1], location_id=row[2], device_id=device_id, **values)
     broadcast_after_commit(saved.merchant_id, *orders_created_event(device_id, [saved]))

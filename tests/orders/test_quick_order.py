@@ -12,6 +12,7 @@ import copy
 import json
 import os
 
+import psycopg
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -277,3 +278,25 @@ def test_the_lane_takes_a_new_order_in_one_database_round_trip(machine):
     sent = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
     assert len(sent) == 1, sent
     assert Order.objects.get(machine_order_id="W-1").items.count() == 1
+
+
+@pytest.mark.skipif(not LANE_RUNS, reason="the lane needs Redis (REDIS_URL) and PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_a_lone_order_on_a_connection_its_server_dropped_is_taken_on_a_new_one(machine):
+    """As after a PostgreSQL restart that this process slept through: its persistent connection is
+    dead, and the first order must not be the one that pays for it with a 503."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the lane writes with PostgreSQL's statements")
+    url = f"/api/v1/devices/{machine.device.pk}/orders/create"
+    machine.post(url, order("D-0"), format="json")  # the token's identity is cached from now on
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (dying,) = cursor.fetchone()
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [dying])
+
+    reply = machine.post(url, order("D-1"), format="json")
+
+    assert reply.status_code == 201, reply.content
+    assert Order.objects.filter(machine_order_id="D-1").count() == 1
+    assert machine.post(url, order("D-1"), format="json").status_code == 200  # and its resend a duplicate
