@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 from django.db import connection
 
 from coffeeshop.protocol.serializers import OrderSerializer
-from orders.models import MONEY, Order, OrderItem, PaymentStatus, Refund
-from orders.services.ingest import OrderInput
+from orders.models import Order, OrderItem, PaymentStatus, Refund
+from orders.services.ingest import OrderInput, item_rows, order_fields
 from orders.services.refunds import refund_order
 from simulator import SimulatedMachine
 from simulator.sales import DAILY_SALES_CURVE, peak_sales_per_hour, sales_rate_per_hour
@@ -61,41 +61,35 @@ def order_input(body: dict) -> OrderInput:
     return OrderSerializer.to_input(attrs)
 
 
-ORDER_COLUMNS = (
-    "merchant_id", "location_id", "device_id", "machine_order_id", "currency", "total", "refunded_total",
-    "payment_method", "payment_status", "transaction_id", "device_created_at", "received_at", "is_test",
-    "package_version", "content_hash", "is_exception", "exception_reason", "exception_resolution",
-)  # fmt: skip
-ITEM_COLUMNS = (
-    "order_id", "position", "product_id", "name", "qty", "unit_price", "recipe_version", "options",
-)  # fmt: skip
-MONEY_DIGITS = (MONEY["max_digits"], MONEY["decimal_places"])
+# Every column but the key, so a column added to the models is written here too (its default, unless
+# the machine's order or its machine gives it).
+ORDER_FIELDS = tuple(f for f in Order._meta.concrete_fields if not f.primary_key)
+ITEM_FIELDS = tuple(f for f in OrderItem._meta.concrete_fields if not f.primary_key)
+ORDER_COLUMNS = tuple(f.column for f in ORDER_FIELDS)
+ITEM_COLUMNS = tuple(f.column for f in ITEM_FIELDS)
+
+
+def _row(fields, instance) -> tuple:
+    return tuple(f.get_db_prep_save(getattr(instance, f.attname), connection) for f in fields)
 
 
 def _order_row(device, order: OrderInput) -> tuple:
-    """The order as ingest writes it, received when made."""
-    ops = connection.ops
-    made = ops.adapt_datetimefield_value(order.created_at)
-    money = ops.adapt_decimalfield_value
-    return (
-        device.merchant_id, device.location_id, device.pk, order.order_id, order.currency,
-        money(order.total, *MONEY_DIGITS), money(Decimal("0.00"), *MONEY_DIGITS), order.payment_method,
-        order.payment_status, order.transaction_id, made, made, order.is_test, device.package_version,
-        order.content_hash(), False, "", "",
-    )  # fmt: skip
+    """The order as ingest writes it (`order_fields`), received when made."""
+    row = Order(
+        merchant_id=device.merchant_id,
+        location_id=device.location_id,
+        device_id=device.pk,
+        package_version=device.package_version,
+        **order_fields(order, order.created_at),
+    )
+    return _row(ORDER_FIELDS, row)
 
 
 def _item_rows(order_pk: int, order: OrderInput) -> list[tuple]:
-    ops = connection.ops
-    rows = [
-        (
-            order_pk, position, item.product_id, item.name, item.qty,
-            ops.adapt_decimalfield_value(item.unit_price, *MONEY_DIGITS), item.recipe_version,
-            ops.adapt_json_value(item.options, None),
-        )
-        for position, item in enumerate(order.items)
-    ]  # fmt: skip
-    return rows
+    items = item_rows(None, order)
+    for item in items:
+        item.order_id = order_pk
+    return [_row(ITEM_FIELDS, item) for item in items]
 
 
 def insert_rows(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
