@@ -268,7 +268,7 @@ def test_a_throttled_machine_and_a_revoked_token_are_answered_alike(
 @pytest.mark.skipif(not LANE_RUNS, reason="the lane needs Redis (REDIS_URL) and PostgreSQL")
 def test_the_lane_takes_a_new_order_in_one_database_round_trip(machine):
     if connection.vendor != "postgresql":
-        pytest.skip("the lane writes with PostgreSQL's statements")
+        pytest.skip(reason="the lane writes with PostgreSQL's statements")
     url = f"/api/v1/devices/{machine.device.pk}/orders/create"
     machine.post(url, order("W-0"), format="json")  # the token's identity is cached from now on
     with CaptureQueriesContext(connection) as queries:
@@ -286,7 +286,7 @@ def test_a_lone_order_on_a_connection_its_server_dropped_is_taken_on_a_new_one(m
     """As after a PostgreSQL restart that this process slept through: its persistent connection is
     dead, and the first order must not be the one that pays for it with a 503."""
     if connection.vendor != "postgresql":
-        pytest.skip("the lane writes with PostgreSQL's statements")
+        pytest.skip(reason="the lane writes with PostgreSQL's statements")
     url = f"/api/v1/devices/{machine.device.pk}/orders/create"
     machine.post(url, order("D-0"), format="json")  # the token's identity is cached from now on
     with connection.cursor() as cursor:
